@@ -1,0 +1,249 @@
+"""Pure forward/backward pairs: the math of manual_bp, written once.
+
+Every layer is a pair::
+
+    out, cache = <name>_forward(x, ...)
+    dx[, dW, db] = <name>_backward(dout, cache)
+
+``dout`` is dL/d(out), the gradient of a scalar loss L with respect to this
+pair's output, with the output's shape. The cache holds exactly what backward
+reads. Nothing here mutates its arguments, and every result keeps the dtype of
+``x`` (float32 or float64): constants are Python floats, which NumPy treats as
+weak scalars, so float32 stays float32.
+
+Shapes: ``N`` is the batch, ``*`` any further leading axes, ``D`` features in,
+``M`` features out, ``C`` classes (the last axis).
+
+Elementwise activations act on arrays of any shape; their backward is
+``dx = dout * f'(x)`` with ``f'`` written out in each docstring. Derivatives at
+kinks follow PyTorch: ReLU'(0) = 0, LeakyReLU'(0) = negative_slope,
+ELU'(0) = alpha (see the conventions table in the README).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+Cache = Any
+
+# ---------------------------------------------------------------- Linear
+
+
+def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, Cache]:
+    """out = x @ W + b.
+
+    x: (N, *, D), W: (D, M), b: (M,) or None  ->  out: (N, *, M).
+    The weight layout is (in, out), the transpose of torch's ``nn.Linear.weight``.
+    """
+    out = x @ W  # (N, *, M)
+    if b is not None:
+        out += b  # broadcast over the leading axes; ``out`` is fresh, x is untouched
+    return out, (x, W, b is not None)
+
+
+def linear_backward(
+    dout: np.ndarray, cache: Cache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """dx = dout @ W.T,  dW = x^T dout (summed over N and *),  db = sum of dout over N and *.
+
+    dout: (N, *, M)  ->  dx: (N, *, D), dW: (D, M), db: (M,) or None.
+    """
+    x, W, has_bias = cache
+    D, M = W.shape
+    dx = dout @ W.T  # (N, *, D)
+    x2 = x.reshape(-1, D)  # (N*, D)
+    dout2 = dout.reshape(-1, M)  # (N*, M)
+    dW = x2.T @ dout2  # (D, M)
+    db = dout2.sum(axis=0) if has_bias else None  # (M,)
+    return dx, dW, db
+
+
+# ---------------------------------------------------------------- piecewise linear
+
+
+def identity_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = x (a copy, so later in-place work on ``out`` never reaches the caller's x)."""
+    return x.copy(), None
+
+
+def identity_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout."""
+    return dout.copy()
+
+
+def relu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = max(x, 0). Cache: the mask x > 0."""
+    return np.maximum(x, 0), x > 0
+
+
+def relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout * [x > 0]   (ReLU'(0) = 0)."""
+    return dout * cache
+
+
+def leaky_relu_forward(x: np.ndarray, negative_slope: float = 0.01) -> tuple[np.ndarray, Cache]:
+    """out = x if x > 0 else negative_slope * x. Cache: (mask x > 0, negative_slope)."""
+    positive = x > 0
+    return np.where(positive, x, negative_slope * x), (positive, negative_slope)
+
+
+def leaky_relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout if x > 0 else negative_slope * dout   (LeakyReLU'(0) = negative_slope)."""
+    positive, negative_slope = cache
+    return np.where(positive, dout, negative_slope * dout)
+
+
+def elu_forward(x: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, Cache]:
+    """out = x if x > 0 else alpha * (exp(x) - 1). Cache: (mask x > 0, out, alpha)."""
+    positive = x > 0
+    out = np.where(positive, x, alpha * np.expm1(np.minimum(x, 0)))
+    return out, (positive, out, alpha)
+
+
+def elu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout if x > 0 else dout * alpha * exp(x) = dout * (out + alpha)   (ELU'(0) = alpha)."""
+    positive, out, alpha = cache
+    return np.where(positive, dout, dout * (out + alpha))
+
+
+# ---------------------------------------------------------------- smooth activations
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = s = 1 / (1 + exp(-x)). Cache: s."""
+    s = _sigmoid(x)
+    return s, s
+
+
+def sigmoid_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout * s * (1 - s)."""
+    s = cache
+    return dout * s * (1 - s)
+
+
+def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = t = tanh(x). Cache: t."""
+    t = np.tanh(x)
+    return t, t
+
+
+def tanh_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout * (1 - t^2)."""
+    t = cache
+    return dout * (1 - t * t)
+
+
+def silu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = x * s, s = sigmoid(x). Cache: (x, s)."""
+    s = _sigmoid(x)
+    return x * s, (x, s)
+
+
+def silu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout * s * (1 + x * (1 - s))."""
+    x, s = cache
+    return dout * s * (1 + x * (1 - s))
+
+
+def softplus_forward(
+    x: np.ndarray, beta: float = 1.0, threshold: float = 20.0
+) -> tuple[np.ndarray, Cache]:
+    """out = log(1 + exp(beta * x)) / beta, and out = x where beta * x > threshold.
+
+    This is torch's definition (``F.softplus``): above the threshold the function
+    is the identity, so its derivative there is exactly 1.
+    Cache: (mask beta*x > threshold, s = sigmoid(beta * x)).
+    """
+    bx = beta * x
+    linear = bx > threshold
+    soft = np.logaddexp(bx, 0) / beta  # log(1 + exp(bx)) without overflow
+    return np.where(linear, x, soft), (linear, _sigmoid(bx))
+
+
+def softplus_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout where beta*x > threshold, else dout * sigmoid(beta * x)."""
+    linear, s = cache
+    return np.where(linear, dout, dout * s)
+
+
+_SQRT_2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # NumPy has no erf; math.erf is exact to 1 ulp
+
+
+def gelu_forward(x: np.ndarray, approximate: str = "none") -> tuple[np.ndarray, Cache]:
+    """GELU, as torch's ``F.gelu(x, approximate=...)``.
+
+    approximate="none":  out = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2.
+    approximate="tanh":  out = x * (1 + t) / 2,  t = tanh(sqrt(2/pi) * (x + 0.044715 x^3)).
+    Cache: (x, Phi) or (x, t).
+    """
+    if approximate == "none":
+        Phi = (0.5 * (1.0 + _erf(x / _SQRT_2))).astype(x.dtype, copy=False)
+        return x * Phi, (approximate, x, Phi)
+    if approximate == "tanh":
+        t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
+        return 0.5 * x * (1 + t), (approximate, x, t)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """approximate="none":  dx = dout * (Phi(x) + x * phi(x)),  phi(x) = exp(-x^2/2) / sqrt(2 pi).
+
+    approximate="tanh":  dx = dout * ((1 + t)/2 + x/2 * (1 - t^2) * sqrt(2/pi) * (1 + 3*0.044715 x^2)).
+    """
+    approximate, x, aux = cache
+    if approximate == "none":
+        Phi = aux
+        phi = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+        return dout * (Phi + x * phi)
+    t = aux
+    du_dx = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
+    return dout * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
+
+
+# ---------------------------------------------------------------- softmax family (last axis)
+
+
+def softmax_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """p = exp(x - max x) / sum exp(x - max x), along the last axis. x: (*, C) -> p: (*, C).
+
+    The max is subtracted out of place: the caller's x is never modified.
+    Cache: p.
+    """
+    e = np.exp(x - x.max(axis=-1, keepdims=True))  # (*, C), every entry in (0, 1]
+    p = e / e.sum(axis=-1, keepdims=True)
+    return p, p
+
+
+def softmax_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = p * (dout - sum_c dout_c p_c)   (the Jacobian diag(p) - p p^T applied to dout)."""
+    p = cache
+    return p * (dout - (dout * p).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = x - logsumexp(x), along the last axis, with the max shifted out first.
+
+    x: (*, C) -> out: (*, C), every entry <= 0. Cache: p = exp(out).
+    """
+    shifted = x - x.max(axis=-1, keepdims=True)  # (*, C)
+    out = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return out, np.exp(out)
+
+
+def log_softmax_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout - p * sum_c dout_c."""
+    p = cache
+    return dout - p * dout.sum(axis=-1, keepdims=True)

@@ -1,0 +1,318 @@
+"""Layers: thin classes over the pairs in ``manual_bp.functional``.
+
+A layer validates its input, calls the forward pair, keeps the cache, and in
+``backward`` hands the cache to the backward pair and stores the parameter
+gradients in ``self.grads`` (overwritten, never accumulated). The math is not
+repeated here. Hyperparameters are plain attributes, listed by ``config()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from manual_bp import functional as F
+from manual_bp._checks import (
+    StateError,
+    check_dout,
+    check_dtype_arg,
+    check_float_array,
+    check_min_ndim,
+    check_nonempty,
+    check_same_dtype,
+)
+from manual_bp.init import as_generator, get_initializer
+
+
+class Module:
+    """Base class: ``forward(x) -> out`` then ``backward(dout) -> dx``.
+
+    ``params`` and ``grads`` map names ("W", "b") to arrays; optimisers update
+    ``params`` in place. ``training`` switches train/eval behaviour where a
+    layer has any. ``name`` is set by the containing ``Sequential`` and appears
+    in error messages.
+    """
+
+    kind: ClassVar[str] = ""
+    min_ndim: ClassVar[int] = 0
+    registry: ClassVar[dict[str, type[Module]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            Module.registry[cls.kind] = cls
+
+    def __init__(self) -> None:
+        self._params: dict[str, np.ndarray] = {}
+        self._grads: dict[str, np.ndarray] = {}
+        self._buffers: dict[str, np.ndarray] = {}
+        self.training = True
+        self.name = ""
+        self._cache: Any = None
+        self._out: tuple[tuple[int, ...], np.dtype] | None = None
+
+    # -- to be provided by each layer
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        check_float_array(x, self.where)
+        check_min_ndim(x, self.min_ndim, self.where)
+        check_nonempty(x, self.where)
+        return x
+
+    def config(self) -> dict[str, Any]:
+        """Hyperparameters as plain data; ``type(layer)(**layer.config())`` rebuilds the layer."""
+        return {}
+
+    # -- shared machinery
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Trainable arrays by name; updated in place by optimisers."""
+        return self._params
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """dL/d(param) by the same names, filled by ``backward``."""
+        return self._grads
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Non-trainable state saved with the model (e.g. running statistics)."""
+        return self._buffers
+
+    @property
+    def where(self) -> str:
+        """How error messages name this layer, e.g. ``Linear '0'``."""
+        cls = type(self).__name__
+        return f"{cls} {self.name!r}" if self.name else cls
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output and keep what backward needs."""
+        x = self._check_input(x)
+        out, self._cache = self._forward(x)
+        self._out = (out.shape, out.dtype)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Return dL/dx for dout = dL/d(out); fill ``self.grads``."""
+        if self._out is None:
+            raise StateError(f"{self.where}: backward() called before forward()")
+        check_dout(dout, *self._out, self.where)
+        return self._backward(dout, self._cache)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def train(self, mode: bool = True) -> Module:
+        """Switch to training mode (``mode=False``: evaluation mode)."""
+        self.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Switch to evaluation mode."""
+        return self.train(False)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Linear(Module):
+    """Fully connected layer: out = x @ W + b, W of shape (in_features, out_features).
+
+    x: (N, *, in_features) -> out: (N, *, out_features). ``init`` names the
+    weight initialiser (see ``manual_bp.init``; default: torch's uniform), the
+    bias uses torch's uniform with fan_in = in_features.
+    """
+
+    kind = "linear"
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+        init: str = "torch",
+    ) -> None:
+        super().__init__()
+        for n, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Linear: {n} must be a positive int, got {v!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.bias, self.init = bool(bias), init
+        self.dtype = check_dtype_arg(dtype, "Linear")
+        gen = as_generator(rng, "Linear")
+        D, M = self.in_features, self.out_features
+        self.params["W"] = get_initializer(init, "Linear")(gen, (D, M), D, M, self.dtype)
+        if self.bias:
+            self.params["b"] = get_initializer("torch", "Linear")(gen, (M,), D, M, self.dtype)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias,
+            "dtype": self.dtype.name,
+            "init": self.init,
+        }
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        check_float_array(x, self.where)
+        check_min_ndim(x, 2, self.where)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self.where}: expected input (N, ..., {self.in_features}), got shape {x.shape}: "
+                f"the last axis must hold in_features={self.in_features}"
+            )
+        check_nonempty(x, self.where)
+        check_same_dtype(x, self.dtype, self.where)
+        return x
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        return F.linear_forward(x, self.params["W"], self.params.get("b"))
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        dx, dW, db = F.linear_backward(dout, cache)
+        self.grads["W"] = dW
+        if db is not None:
+            self.grads["b"] = db
+        return dx
+
+
+class _Elementwise(Module):
+    """A parameter-free layer defined by a functional pair and its keyword hyperparameters."""
+
+    _fwd: ClassVar[Callable[..., tuple[np.ndarray, Any]]]
+    _bwd: ClassVar[Callable[[np.ndarray, Any], np.ndarray]]
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        return type(self)._fwd(x, **self.config())
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        return type(self)._bwd(dout, cache)
+
+
+def _check_number(where: str, name: str, value: Any, positive: bool = False) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not np.isfinite(value) or (positive and value <= 0):
+        need = "a finite number > 0" if positive else "a finite number"
+        raise ValueError(f"{where}: {name} must be {need}, got {value!r}")
+    return float(value)
+
+
+class Identity(_Elementwise):
+    """out = x."""
+
+    kind = "identity"
+    _fwd, _bwd = F.identity_forward, F.identity_backward
+
+
+class ReLU(_Elementwise):
+    """out = max(x, 0); ReLU'(0) = 0."""
+
+    kind = "relu"
+    _fwd, _bwd = F.relu_forward, F.relu_backward
+
+
+class LeakyReLU(_Elementwise):
+    """out = x if x > 0 else negative_slope * x; derivative at 0 is negative_slope."""
+
+    kind = "leaky_relu"
+    _fwd, _bwd = F.leaky_relu_forward, F.leaky_relu_backward
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = _check_number("LeakyReLU", "negative_slope", negative_slope)
+
+    def config(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
+
+
+class ELU(_Elementwise):
+    """out = x if x > 0 else alpha * (exp(x) - 1); derivative at 0 is alpha."""
+
+    kind = "elu"
+    _fwd, _bwd = F.elu_forward, F.elu_backward
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = _check_number("ELU", "alpha", alpha)
+
+    def config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+
+class Sigmoid(_Elementwise):
+    """out = 1 / (1 + exp(-x))."""
+
+    kind = "sigmoid"
+    _fwd, _bwd = F.sigmoid_forward, F.sigmoid_backward
+
+
+class Tanh(_Elementwise):
+    """out = tanh(x)."""
+
+    kind = "tanh"
+    _fwd, _bwd = F.tanh_forward, F.tanh_backward
+
+
+class SiLU(_Elementwise):
+    """out = x * sigmoid(x) (also called swish)."""
+
+    kind = "silu"
+    _fwd, _bwd = F.silu_forward, F.silu_backward
+
+
+class Softplus(_Elementwise):
+    """out = log(1 + exp(beta x)) / beta, and x where beta x > threshold (torch's definition)."""
+
+    kind = "softplus"
+    _fwd, _bwd = F.softplus_forward, F.softplus_backward
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta = _check_number("Softplus", "beta", beta, positive=True)
+        self.threshold = _check_number("Softplus", "threshold", threshold)
+
+    def config(self) -> dict[str, Any]:
+        return {"beta": self.beta, "threshold": self.threshold}
+
+
+class GELU(_Elementwise):
+    """out = x * Phi(x) (approximate="none", erf) or its tanh approximation (approximate="tanh")."""
+
+    kind = "gelu"
+    _fwd, _bwd = F.gelu_forward, F.gelu_backward
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def config(self) -> dict[str, Any]:
+        return {"approximate": self.approximate}
+
+
+class Softmax(_Elementwise):
+    """Softmax along the last axis: x (*, C) -> p (*, C), rows summing to 1."""
+
+    kind = "softmax"
+    min_ndim = 1
+    _fwd, _bwd = F.softmax_forward, F.softmax_backward
+
+
+class LogSoftmax(_Elementwise):
+    """Log-softmax along the last axis: x (*, C) -> x - logsumexp(x) (*, C)."""
+
+    kind = "log_softmax"
+    min_ndim = 1
+    _fwd, _bwd = F.log_softmax_forward, F.log_softmax_backward

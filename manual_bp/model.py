@@ -1,0 +1,141 @@
+"""``Sequential``: a chain of layers with named parameters, gradients and state."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from manual_bp._checks import StateError
+from manual_bp.layers import Module
+
+
+class Sequential(Module):
+    """out = f_K(... f_1(f_0(x))); backward applies the layers' backward in reverse.
+
+    Parameters, gradients and buffers are exposed under dotted names
+    ``"<index>.<name>"`` (``"0.W"``, ``"2.b"``; nested: ``"1.0.W"``).
+    """
+
+    kind = "sequential"
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(
+                    f"Sequential: item {i} is a {type(layer).__name__}, not a manual_bp layer; "
+                    f"pass layer instances, e.g. Sequential(Linear(2, 3), ReLU())"
+                )
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ValueError("Sequential: the same layer instance appears twice; create one per position")
+        self.layers: list[Module] = list(layers)
+        self._name_children()
+
+    def _name_children(self) -> None:
+        prefix = f"{self.name}." if self.name else ""
+        for i, layer in enumerate(self.layers):
+            layer.name = f"{prefix}{i}"
+            if isinstance(layer, Sequential):
+                layer._name_children()
+
+    def _collect(self, attr: str) -> dict[str, np.ndarray]:
+        return {
+            f"{i}.{k}": v
+            for i, layer in enumerate(self.layers)
+            for k, v in getattr(layer, attr).items()
+        }
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return self._collect("params")
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return self._collect("grads")
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        return self._collect("buffers")
+
+    def config(self) -> dict[str, Any]:
+        return {"layers": [architecture(layer) for layer in self.layers]}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Run every layer in order; each validates its own input."""
+        if not self.layers:
+            raise ValueError("Sequential: the model has no layers")
+        for layer in self.layers:
+            x = layer.forward(x)
+        self._out = (x.shape, x.dtype)
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Chain rule in reverse: each layer maps dL/d(its output) to dL/d(its input)."""
+        if self._out is None:
+            raise StateError("Sequential: backward() called before forward()")
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def train(self, mode: bool = True) -> Sequential:
+        self.training = mode
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
+
+    # -- state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, by dotted name."""
+        return {k: v.copy() for k, v in {**self.params, **self.buffers}.items()}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Copy ``state`` into the model, in place; all-or-nothing.
+
+        Every key, shape and dtype is checked before anything is written, so a
+        mismatch raises ValueError/TypeError and leaves the model untouched.
+        """
+        own = {**self.params, **self.buffers}
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or extra:
+            raise ValueError(f"Sequential.load_state_dict: missing keys {missing}, unexpected keys {extra}")
+        for k, v in own.items():
+            new = state[k]
+            if not isinstance(new, np.ndarray):
+                raise TypeError(f"Sequential.load_state_dict: {k!r} is a {type(new).__name__}, not an ndarray")
+            if new.shape != v.shape:
+                raise ValueError(f"Sequential.load_state_dict: {k!r} has shape {new.shape}, the model expects {v.shape}")
+            if new.dtype != v.dtype:
+                raise TypeError(f"Sequential.load_state_dict: {k!r} has dtype {new.dtype}, the model expects {v.dtype}")
+        for k, v in own.items():
+            np.copyto(v, state[k])
+
+
+def architecture(layer: Module) -> dict[str, Any]:
+    """Plain-data description of a layer or model: ``{"kind": ..., "config": {...}}``."""
+    return {"kind": layer.kind, "config": layer.config()}
+
+
+def build(arch: Mapping[str, Any]) -> Module:
+    """Rebuild a layer or model from ``architecture(...)`` output (parameters freshly initialised)."""
+    kind = arch.get("kind")
+    cls = Module.registry.get(kind)
+    if cls is None:
+        raise ValueError(f"build: unknown layer kind {kind!r}; known kinds: {sorted(Module.registry)}")
+    config = dict(arch.get("config", {}))
+    if cls is Sequential:
+        return Sequential(*(build(child) for child in config["layers"]))
+    return cls(**config)
