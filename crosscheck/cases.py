@@ -1,0 +1,214 @@
+"""Seeded random cases: ``case(i)`` rebuilds the same model, data and upstream gradients from ``i``.
+
+A case draws: 1-6 Linear layers, widths 1-64, batch 1-64 (1 and width 1 often),
+an activation (or none) after each Linear with random hyperparameters, a loss
+(softmax cross-entropy with integer labels or class probabilities, label
+smoothing, mean or sum; MSE; BCE with logits), and the dtype (even ids float64,
+odd ids float32). Hard inputs are planted on purpose:
+
+- ``kink``: a zero weight column and bias before ReLU/LeakyReLU/ELU, so that
+  unit's pre-activation is exactly 0 in every backend (derivative conventions);
+- ``ties``: a duplicated sample and two identical logit columns;
+- ``large``: logits of order 1e3 (float64 only: in float32 their absolute
+  rounding, 1e3 * eps32 = 1e-4, becomes relative error in the softmax);
+- ``tiny``: inputs of order 1e-8;
+- Softplus with small thresholds, so inputs land on both sides of it.
+
+Pre-activations that are *near* a kink but not on it (0 < |z| < 1e-4 |z|_max in
+float32, 1e-9 in float64) are redrawn: there two correct implementations may
+round to opposite sides and legitimately disagree by a whole derivative jump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import manual_bp as mbp
+
+_SALT = 0x6D62  # "mb": keeps case streams apart from other uses of small seeds
+KINKED = ("relu", "leaky_relu", "elu")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "silu", "softplus", "gelu", "identity")
+LOSSES = ("softmax_cross_entropy", "mse", "bce_with_logits")
+INITS = ("torch", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")
+NEAR_KINK = {"float64": 1e-9, "float32": 1e-4}
+
+
+@dataclass
+class Case:
+    """A model, its loss, the data and the upstream gradients of one comparison."""
+
+    case_id: str
+    dtype: str
+    model: mbp.Sequential
+    loss_fn: mbp.Loss
+    x: np.ndarray
+    y: np.ndarray
+    dloss: float
+    dout: np.ndarray
+    tags: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        """e.g. ``float64 N=5 3->4 ReLU()->2 SoftmaxCrossEntropy(...) labels [kink]``."""
+        arch = [str(self.x.shape[-1])]
+        for layer in self.model:
+            if layer.kind == "linear":
+                arch.append(str(layer.out_features) + ("" if layer.bias else "(no bias)"))
+            else:
+                arch[-1] += f" {layer!r}"
+        label = "labels" if self.y.dtype.kind in "iu" else "targets"
+        tags = f" [{','.join(self.tags)}]" if self.tags else ""
+        return f"{self.dtype} N={self.x.shape[0]} {'->'.join(arch)} {self.loss_fn!r} {label}{tags}"
+
+    @property
+    def replay(self) -> str:
+        return f"python -m crosscheck --case {self.case_id}"
+
+
+def _size(rng: np.random.Generator, hi: int = 64) -> int:
+    """1 with probability 0.15, else log-uniform in [2, hi]."""
+    if rng.random() < 0.15:
+        return 1
+    return int(np.clip(np.round(np.exp(rng.uniform(np.log(2), np.log(hi)))), 2, hi))
+
+
+def _activation(rng: np.random.Generator, kinds: tuple[str, ...] = ACTIVATIONS) -> mbp.Module:
+    kind = kinds[rng.integers(len(kinds))]
+    if kind == "leaky_relu":
+        return mbp.LeakyReLU(float(rng.choice([0.01, 0.1, 0.3, -0.2])))
+    if kind == "elu":
+        return mbp.ELU(float(rng.choice([1.0, 0.5, 1.7])))
+    if kind == "softplus":
+        return mbp.Softplus(beta=float(rng.choice([1.0, 0.5, 2.0])), threshold=float(rng.choice([20.0, 1.0, 3.0])))
+    if kind == "gelu":
+        return mbp.GELU(str(rng.choice(["none", "tanh"])))
+    return mbp.Module.registry[kind]()
+
+
+def _model(rng: np.random.Generator, dtype: str, d_in: int, d_out: int) -> list[mbp.Module]:
+    depth = int(rng.integers(1, 7))
+    dims = [d_in] + [_size(rng) for _ in range(depth - 1)] + [d_out]
+    layers: list[mbp.Module] = []
+    for i in range(depth):
+        bias = bool(rng.random() > 0.2)
+        init = str(INITS[rng.integers(len(INITS))])
+        layers.append(mbp.Linear(dims[i], dims[i + 1], bias, rng=rng, dtype=dtype, init=init))
+        last = i == depth - 1
+        if not last or rng.random() < 0.3:  # hidden: always an activation; head: sometimes
+            head = ACTIVATIONS + (("softmax", "log_softmax") if last else ())
+            layers.append(_activation(rng, head))
+    return layers
+
+
+def _loss_and_target(
+    rng: np.random.Generator, kind: str, dtype: str, N: int, C: int
+) -> tuple[mbp.Loss, np.ndarray]:
+    reduction = "mean" if rng.random() < 0.7 else "sum"
+    if kind == "softmax_cross_entropy":
+        eps = 0.0 if rng.random() < 0.6 else float(rng.choice([0.05, 0.1, 0.3]))
+        loss = mbp.SoftmaxCrossEntropy(reduction, label_smoothing=eps)
+        if rng.random() < 0.6:
+            return loss, rng.integers(0, C, N)
+        t = rng.dirichlet(np.full(C, 0.5), N) if rng.random() < 0.7 else np.eye(C)[rng.integers(0, C, N)]
+        return loss, t.astype(dtype)
+    if kind == "mse":
+        return mbp.MSE(reduction), rng.standard_normal((N, C)).astype(dtype)
+    t = rng.random((N, C)) if rng.random() < 0.6 else rng.integers(0, 2, (N, C)).astype(float)
+    return mbp.BCEWithLogits(reduction), t.astype(dtype)
+
+
+def _plant_kinks(rng: np.random.Generator, layers: list[mbp.Module]) -> bool:
+    """Zero a weight column (and its bias) of each Linear followed by a kinked activation."""
+    planted = False
+    for lin, act in zip(layers, layers[1:]):
+        if lin.kind == "linear" and act.kind in KINKED:
+            j = int(rng.integers(lin.out_features))
+            lin.params["W"][:, j] = 0
+            if "b" in lin.params:
+                lin.params["b"][j] = 0
+            planted = True
+    return planted
+
+
+def _near_kink(layers: list[mbp.Module], x: np.ndarray, dtype: str) -> bool:
+    """True if some kinked activation sees an input near, but not at, its kink.
+
+    "Near" is relative to the size of the terms summed into that input,
+    m = |h| @ |W| + |b|, which is what its rounding error scales with.
+    """
+    h, m = x, np.abs(x)
+    for layer in layers:
+        if layer.kind == "linear":
+            m = np.abs(h) @ np.abs(layer.params["W"]) + np.abs(layer.params.get("b", 0.0))
+        elif layer.kind in KINKED or layer.kind == "softplus":
+            z = h * layer.beta - layer.threshold if layer.kind == "softplus" else h
+            width = NEAR_KINK[dtype] * (m * layer.beta if layer.kind == "softplus" else m)
+            if np.any((z != 0) & (np.abs(z) < width)):
+                return True
+            m = np.abs(h)
+        else:
+            m = np.abs(h)
+        h = layer.forward(h)
+    return False
+
+
+def case(case_id: int, dtype: str | None = None) -> Case:
+    """The case with this id; ``dtype`` overrides the drawn one (even ids float64, odd float32)."""
+    rng = np.random.default_rng([_SALT, case_id])
+    dtype = dtype or ("float64" if case_id % 2 == 0 else "float32")
+    tags: list[str] = []
+    N, d_in = _size(rng), _size(rng)
+    kind = LOSSES[rng.integers(len(LOSSES))]
+    if kind == "softmax_cross_entropy":
+        C = max(_size(rng), 2)  # at least two classes
+    else:
+        C = 1 if rng.random() < 0.3 else _size(rng)  # one output unit is natural for MSE and BCE
+    loss_fn, y = _loss_and_target(rng, kind, dtype, N, C)
+    layers = _model(rng, dtype, d_in, C)
+    if rng.random() < 0.4 and _plant_kinks(rng, layers):
+        tags.append("kink")
+    last = [layer for layer in layers if layer.kind == "linear"][-1]
+    if dtype == "float64" and rng.random() < 0.15:
+        tags.append("large")
+        for p in last.params.values():
+            p *= 1e3 / max(float(np.abs(last.params["W"]).max()), 1e-3)
+    ties = rng.random() < 0.15 and N >= 2 and C >= 2
+    if ties:
+        tags.append("ties")
+        last.params["W"][:, 1] = last.params["W"][:, 0]
+        if "b" in last.params:
+            last.params["b"][1] = last.params["b"][0]
+    scale = 1e-8 if rng.random() < 0.1 else float(rng.choice([0.5, 1.0, 3.0]))
+    if scale < 1e-3:
+        tags.append("tiny")
+    for _ in range(200):
+        x = (scale * rng.standard_normal((N, d_in))).astype(dtype)
+        if ties:
+            x[1] = x[0]
+        if not _near_kink(layers, x, dtype):
+            break
+    else:
+        raise RuntimeError(f"crosscheck case {case_id}: could not draw inputs away from the kinks")
+    if ties and y.ndim == 1:
+        y[1] = y[0]
+    model = mbp.Sequential(*layers)
+    dout = rng.standard_normal((N, C)).astype(dtype)
+    dloss = float(rng.uniform(0.5, 2.0))
+    return Case(str(case_id), dtype, model, loss_fn, x, y, dloss, dout, tuple(tags))
+
+
+def seed_case(dtype: str = "float64", n: int = 64, seed: int = 0) -> Case:
+    """The seed's network, 2 -> Linear(2, 3) -> ReLU -> Linear(3, 2) -> softmax cross-entropy, on two moons."""
+    rng = np.random.default_rng(seed)
+    model = mbp.Sequential(
+        mbp.Linear(2, 3, rng=rng, dtype=dtype), mbp.ReLU(), mbp.Linear(3, 2, rng=rng, dtype=dtype)
+    )
+    X, y = mbp.data.two_moons(n, rng=rng)
+    x = X.astype(dtype)
+    while _near_kink(list(model), x, dtype):
+        x = (X + 1e-3 * rng.standard_normal(X.shape)).astype(dtype)
+    dout = rng.standard_normal((n, 2)).astype(dtype)
+    return Case(f"seed-{dtype}", dtype, model, mbp.SoftmaxCrossEntropy(), x, y, 1.0, dout, ("seed",))
