@@ -21,8 +21,8 @@ round to opposite sides and legitimately disagree by a whole derivative jump.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -123,7 +123,7 @@ def _loss_and_target(
 def _plant_kinks(rng: np.random.Generator, layers: list[mbp.Module]) -> bool:
     """Zero a weight column (and its bias) of each Linear followed by a kinked activation."""
     planted = False
-    for lin, act in zip(layers, layers[1:]):
+    for lin, act in itertools.pairwise(layers):
         if lin.kind == "linear" and act.kind in KINKED:
             j = int(rng.integers(lin.out_features))
             lin.params["W"][:, j] = 0

@@ -11,7 +11,8 @@ Weights keep manual_bp's (in, out) layout, which is also JAX's (``x @ W``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -143,5 +144,6 @@ def run(
     outs, L, loss_grads, vjp_grads = fn(params, jnp.asarray(x), t, jnp.asarray(dloss), jnp.asarray(dout))
     runs = {"vjp": _named(spec, outs, vjp_grads)}
     if L is not None:
-        runs["loss"] = {**_named(spec, outs, loss_grads), "loss": np.asarray(L), "dlogits": np.asarray(loss_grads[2][-1])}
+        dlogits = loss_grads[2][-1]  # the cotangent of the last probe
+        runs["loss"] = {**_named(spec, outs, loss_grads), "loss": np.asarray(L), "dlogits": np.asarray(dlogits)}
     return runs

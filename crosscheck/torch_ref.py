@@ -8,7 +8,8 @@ in ``_weight_to_torch`` / ``_weight_from_torch`` and nowhere else.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

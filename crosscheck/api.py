@@ -1,0 +1,92 @@
+"""The Python API: verify one model, or run a sweep of seeded cases."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from crosscheck.compare import FRAMEWORKS, CaseResult, compare_case, reference
+from crosscheck.report import Report
+
+
+def verify(
+    model: Any,
+    loss_fn: Any,
+    X: np.ndarray,
+    y: Any,
+    *,
+    frameworks: tuple[str, ...] = FRAMEWORKS,
+    seed: int = 0,
+    out: str | None = None,
+) -> Report:
+    """Compare a manual_bp model (and loss) with PyTorch and JAX on (X, y).
+
+    Both backward runs are checked: the loss pulled back with a random scalar
+    ``dloss``, and a random upstream gradient on the logits, both drawn from
+    ``seed``. The model's parameters are not changed. Returns the ``Report``;
+    ``out`` also writes ``report.md`` and ``report.json`` there.
+    """
+    start = time.perf_counter()
+    logits = model.forward(X)  # manual_bp's own checks run first: bad input fails here, clearly
+    loss_fn.forward(logits, y)
+    rng = np.random.default_rng(seed)
+    dout = rng.standard_normal(logits.shape).astype(logits.dtype)
+    dloss = float(rng.uniform(0.5, 2.0))
+    result = compare_case(model, loss_fn, X, y, dloss=dloss, dout=dout, frameworks=frameworks,
+                          case_id="user", description=f"{type(model).__name__} on X {X.shape} {X.dtype}",
+                          replay="crosscheck.verify(model, loss_fn, X, y)")
+    report = Report([result], settings={"frameworks": list(frameworks), "seed": seed},
+                    seconds=time.perf_counter() - start)
+    if out is not None:
+        report.write(out)
+    return report
+
+
+def run_sweep(
+    cases: Iterable[Any],
+    frameworks: tuple[str, ...] = FRAMEWORKS,
+    progress: Callable[[int, CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Compare every case (see ``crosscheck.cases``); ``progress(i, result)`` after each."""
+    for fw in frameworks:
+        reference(fw)  # a missing framework fails before any work
+    results = []
+    for i, c in enumerate(cases):
+        r = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
+                         case_id=c.case_id, description=c.description, replay=c.replay)
+        results.append(r)
+        if progress is not None:
+            progress(i, r)
+    return results
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (redrawn in place on a terminal, every 10% otherwise)."""
+
+    def __init__(self, total: int, enabled: bool = True, stream: Any = sys.stderr) -> None:
+        self.total, self.enabled, self.stream = total, enabled, stream
+        self.failed, self.start = 0, time.perf_counter()
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._next_print = 0
+
+    def __call__(self, i: int, result: CaseResult) -> None:
+        self.failed += not result.ok
+        if not result.ok and self.enabled:
+            self.stream.write(("\n" if self.tty else "") + result.summary() + "\n")
+        done = i + 1
+        if not self.enabled:
+            return
+        if self.tty or done >= self._next_print or done == self.total:
+            width = 30
+            filled = int(width * done / max(self.total, 1))
+            line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} cases, "
+                    f"{self.failed} mismatching, {time.perf_counter() - self.start:.0f} s")
+            self.stream.write(("\r" + line) if self.tty else line + "\n")
+            if self.tty and done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+            self._next_print = done + max(self.total // 10, 1)

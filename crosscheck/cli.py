@@ -1,0 +1,97 @@
+"""``python -m crosscheck`` / ``crosscheck``: run the verification sweep and write the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from crosscheck.api import ProgressBar, run_sweep
+from crosscheck.compare import FRAMEWORKS
+from crosscheck.report import Report
+
+SEED_BLOCK = 1_000_000  # --seed S runs case ids S * 10^6, S * 10^6 + 1, ...
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like i/n, e.g. 0/4, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def _frameworks(text: str) -> tuple[str, ...]:
+    fws = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in fws if f not in FRAMEWORKS]
+    if bad or not fws:
+        raise argparse.ArgumentTypeError(f"--frameworks takes a comma list of {FRAMEWORKS}, got {text!r}")
+    return fws
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="crosscheck",
+        description="Verify manual_bp against PyTorch and JAX: the seed network plus seeded random cases, "
+        "every activation and gradient compared; writes report.md and report.json.",
+    )
+    p.add_argument("--cases", type=int, default=500, help="number of random cases (default 500)")
+    p.add_argument("--seed", type=int, default=0, help=f"sweep seed: case ids seed*{SEED_BLOCK} + k (default 0)")
+    p.add_argument("--case", type=int, action="append", help="run only this case id (repeatable): replays a failure")
+    p.add_argument("--dtype", choices=("both", "float64", "float32"), default="both",
+                   help="both: even case ids float64, odd float32 (default); otherwise force one dtype")
+    p.add_argument("--frameworks", type=_frameworks, default=FRAMEWORKS, help="comma list (default torch,jax)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), help="run shard i of n (e.g. 2/8) of the sweep")
+    p.add_argument("--out", default="reports", help="directory for report.md and report.json (default reports)")
+    p.add_argument("--no-seed-network", action="store_true", help="leave out the seed's 2-3-2 network")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def plan(args: argparse.Namespace) -> list[Any]:
+    """The cases this invocation runs, in order (after sharding)."""
+    from crosscheck.cases import case, seed_case
+
+    dtype = None if args.dtype == "both" else args.dtype
+    ids = args.case if args.case else [args.seed * SEED_BLOCK + k for k in range(args.cases)]
+    i, n = args.shard
+    todo: list[Any] = []
+    if not args.no_seed_network and not args.case and i == 0:
+        todo += [seed_case(d) for d in (("float64", "float32") if dtype is None else (dtype,))]
+    todo += [case(cid, dtype) for k, cid in enumerate(ids) if k % n == i]
+    return todo
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.cases < 0:
+        print("crosscheck: --cases must be >= 0", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        todo = plan(args)
+        bar = ProgressBar(len(todo), enabled=not args.quiet)
+        results = run_sweep(todo, args.frameworks, progress=bar)
+    except ImportError as err:
+        print(err, file=sys.stderr)
+        return 2
+    settings = {
+        "cases": args.cases, "seed": args.seed, "dtype": args.dtype, "frameworks": list(args.frameworks),
+        "shard": f"{args.shard[0]}/{args.shard[1]}", "case_ids": [r.case_id for r in results],
+        "command": "python -m crosscheck " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    report = Report(results, settings=settings, seconds=time.perf_counter() - start)
+    md, js = report.write(args.out)
+    if not args.quiet:
+        print(report.summary_table(by_pair=False))
+    print(f"\n{'PASSED' if report.ok else 'FAILED'}: {report.headline()}")
+    print(f"report: {os.fspath(md)}, {os.fspath(js)} ({report.seconds:.1f} s)")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
