@@ -1,6 +1,6 @@
 """manual_bp: backpropagation written by hand in NumPy, verified against PyTorch, JAX and finite differences."""
 
-from manual_bp import data, functional, init
+from manual_bp import data, functional, init, optim, train
 from manual_bp._checks import StateError
 from manual_bp.gradcheck import GradcheckResult, gradcheck
 from manual_bp.io import load, load_into, save
@@ -13,20 +13,24 @@ from manual_bp.layers import (
     LogSoftmax,
     Module,
     ReLU,
-    SiLU,
     Sigmoid,
+    SiLU,
     Softmax,
     Softplus,
     Tanh,
 )
 from manual_bp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
 from manual_bp.model import Sequential, architecture, build
+from manual_bp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from manual_bp.train import Evaluation, History, NonFiniteLossError, accuracy, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BCEWithLogits", "ELU", "GELU", "GradcheckResult", "Identity", "LeakyReLU", "Linear",
-    "LogSoftmax", "Loss", "MSE", "Module", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax",
-    "SoftmaxCrossEntropy", "Softplus", "StateError", "Tanh", "architecture", "build", "data",
-    "functional", "gradcheck", "init", "load", "load_into", "save", "__version__",
+    "ELU", "GELU", "MSE", "SGD", "Adam", "AdamW", "BCEWithLogits", "Evaluation", "GradcheckResult",
+    "History", "Identity", "LeakyReLU", "Linear", "LogSoftmax", "Loss", "Module", "NonFiniteLossError",
+    "Optimizer", "RMSprop", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy",
+    "Softplus", "StateError", "Tanh", "__version__", "accuracy", "architecture", "build", "data",
+    "evaluate", "fit", "functional", "gradcheck", "init", "load", "load_into", "optim", "predict",
+    "save", "train",
 ]

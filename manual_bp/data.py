@@ -7,7 +7,7 @@ returns ``X`` of shape (N, 2) float64 and integer labels ``y`` of shape (N,).
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -20,7 +20,9 @@ def _check_n(n: int, where: str, minimum: int = 1) -> int:
     return int(n)
 
 
-def two_moons(n: int = 200, noise: float = 0.1, rng: np.random.Generator | int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+def two_moons(
+    n: int = 200, noise: float = 0.1, rng: np.random.Generator | int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles, classes 0 and 1 (n // 2 and n - n // 2 points)."""
     n = _check_n(n, "two_moons", 2)
     gen = as_generator(rng, "two_moons")
@@ -34,7 +36,9 @@ def two_moons(n: int = 200, noise: float = 0.1, rng: np.random.Generator | int |
     return _shuffled(X, y, gen)
 
 
-def circles(n: int = 200, noise: float = 0.05, factor: float = 0.5, rng: np.random.Generator | int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+def circles(
+    n: int = 200, noise: float = 0.05, factor: float = 0.5, rng: np.random.Generator | int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Two concentric circles: outer radius 1 (class 0), inner radius ``factor`` (class 1)."""
     n = _check_n(n, "circles", 2)
     if not 0 < factor < 1:
@@ -48,7 +52,9 @@ def circles(n: int = 200, noise: float = 0.05, factor: float = 0.5, rng: np.rand
     return _shuffled(X, y, gen)
 
 
-def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, rng: np.random.Generator | int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+def spirals(
+    n: int = 300, classes: int = 3, noise: float = 0.2, rng: np.random.Generator | int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """``classes`` interleaved spiral arms (the CS231n spiral), about n / classes points each."""
     n = _check_n(n, "spirals", classes)
     gen = as_generator(rng, "spirals")
@@ -59,7 +65,9 @@ def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, rng: np.random.G
     return _shuffled(X, y.astype(np.int64), gen)
 
 
-def xor_blobs(n: int = 200, std: float = 0.35, rng: np.random.Generator | int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+def xor_blobs(
+    n: int = 200, std: float = 0.35, rng: np.random.Generator | int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Four Gaussian blobs at (+-1, +-1); the label is the XOR of the coordinates' signs."""
     n = _check_n(n, "xor_blobs", 4)
     gen = as_generator(rng, "xor_blobs")
@@ -70,7 +78,9 @@ def xor_blobs(n: int = 200, std: float = 0.35, rng: np.random.Generator | int | 
     return _shuffled(X, y, gen)
 
 
-def blobs(n: int = 300, classes: int = 3, std: float = 0.5, rng: np.random.Generator | int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+def blobs(
+    n: int = 300, classes: int = 3, std: float = 0.5, rng: np.random.Generator | int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """``classes`` isotropic Gaussian blobs with centres evenly spaced on a circle of radius 2."""
     n = _check_n(n, "blobs", classes)
     gen = as_generator(rng, "blobs")
@@ -93,7 +103,7 @@ def train_test_split(
         raise ValueError(f"train_test_split: X has {len(X)} rows but y has {len(y)}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"train_test_split: test_fraction must lie in (0, 1), got {test_fraction!r}")
-    n_test = int(round(len(X) * test_fraction))
+    n_test = round(len(X) * test_fraction)
     if not 0 < n_test < len(X):
         raise ValueError(f"train_test_split: {len(X)} samples are too few for test_fraction={test_fraction}")
     order = as_generator(rng, "train_test_split").permutation(len(X))
@@ -104,12 +114,19 @@ def train_test_split(
 def minibatches(
     X: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator | None = None
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (X_batch, y_batch) covering every sample once; shuffled when ``rng`` is given."""
+    """Yield (X_batch, y_batch) covering every sample once; shuffled when ``rng`` is given.
+
+    Without ``rng`` the batches are views of X and y in order (no copies).
+    """
     if len(X) != len(y):
         raise ValueError(f"minibatches: X has {len(X)} rows but y has {len(y)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"minibatches: batch_size must be a positive int, got {batch_size!r}")
-    order = rng.permutation(len(X)) if rng is not None else np.arange(len(X))
+    if rng is None:  # in order: slices are views, nothing is copied
+        for start in range(0, len(X), batch_size):
+            yield X[start : start + batch_size], y[start : start + batch_size]
+        return
+    order = rng.permutation(len(X))
     for start in range(0, len(X), batch_size):
         idx = order[start : start + batch_size]
         yield X[idx], y[idx]

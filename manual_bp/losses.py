@@ -153,7 +153,7 @@ class Loss:
     def _backward_cache(self, dloss: Any) -> Cache:
         if self._cache is None:
             raise StateError(f"{self._where}: backward() called before forward()")
-        if not np.isscalar(dloss) or not np.isfinite(dloss):
+        if not isinstance(dloss, (int, float, np.integer, np.floating)) or not np.isfinite(dloss):
             raise ValueError(f"{self._where}: dloss must be a finite scalar, got {dloss!r}")
         return self._cache
 
@@ -199,6 +199,11 @@ class SoftmaxCrossEntropy(Loss):
             raise TypeError(
                 f"{self._where}: target must be a numpy.ndarray of integer labels (N,) "
                 f"or class probabilities (N, C), got {type(y).__name__}"
+            )
+        if y.ndim == 2 and y.dtype.kind in "iub":  # e.g. (N, 1) labels: a shape slip, not a dtype one
+            raise ValueError(
+                f"{self._where}: integer labels must be 1-D (N,)={(N,)}, got shape {y.shape}; "
+                f"use y.reshape(-1) (or pass (N, C)={z.shape} float probabilities)"
             )
         if y.ndim == 2:
             return self._check_float_target(z, y)

@@ -1,0 +1,40 @@
+"""Shared test helpers. No framework is imported at module level: the NumPy-only suite runs without them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng() -> Callable[[int], np.random.Generator]:
+    """``rng(seed)`` -> a fresh ``np.random.Generator``; the seed goes in the test id to replay."""
+    return np.random.default_rng
+
+
+# ---------------------------------------------------------------- parity (PyTorch / JAX)
+
+
+def require_frameworks(frameworks: tuple[str, ...] = ("torch", "jax")) -> tuple[str, ...]:
+    """The references for a parity test: skip with a reason when one is missing,
+    fail instead when ``CROSSCHECK_REQUIRE`` (set by CI) names it."""
+    from crosscheck.compare import reference
+
+    required = {f.strip() for f in os.environ.get("CROSSCHECK_REQUIRE", "").split(",") if f.strip()}
+    for fw in frameworks:
+        try:
+            reference(fw)
+        except ImportError as err:
+            if fw in required:
+                pytest.fail(f"CROSSCHECK_REQUIRE names {fw}, but it cannot be imported: {err}")
+            pytest.skip(f"parity test needs {fw}: {err}")
+    return frameworks
+
+
+@pytest.fixture
+def frameworks() -> tuple[str, ...]:
+    """Both references, or a skip (a failure under CROSSCHECK_REQUIRE) when one is missing."""
+    return require_frameworks()
