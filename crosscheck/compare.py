@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from crosscheck import tolerance
+from crosscheck.scales import scales
 from crosscheck.spec import NetSpec, leaves, read_spec, tensor_names
 
 FRAMEWORKS = ("torch", "jax")
@@ -157,15 +158,19 @@ def compare_case(
     backends = list(runs)
     for mode in MODES:
         names = tensor_names(spec, with_loss=mode == "loss")
+        kw = {"dloss": dloss, "dout": None} if mode == "loss" else {"dloss": dloss, "dout": dout}
         for i, a in enumerate(backends):
             for b in backends[i + 1 :]:
-                checks = [_check_named(n, runs[a][mode], runs[b][mode], bound) for n in names]
+                S = scales(spec, runs[b][mode], x, target, **kw)
+                checks = [_check_named(n, runs[a][mode], runs[b][mode], bound, S.get(n, 0.0)) for n in names]
                 result.comparisons.append(Comparison(mode, a, b, checks))
     return result
 
 
-def _check_named(name: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], bound: float) -> tolerance.TensorCheck:
+def _check_named(
+    name: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], bound: float, scale: float
+) -> tolerance.TensorCheck:
     if name not in a or name not in b:
         missing = "backend" if name not in a else "reference"
         return tolerance.TensorCheck(name, (), "", np.nan, np.nan, np.nan, bound, f"missing in the {missing}")
-    return tolerance.check(name, a[name], b[name], bound)
+    return tolerance.check(name, a[name], b[name], bound, scale)

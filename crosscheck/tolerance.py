@@ -2,13 +2,16 @@
 
 For a tensor ``a`` (one backend) against ``b`` (another) we compute
 
-    rel_norm = ||a - b||_2   / max(||b||_2,   tiny)
-    rel_max  = max_i |a_i - b_i| / max(||b||_inf, tiny)
+    rel_norm = ||a - b||_2       / max(||b||_2,   S, tiny)
+    rel_max  = max_i |a_i - b_i| / max(||b||_inf, S, tiny)
 
 and require both to be at most the bound of the case's dtype. ``rel_norm`` is
 the headline figure; ``rel_max`` catches a single wrong entry that a large
-tensor's norm would dilute. ``tiny`` is the dtype's smallest normal number, so a
-tensor that is exactly zero in the reference must be exactly zero here too.
+tensor's norm would dilute. ``tiny`` is the dtype's smallest normal number.
+``S`` is the magnitude of the terms that formed the tensor (see
+``crosscheck.scales``): it only matters when cancellation leaves a tensor far
+smaller than those terms (a gradient that is exactly zero in exact arithmetic,
+a saturated tanh), where rounding differences are eps * S, not eps * ||b||.
 
 Float64 (the verification tier): ``1e-10``. A correct implementation in float64
 differs from another by rounding alone: about eps64 * sqrt(K) per reduction of
@@ -78,8 +81,11 @@ class TensorCheck:
         return self.bound / self.error if self.error > 0 else math.inf
 
 
-def check(name: str, a: np.ndarray, b: np.ndarray, bound: float) -> TensorCheck:
-    """Compare ``a`` with the reference ``b``: shape and dtype first, then values."""
+def check(name: str, a: np.ndarray, b: np.ndarray, bound: float, scale: float = 0.0) -> TensorCheck:
+    """Compare ``a`` with the reference ``b``: shape and dtype first, then values.
+
+    ``scale`` is S, the magnitude of the terms that formed the tensor (0: plain relative error).
+    """
     a, b = np.asarray(a), np.asarray(b)
     shape, dtype = tuple(b.shape), b.dtype.name
     nan = math.nan
@@ -95,6 +101,6 @@ def check(name: str, a: np.ndarray, b: np.ndarray, bound: float) -> TensorCheck:
     tiny = float(np.finfo(b.dtype).tiny)
     diff = np.abs(a64 - b64)
     max_abs = float(diff.max(initial=0.0))
-    rel_norm = float(np.linalg.norm(diff.ravel())) / max(float(np.linalg.norm(b64.ravel())), tiny)
-    rel_max = max_abs / max(float(np.abs(b64).max(initial=0.0)), tiny)
+    rel_norm = float(np.linalg.norm(diff.ravel())) / max(float(np.linalg.norm(b64.ravel())), scale, tiny)
+    rel_max = max_abs / max(float(np.abs(b64).max(initial=0.0)), scale, tiny)
     return TensorCheck(name, shape, dtype, max_abs, rel_norm, rel_max, bound)

@@ -137,9 +137,13 @@ def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
 
 
 def tanh_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
-    """dx = dout * (1 - t^2)."""
+    """dx = dout * (1 - t^2), evaluated as (1 - t)(1 + t).
+
+    For saturated units (|t| near 1) the factored form keeps full relative
+    precision: 1 - t is exact there, while 1 - fl(t*t) loses eps / (1 - t^2).
+    """
     t = cache
-    return dout * (1 - t * t)
+    return dout * ((1 - t) * (1 + t))
 
 
 def silu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
@@ -236,11 +240,15 @@ def softmax_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
 def log_softmax_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
     """out = x - logsumexp(x), along the last axis, with the max shifted out first.
 
-    x: (*, C) -> out: (*, C), every entry <= 0. Cache: p = exp(out).
+    x: (*, C) -> out: (*, C), every entry <= 0. Cache: p = softmax(x).
+
+    p is formed as e / sum(e) (two roundings per entry) rather than exp(out),
+    whose error grows with |out|; tied logits then give exactly equal p.
     """
     shifted = x - x.max(axis=-1, keepdims=True)  # (*, C)
-    out = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return out, np.exp(out)
+    e = np.exp(shifted)  # (*, C), entries in (0, 1]
+    s = e.sum(axis=-1, keepdims=True)  # (*, 1), in [1, C]
+    return shifted - np.log(s), e / s
 
 
 def log_softmax_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
