@@ -67,8 +67,8 @@ def run_sweep(
 class ProgressBar:
     """A one-line progress bar on stderr (redrawn in place on a terminal, every 10% otherwise)."""
 
-    def __init__(self, total: int, enabled: bool = True, stream: Any = sys.stderr) -> None:
-        self.total, self.enabled, self.stream = total, enabled, stream
+    def __init__(self, total: int, enabled: bool = True, stream: Any = None) -> None:
+        self.total, self.enabled, self.stream = total, enabled, stream or sys.stderr
         self.failed, self.start = 0, time.perf_counter()
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self._next_print = 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,7 @@ class Case:
     dloss: float
     dout: np.ndarray
     tags: tuple[str, ...] = ()
+    replay: str = ""  # one line that rebuilds and reruns this case
 
     @property
     def description(self) -> str:
@@ -65,9 +67,7 @@ class Case:
         tags = f" [{','.join(self.tags)}]" if self.tags else ""
         return f"{self.dtype} N={self.x.shape[0]} {'->'.join(arch)} {self.loss_fn!r} {label}{tags}"
 
-    @property
-    def replay(self) -> str:
-        return f"python -m crosscheck --case {self.case_id}"
+
 
 
 def _size(rng: np.random.Generator, hi: int = 64) -> int:
@@ -90,29 +90,14 @@ def _activation(rng: np.random.Generator, kinds: tuple[str, ...] = ACTIVATIONS) 
     return mbp.Module.registry[kind]()
 
 
-def _model(rng: np.random.Generator, dtype: str, d_in: int, d_out: int) -> list[mbp.Module]:
-    depth = int(rng.integers(1, 7))
-    dims = [d_in] + [_size(rng) for _ in range(depth - 1)] + [d_out]
-    layers: list[mbp.Module] = []
-    for i in range(depth):
-        bias = bool(rng.random() > 0.2)
-        init = str(INITS[rng.integers(len(INITS))])
-        layers.append(mbp.Linear(dims[i], dims[i + 1], bias, rng=rng, dtype=dtype, init=init))
-        last = i == depth - 1
-        if not last or rng.random() < 0.3:  # hidden: always an activation; head: sometimes
-            head = ACTIVATIONS + (("softmax", "log_softmax") if last else ())
-            layers.append(_activation(rng, head))
-    return layers
-
-
 def _loss_and_target(
-    rng: np.random.Generator, kind: str, dtype: str, N: int, C: int
+    rng: np.random.Generator, kind: str, labels: str, dtype: str, N: int, C: int
 ) -> tuple[mbp.Loss, np.ndarray]:
     reduction = "mean" if rng.random() < 0.7 else "sum"
     if kind == "softmax_cross_entropy":
         eps = 0.0 if rng.random() < 0.6 else float(rng.choice([0.05, 0.1, 0.3]))
         loss = mbp.SoftmaxCrossEntropy(reduction, label_smoothing=eps)
-        if rng.random() < 0.6:
+        if labels == "int":
             return loss, rng.integers(0, C, N)
         t = rng.dirichlet(np.full(C, 0.5), N) if rng.random() < 0.7 else np.eye(C)[rng.integers(0, C, N)]
         return loss, t.astype(dtype)
@@ -157,49 +142,126 @@ def _near_kink(layers: list[mbp.Module], x: np.ndarray, dtype: str) -> bool:
     return False
 
 
-def case(case_id: int, dtype: str | None = None) -> Case:
-    """The case with this id; ``dtype`` overrides the drawn one (even ids float64, odd float32)."""
+@dataclass(frozen=True)
+class Blueprint:
+    """The structure of a case; ``build`` fills in the numbers from ``seed``.
+
+    dims: (d_in, hidden..., C), one Linear per step; activations: the layer
+    after each Linear (None: none); labels: "int" or "prob" (cross-entropy);
+    hard: planted hard inputs, a subset of ("kink", "ties", "large", "tiny").
+    """
+
+    N: int
+    dims: tuple[int, ...]
+    activations: tuple[str | None, ...]
+    loss: str
+    labels: str
+    dtype: str
+    hard: tuple[str, ...]
+    seed: int
+
+
+def blueprint(case_id: int, dtype: str | None = None) -> Blueprint:
+    """Draw the structure of case ``case_id`` (even ids float64, odd float32 unless ``dtype``)."""
     rng = np.random.default_rng([_SALT, case_id])
     dtype = dtype or ("float64" if case_id % 2 == 0 else "float32")
-    tags: list[str] = []
     N, d_in = _size(rng), _size(rng)
-    kind = LOSSES[rng.integers(len(LOSSES))]
-    if kind == "softmax_cross_entropy":
+    loss = LOSSES[rng.integers(len(LOSSES))]
+    if loss == "softmax_cross_entropy":
         C = max(_size(rng), 2)  # at least two classes
     else:
         C = 1 if rng.random() < 0.3 else _size(rng)  # one output unit is natural for MSE and BCE
-    loss_fn, y = _loss_and_target(rng, kind, dtype, N, C)
-    layers = _model(rng, dtype, d_in, C)
-    if rng.random() < 0.4 and _plant_kinks(rng, layers):
-        tags.append("kink")
+    depth = int(rng.integers(1, 7))
+    dims = (d_in, *(_size(rng) for _ in range(depth - 1)), C)
+    acts: list[str | None] = [str(rng.choice(ACTIVATIONS)) for _ in range(depth - 1)]
+    acts.append(str(rng.choice((*ACTIVATIONS, "softmax", "log_softmax"))) if rng.random() < 0.3 else None)
+    hard = [tag for tag, p in (("kink", 0.4), ("large", 0.15), ("ties", 0.15), ("tiny", 0.1)) if rng.random() < p]
+    labels = "int" if rng.random() < 0.6 else "prob"
+    return Blueprint(N, dims, tuple(acts), loss, labels, dtype, tuple(hard), case_id)
+
+
+def _layers(rng: np.random.Generator, bp: Blueprint, y: np.ndarray) -> tuple[list[mbp.Module], list[str]]:
+    """Draw the layers of ``bp`` and plant its hard inputs in the weights (ties also in ``y``)."""
+    layers: list[mbp.Module] = []
+    for d_in, d_out, act in zip(bp.dims, bp.dims[1:], bp.activations):
+        init = str(INITS[rng.integers(len(INITS))])
+        layers.append(mbp.Linear(d_in, d_out, bool(rng.random() > 0.2), rng=rng, dtype=bp.dtype, init=init))
+        if act is not None:
+            layers.append(_activation(rng, (act,)))
+    tags = ["kink"] if "kink" in bp.hard and _plant_kinks(rng, layers) else []
     last = [layer for layer in layers if layer.kind == "linear"][-1]
-    if dtype == "float64" and rng.random() < 0.15:
+    if "large" in bp.hard and bp.dtype == "float64":
         tags.append("large")
         for p in last.params.values():
             p *= 1e3 / max(float(np.abs(last.params["W"]).max()), 1e-3)
-    ties = rng.random() < 0.15 and N >= 2 and C >= 2
-    if ties:
+    if "ties" in bp.hard and bp.N >= 2 and bp.dims[-1] >= 2:
         tags.append("ties")
         last.params["W"][:, 1] = last.params["W"][:, 0]
         if "b" in last.params:
             last.params["b"][1] = last.params["b"][0]
-    scale = 1e-8 if rng.random() < 0.1 else float(rng.choice([0.5, 1.0, 3.0]))
-    if scale < 1e-3:
-        tags.append("tiny")
-    for _ in range(200):
-        x = (scale * rng.standard_normal((N, d_in))).astype(dtype)
-        if ties:
-            x[1] = x[0]
-        if not _near_kink(layers, x, dtype):
-            break
+        if y.ndim == 1:
+            y[1] = y[0]
+    return layers, tags
+
+
+def build(bp: Blueprint, case_id: str | None = None) -> Case:
+    """The model, data and upstream gradients of a blueprint, drawn from ``bp.seed``.
+
+    Inputs are redrawn while a pre-activation lies near a kink; if the weights
+    themselves put one there (tiny inputs make every sample alike), the weights
+    are redrawn too.
+    """
+    rng = np.random.default_rng([_SALT, 1, bp.seed])
+    N, C, dtype = bp.N, bp.dims[-1], bp.dtype
+    loss_fn, y = _loss_and_target(rng, bp.loss, bp.labels, dtype, N, C)
+    scale = 1e-8 if "tiny" in bp.hard else float(rng.choice([0.5, 1.0, 3.0]))
+    for _ in range(50):
+        layers, tags = _layers(rng, bp, y)
+        for _ in range(20):
+            x = (scale * rng.standard_normal((N, bp.dims[0]))).astype(dtype)
+            if "ties" in tags:
+                x[1] = x[0]
+            if not _near_kink(layers, x, dtype):
+                break
+        else:
+            continue
+        break
     else:
-        raise RuntimeError(f"crosscheck case {case_id}: could not draw inputs away from the kinks")
-    if ties and y.ndim == 1:
-        y[1] = y[0]
-    model = mbp.Sequential(*layers)
+        raise RuntimeError(f"crosscheck case {case_id or bp}: could not draw inputs away from the kinks")
+    tags += ["tiny"] if "tiny" in bp.hard else []
     dout = rng.standard_normal((N, C)).astype(dtype)
     dloss = float(rng.uniform(0.5, 2.0))
-    return Case(str(case_id), dtype, model, loss_fn, x, y, dloss, dout, tuple(tags))
+    return Case(case_id or f"blueprint-{bp.seed}", dtype, mbp.Sequential(*layers), loss_fn, x, y, dloss, dout,
+                tuple(tags), replay=f"crosscheck.cases.build({bp!r})")
+
+
+def case(case_id: int, dtype: str | None = None) -> Case:
+    """The case with this id; ``dtype`` overrides the drawn one (even ids float64, odd float32)."""
+    c = build(blueprint(case_id, dtype), str(case_id))
+    c.replay = f"python -m crosscheck --case {case_id}" + (f" --dtype {dtype}" if dtype else "")
+    return c
+
+
+def blueprints(dtypes: tuple[str, ...] = ("float64", "float32")) -> Any:
+    """A Hypothesis strategy for blueprints; failures shrink toward shallow, narrow, small-batch cases."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def draw(draw: Any) -> Blueprint:
+        depth = draw(st.integers(1, 6))
+        loss = draw(st.sampled_from(LOSSES))
+        c_min = 2 if loss == "softmax_cross_entropy" else 1
+        dims = (*draw(st.lists(st.integers(1, 64), min_size=depth, max_size=depth)), draw(st.integers(c_min, 64)))
+        hidden = draw(st.lists(st.sampled_from(ACTIVATIONS), min_size=depth - 1, max_size=depth - 1))
+        head = draw(st.one_of(st.none(), st.sampled_from((*ACTIVATIONS, "softmax", "log_softmax"))))
+        return Blueprint(
+            N=draw(st.integers(1, 64)), dims=dims, activations=(*hidden, head), loss=loss,
+            labels=draw(st.sampled_from(("int", "prob"))), dtype=draw(st.sampled_from(dtypes)),
+            hard=tuple(draw(st.lists(st.sampled_from(("kink", "ties", "large", "tiny")), unique=True, max_size=4))),
+            seed=draw(st.integers(0, 2**32 - 1)),
+        )
+
+    return draw()
 
 
 def seed_case(dtype: str = "float64", n: int = 64, seed: int = 0) -> Case:
@@ -213,4 +275,5 @@ def seed_case(dtype: str = "float64", n: int = 64, seed: int = 0) -> Case:
     while _near_kink(list(model), x, dtype):
         x = (X + 1e-3 * rng.standard_normal(X.shape)).astype(dtype)
     dout = rng.standard_normal((n, 2)).astype(dtype)
-    return Case(f"seed-{dtype}", dtype, model, mbp.SoftmaxCrossEntropy(), x, y, 1.0, dout, ("seed",))
+    return Case(f"seed-{dtype}", dtype, model, mbp.SoftmaxCrossEntropy(), x, y, 1.0, dout, ("seed",),
+                replay=f"python -m crosscheck --cases 0 --dtype {dtype}")

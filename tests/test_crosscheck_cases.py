@@ -1,0 +1,163 @@
+"""crosscheck's cases, CLI, report and verify(): reproducible, covering, and honest about failures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import manual_bp as mbp
+from crosscheck import cli, verify
+from crosscheck.cases import ACTIVATIONS, LOSSES, blueprints, build, case, seed_case
+from crosscheck.compare import compare_case
+
+IDS = range(500)
+
+
+def _same(a, b):
+    assert a.description == b.description
+    for name in ("x", "y", "dout"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.dloss == b.dloss
+    for k, v in a.model.params.items():
+        np.testing.assert_array_equal(v, b.model.params[k])
+
+
+@pytest.mark.parametrize("case_id", [0, 1, 17, 123, 499])
+def test_case_is_reproducible(case_id):
+    _same(case(case_id), case(case_id))
+
+
+def test_cases_differ():
+    assert len({case(i).description for i in range(50)}) > 45
+
+
+def test_default_sweep_covers_the_space():
+    cs = [case(i) for i in IDS]
+    kinds = {layer.kind for c in cs for layer in c.model}
+    assert set(ACTIVATIONS) | {"linear", "softmax", "log_softmax"} <= kinds
+    assert {c.loss_fn.kind for c in cs} == set(LOSSES)
+    assert {c.dtype for c in cs} == {"float32", "float64"}
+    depths = {sum(layer.kind == "linear" for layer in c.model) for c in cs}
+    assert depths == {1, 2, 3, 4, 5, 6}
+    widths = {layer.out_features for c in cs for layer in c.model if layer.kind == "linear"}
+    assert 1 in widths and max(widths) == 64
+    assert {1, 64} <= {c.x.shape[0] for c in cs}
+    ce = [c for c in cs if c.loss_fn.kind == "softmax_cross_entropy"]
+    assert {c.y.dtype.kind for c in ce} == {"i", "f"}  # integer labels and probabilities
+    assert any(c.loss_fn.label_smoothing > 0 for c in ce)
+    tags = {t for c in cs for t in c.tags}
+    assert {"kink", "ties", "large", "tiny"} <= tags
+
+
+def test_kink_cases_really_put_exact_zeros_before_the_kink():
+    found = 0
+    for c in (case(i) for i in range(100)):
+        if "kink" not in c.tags:
+            continue
+        h = c.x
+        for layer in c.model:
+            if layer.kind in ("relu", "leaky_relu", "elu"):
+                found += int(np.any(h == 0))
+            h = layer.forward(h)
+    assert found >= 10
+
+
+def test_large_cases_have_large_logits():
+    c = next(case(i) for i in IDS if "large" in case(i).tags)
+    last = [layer for layer in c.model if layer.kind == "linear"][-1]
+    assert np.abs(last.params["W"]).max() == pytest.approx(1e3)
+
+
+@pytest.mark.parity
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(bp=blueprints())
+def test_hypothesis_blueprints_match(bp, frameworks):
+    c = build(bp)
+    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
+                          case_id=c.case_id, description=c.description, replay=c.replay)
+    assert result.ok, result.summary()
+
+
+# ---------------------------------------------------------------- CLI and report
+
+
+def test_shards_partition_the_sweep():
+    args = cli.parser().parse_args(["--cases", "10", "--no-seed-network"])
+    whole = [c.case_id for c in cli.plan(args)]
+    parts = []
+    for i in range(3):
+        args = cli.parser().parse_args(["--cases", "10", "--no-seed-network", "--shard", f"{i}/3"])
+        parts.append([c.case_id for c in cli.plan(args)])
+    assert sorted(sum(parts, []), key=int) == whole and len(set(sum(parts, []))) == 10
+
+
+def test_seed_selects_a_disjoint_block():
+    a = cli.plan(cli.parser().parse_args(["--cases", "3", "--seed", "0"]))
+    b = cli.plan(cli.parser().parse_args(["--cases", "3", "--seed", "1"]))
+    assert [c.case_id for c in a][2:] == ["0", "1", "2"]  # after the seed network in both dtypes
+    assert [c.case_id for c in b][2:] == ["1000000", "1000001", "1000002"]
+
+
+@pytest.mark.parametrize("bad", [["--shard", "3/3"], ["--shard", "x"], ["--frameworks", "tf"], ["--dtype", "f16"]])
+def test_bad_arguments_exit_2(bad):
+    with pytest.raises(SystemExit) as err:
+        cli.parser().parse_args(bad)
+    assert err.value.code == 2
+
+
+@pytest.mark.parity
+def test_cli_writes_a_passing_report(tmp_path, capsys, frameworks):
+    assert cli.main(["--cases", "4", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert "PASSED" in out.out and "smallest margin" in out.out
+    assert "6/6 cases" in out.err  # progress: the seed network twice plus 4 cases
+    data = json.loads((tmp_path / "report.json").read_text())  # strict JSON (no NaN/Infinity)
+    assert data["ok"] is True and len(data["cases"]) == 6
+    env = data["environment"]
+    for key in ("python", "numpy", "blas", "torch", "jax", "optax", "platform", "date_utc"):
+        assert env.get(key), key
+    assert env["jax_enable_x64"] is True
+    assert data["settings"]["case_ids"] == ["seed-float64", "seed-float32", "0", "1", "2", "3"]
+    rows = data["summary"]
+    assert {r["pair"] for r in rows} == {"manual_bp vs torch", "manual_bp vs jax", "torch vs jax"}
+    assert all(r["worst_error"] <= 1e-10 for r in rows if r["dtype"] == "float64")
+    assert "PASSED" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parity
+def test_replay_runs_one_case(tmp_path, frameworks):
+    assert cli.main(["--case", "7", "--quiet", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [c["case_id"] for c in data["cases"]] == ["7"]
+
+
+@pytest.mark.parity
+def test_verify_a_user_model(tmp_path, frameworks):
+    rng = np.random.default_rng(3)
+    model = mbp.Sequential(mbp.Linear(4, 8, rng=rng), mbp.GELU("tanh"), mbp.Linear(8, 3, rng=rng))
+    X = rng.standard_normal((10, 4))
+    y = rng.integers(0, 3, 10)
+    before = {k: v.copy() for k, v in model.params.items()}
+    report = verify(model, mbp.SoftmaxCrossEntropy(label_smoothing=0.1), X, y, out=str(tmp_path))
+    assert report.ok, report.failures[0].summary() if report.failures else ""
+    worst, margin = report.worst("float64")
+    assert worst <= 1e-10 and margin >= 1
+    assert (tmp_path / "report.md").exists()
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parity
+def test_verify_rejects_bad_input_with_manual_bp_error(frameworks):
+    model = mbp.Sequential(mbp.Linear(4, 3))
+    with pytest.raises(ValueError, match="Linear '0'"):
+        verify(model, mbp.SoftmaxCrossEntropy(), np.zeros((5, 3)), np.zeros(5, dtype=int))
+
+
+def test_seed_case_is_the_seed_network():
+    c = seed_case()
+    assert [layer.kind for layer in c.model] == ["linear", "relu", "linear"]
+    assert c.model[0].params["W"].shape == (2, 3) and c.model[2].params["W"].shape == (3, 2)
