@@ -10,7 +10,7 @@ fan_in and fan_out are those of a weight of shape (in, out): fan_in = in.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

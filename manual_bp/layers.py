@@ -8,7 +8,8 @@ repeated here. Hyperparameters are plain attributes, listed by ``config()``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 

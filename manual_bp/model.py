@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -112,14 +113,15 @@ class Sequential(Module):
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or extra:
             raise ValueError(f"Sequential.load_state_dict: missing keys {missing}, unexpected keys {extra}")
+        where = "Sequential.load_state_dict"
         for k, v in own.items():
             new = state[k]
             if not isinstance(new, np.ndarray):
-                raise TypeError(f"Sequential.load_state_dict: {k!r} is a {type(new).__name__}, not an ndarray")
+                raise TypeError(f"{where}: {k!r} is a {type(new).__name__}, not an ndarray")
             if new.shape != v.shape:
-                raise ValueError(f"Sequential.load_state_dict: {k!r} has shape {new.shape}, the model expects {v.shape}")
+                raise ValueError(f"{where}: {k!r} has shape {new.shape}, the model expects {v.shape}")
             if new.dtype != v.dtype:
-                raise TypeError(f"Sequential.load_state_dict: {k!r} has dtype {new.dtype}, the model expects {v.dtype}")
+                raise TypeError(f"{where}: {k!r} has dtype {new.dtype}, the model expects {v.dtype}")
         for k, v in own.items():
             np.copyto(v, state[k])
 

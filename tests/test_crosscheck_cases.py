@@ -72,7 +72,9 @@ def test_large_cases_have_large_logits():
 
 
 @pytest.mark.parity
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+# `frameworks` only skips or fails; it holds no state, so a function-scoped fixture is safe here.
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(bp=blueprints())
 def test_hypothesis_blueprints_match(bp, frameworks):
     c = build(bp)
@@ -91,7 +93,8 @@ def test_shards_partition_the_sweep():
     for i in range(3):
         args = cli.parser().parse_args(["--cases", "10", "--no-seed-network", "--shard", f"{i}/3"])
         parts.append([c.case_id for c in cli.plan(args)])
-    assert sorted(sum(parts, []), key=int) == whole and len(set(sum(parts, []))) == 10
+    joined = [cid for part in parts for cid in part]
+    assert sorted(joined, key=int) == whole and len(set(joined)) == 10
 
 
 def test_seed_selects_a_disjoint_block():
@@ -101,7 +104,10 @@ def test_seed_selects_a_disjoint_block():
     assert [c.case_id for c in b][2:] == ["1000000", "1000001", "1000002"]
 
 
-@pytest.mark.parametrize("bad", [["--shard", "3/3"], ["--shard", "x"], ["--frameworks", "tf"], ["--dtype", "f16"]])
+BAD_ARGS = [["--shard", "3/3"], ["--shard", "x"], ["--frameworks", "tf"], ["--dtype", "f16"]]
+
+
+@pytest.mark.parametrize("bad", BAD_ARGS)
 def test_bad_arguments_exit_2(bad):
     with pytest.raises(SystemExit) as err:
         cli.parser().parse_args(bad)
