@@ -109,6 +109,10 @@ class Module:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
+    def zero_grad(self) -> None:
+        """Drop the gradients of the last ``backward`` (they are overwritten, never accumulated)."""
+        self._grads.clear()
+
     def train(self, mode: bool = True) -> Module:
         """Switch to training mode (``mode=False``: evaluation mode)."""
         self.training = mode

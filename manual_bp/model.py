@@ -79,6 +79,10 @@ class Sequential(Module):
             dout = layer.backward(dout)
         return dout
 
+    def zero_grad(self) -> None:
+        for layer in self.layers:
+            layer.zero_grad()
+
     def train(self, mode: bool = True) -> Sequential:
         self.training = mode
         for layer in self.layers:

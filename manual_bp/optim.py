@@ -106,7 +106,13 @@ class Optimizer:
             self.state[k] = self.update(p, g, self.state[k], self.step_count)
 
     def zero_grad(self) -> None:
-        """Nothing to do: every ``backward`` overwrites the gradients (they never accumulate)."""
+        """Forget the model's gradients, so that a ``step()`` without a new ``backward`` fails loudly.
+
+        Gradients never accumulate here (every ``backward`` overwrites them), so
+        this is optional; with a dict of arrays it does nothing.
+        """
+        if self._model is not None and hasattr(self._model, "zero_grad"):
+            self._model.zero_grad()
 
     def config(self) -> dict[str, Any]:
         """Hyperparameters as plain data, e.g. for a spec that rebuilds the torch/optax optimiser."""

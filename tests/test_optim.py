@@ -454,3 +454,18 @@ def test_matches_torch_optim(name, hp):
             np.testing.assert_allclose(arr, tstate[field].numpy(), rtol=1e-13, atol=1e-15)
     if "step" in tstate:
         assert int(tstate["step"]) == opt.step_count
+
+
+def test_zero_grad_makes_a_stale_step_fail():
+    rng = np.random.default_rng(0)
+    model = mbp.Sequential(mbp.Linear(3, 2, rng=rng))
+    loss_fn = mbp.MSE()
+    x, t = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    loss_fn.forward(model.forward(x), t)
+    model.backward(loss_fn.backward())
+    opt = mbp.SGD(model, lr=0.1)
+    opt.step()
+    opt.zero_grad()
+    assert model.grads == {}
+    with pytest.raises(mbp.StateError, match="no gradient for parameter '0.W'"):
+        opt.step()
