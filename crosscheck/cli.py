@@ -11,6 +11,7 @@ from typing import Any
 from crosscheck.api import ProgressBar, run_sweep
 from crosscheck.compare import FRAMEWORKS
 from crosscheck.report import Report
+from crosscheck.trajectory import run_trajectories, trajectory_ids
 
 SEED_BLOCK = 1_000_000  # --seed S runs case ids S * 10^6, S * 10^6 + 1, ...
 
@@ -48,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=_shard, default=(0, 1), help="run shard i of n (e.g. 2/8) of the sweep")
     p.add_argument("--out", default="reports", help="directory for report.md and report.json (default reports)")
     p.add_argument("--no-seed-network", action="store_true", help="leave out the seed's 2-3-2 network")
+    p.add_argument("--no-trajectories", action="store_true",
+                   help="leave out the training trajectories (20 optimiser steps vs torch.optim and optax)")
+    p.add_argument("--trajectory", action="append", help="run only this trajectory case id (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -66,6 +70,15 @@ def plan(args: argparse.Namespace) -> list[Any]:
     return todo
 
 
+def trajectories(args: argparse.Namespace) -> list[str]:
+    """The trajectory case ids this invocation runs (none when replaying single cases)."""
+    if args.trajectory:
+        return list(args.trajectory)
+    if args.no_trajectories or args.case:
+        return []
+    return trajectory_ids(None if args.dtype == "both" else args.dtype, args.shard)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.cases < 0:
@@ -73,15 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     try:
-        todo = plan(args)
-        bar = ProgressBar(len(todo), enabled=not args.quiet)
+        todo = [] if args.trajectory else plan(args)
+        traj = trajectories(args)
+        bar = ProgressBar(len(todo) + len(traj), enabled=not args.quiet)
         results = run_sweep(todo, args.frameworks, progress=bar)
+        results += run_trajectories(traj, args.frameworks, progress=lambda i, r: bar(len(todo) + i, r))
     except ImportError as err:
         print(err, file=sys.stderr)
         return 2
     settings = {
         "cases": args.cases, "seed": args.seed, "dtype": args.dtype, "frameworks": list(args.frameworks),
         "shard": f"{args.shard[0]}/{args.shard[1]}", "case_ids": [r.case_id for r in results],
+        "trajectories": traj,
         "command": "python -m crosscheck " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     report = Report(results, settings=settings, seconds=time.perf_counter() - start)

@@ -74,7 +74,9 @@ def environment() -> dict[str, Any]:
 
 
 def _kind_of(result: CaseResult, check: TensorCheck) -> tuple[str, str]:
-    """(layer or loss kind, tensor kind) of a compared tensor, e.g. ("linear", "dW")."""
+    """(layer or loss kind, tensor kind) of a compared tensor, e.g. ("linear", "dW"); ("adam", "exp_avg")."""
+    if hasattr(result, "kind_of"):  # a trajectory (crosscheck.trajectory.TrajectoryResult) names its own
+        return result.kind_of(check.name)
     loss_kind = result.spec.loss.kind if result.spec.loss else "loss"
     if check.name in ("loss", "dlogits"):
         return loss_kind, check.name

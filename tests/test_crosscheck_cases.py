@@ -116,7 +116,7 @@ def test_bad_arguments_exit_2(bad):
 
 @pytest.mark.parity
 def test_cli_writes_a_passing_report(tmp_path, capsys, frameworks):
-    assert cli.main(["--cases", "4", "--out", str(tmp_path)]) == 0
+    assert cli.main(["--cases", "4", "--no-trajectories", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr()
     assert "PASSED" in out.out and "smallest margin" in out.out
     assert "6/6 cases" in out.err  # progress: the seed network twice plus 4 cases
@@ -131,6 +131,18 @@ def test_cli_writes_a_passing_report(tmp_path, capsys, frameworks):
     assert {r["pair"] for r in rows} == {"manual_bp vs torch", "manual_bp vs jax", "torch vs jax"}
     assert all(r["worst_error"] <= 1e-10 for r in rows if r["dtype"] == "float64")
     assert "PASSED" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parity
+def test_cli_runs_trajectories_into_the_report(tmp_path, frameworks):
+    ids = ["traj-adam-default-float64", "traj-sgd-nesterov-float32"]
+    argv = ["--quiet", "--out", str(tmp_path)] + [a for t in ids for a in ("--trajectory", t)]
+    assert cli.main(argv) == 0
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [c["case_id"] for c in data["cases"]] == ids
+    assert {r["kind"] for r in data["summary"]} == {"adam", "sgd"}
+    default = cli.trajectories(cli.parser().parse_args([]))
+    assert len(default) >= 26 and set(ids) <= set(default)
 
 
 @pytest.mark.parity

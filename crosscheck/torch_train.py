@@ -1,0 +1,83 @@
+"""The PyTorch training reference: K full-batch steps of ``torch.optim`` on a ``NetSpec``.
+
+The network and loss are ``crosscheck.torch_ref``'s (torch modules and
+functionals, parameters copied from the spec); gradients come from
+``loss.backward()``; updates from ``torch.optim.{SGD, Adam, AdamW, RMSprop}``
+built from an ``OptimSpec`` (plain data). Nothing here imports manual_bp.
+
+Recorded under ``crosscheck.optim_spec`` names: the loss before each step, and
+after each step every parameter and every tensor of ``optimizer.state[p]``
+(torch's keys are manual_bp's state field names; the scalar ``step`` is not a
+tensor of the parameter's shape and is left out). Weights and their state are
+mapped from torch's (out, in) to manual_bp's (in, out) by ``torch_ref``'s
+layout helper, the one place that knows the layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from crosscheck import torch_ref
+from crosscheck.optim_spec import OptimSpec, step_name
+from crosscheck.spec import NetSpec
+
+
+def optimizer(opt: OptimSpec, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimiser that ``opt`` describes, over ``params``."""
+    c = opt.config
+    if opt.kind == "sgd":
+        return torch.optim.SGD(params, lr=c["lr"], momentum=c["momentum"], dampening=c["dampening"],
+                               weight_decay=c["weight_decay"], nesterov=c["nesterov"], maximize=c["maximize"])
+    if opt.kind in ("adam", "adamw"):
+        cls = torch.optim.Adam if opt.kind == "adam" else torch.optim.AdamW
+        return cls(params, lr=c["lr"], betas=tuple(c["betas"]), eps=c["eps"], weight_decay=c["weight_decay"],
+                   amsgrad=c["amsgrad"], maximize=c["maximize"])
+    if opt.kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=c["lr"], alpha=c["alpha"], eps=c["eps"],
+                                   weight_decay=c["weight_decay"], momentum=c["momentum"],
+                                   centered=c["centered"], maximize=c["maximize"])
+    raise NotImplementedError(f"crosscheck.torch_train: no torch.optim reference for {opt.kind!r}")
+
+
+def named_parameters(spec: NetSpec, modules: list[nn.Module]) -> list[tuple[str, nn.Parameter]]:
+    """(manual_bp name, torch parameter) in the spec's order: ``"0.W"`` -> weight, ``"0.b"`` -> bias."""
+    attr = {"W": "weight", "b": "bias"}
+    named = []
+    for layer, module in zip(spec.layers, modules):
+        if layer.params and layer.kind != "linear":
+            raise NotImplementedError(f"crosscheck.torch_train: parameters of layer kind {layer.kind!r}")
+        named += [(f"{layer.name}.{k}", getattr(module, attr[k])) for k in layer.params]
+    return named
+
+
+def _to_numpy(name: str, t: torch.Tensor) -> np.ndarray:
+    """A parameter or state tensor in manual_bp's layout (weights transposed by torch_ref)."""
+    if name.endswith(".W"):
+        return torch_ref._weight_from_torch(t)
+    return t.detach().numpy().copy()
+
+
+def run(spec: NetSpec, opt: OptimSpec, x: np.ndarray, target: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+    """``steps`` full-batch steps on (x, target); the named losses, parameters and state (module docstring)."""
+    modules = torch_ref.build(spec)
+    named = named_parameters(spec, modules)
+    optim = optimizer(opt, [p for _, p in named])
+    xt, tt = torch.from_numpy(x.copy()), torch.from_numpy(target.copy())
+    got: dict[str, np.ndarray] = {}
+    for k in range(1, steps + 1):
+        optim.zero_grad(set_to_none=True)
+        h = xt
+        for m in modules:
+            h = m(h)
+        L = torch_ref.loss(spec.loss, h, tt)
+        got[step_name(k, steps, "loss")] = L.detach().numpy().copy()
+        L.backward()
+        optim.step()
+        for name, p in named:
+            for field, v in optim.state[p].items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape:
+                    got[step_name(k, steps, f"{name}.{field}")] = _to_numpy(name, v)
+            got[step_name(k, steps, name)] = _to_numpy(name, p)
+    return got
