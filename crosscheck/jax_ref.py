@@ -99,24 +99,19 @@ def loss(spec: LossSpec, z: Array, target: Array) -> Array:
 
 
 def _both_runs(spec: NetSpec, params: Any, x: Array, target: Any, dloss: Array, dout: Array) -> Any:
-    """Forward once; pull back ``dloss`` from the loss and ``dout`` from the logits."""
+    """Linearise once; pull back ``dloss`` from the loss and, separately, ``dout`` from the logits."""
     zeros = [jnp.zeros_like(o) for o in forward(spec, params, x, [0.0] * len(spec.layers))]
 
-    def logits(params: Any, x: Array, probes: Any) -> tuple[Array, list[Array]]:
+    def f(params: Any, x: Array, probes: Any) -> tuple[tuple[Array, Array], list[Array]]:
         outs = forward(spec, params, x, probes)
-        return outs[-1], outs
+        L = loss(spec.loss, outs[-1], target) if spec.loss is not None else jnp.zeros((), outs[-1].dtype)
+        return (L, outs[-1]), outs
 
-    _, pull_logits, outs = jax.vjp(logits, params, x, zeros, has_aux=True)
-    vjp_grads = pull_logits(dout)
+    (L, z), pull, outs = jax.vjp(f, params, x, zeros, has_aux=True)
+    vjp_grads = pull((jnp.zeros_like(L), dout))  # the pullback is linear: one cotangent at a time
     if spec.loss is None:
         return outs, None, None, vjp_grads
-
-    def objective(params: Any, x: Array, probes: Any) -> tuple[Array, list[Array]]:
-        outs = forward(spec, params, x, probes)
-        return loss(spec.loss, outs[-1], target), outs
-
-    L, pull_loss, _ = jax.vjp(objective, params, x, zeros, has_aux=True)
-    return outs, L, pull_loss(dloss.astype(L.dtype)), vjp_grads
+    return outs, L, pull((dloss.astype(L.dtype), jnp.zeros_like(z))), vjp_grads
 
 
 def _named(spec: NetSpec, outs: list[Array], grads: Any) -> dict[str, np.ndarray]:
