@@ -179,3 +179,22 @@ def test_seed_case_is_the_seed_network():
     c = seed_case()
     assert [layer.kind for layer in c.model] == ["linear", "relu", "linear"]
     assert c.model[0].params["W"].shape == (2, 3) and c.model[2].params["W"].shape == (3, 2)
+
+
+def _missing(fw):
+    raise ImportError(f"No module named {fw!r}", name=fw)
+
+
+def test_a_missing_framework_skips_or_fails_as_required(monkeypatch):
+    from _pytest.outcomes import Failed, Skipped
+    from conftest import require_frameworks
+
+    import crosscheck.compare
+
+    monkeypatch.setattr(crosscheck.compare, "reference", _missing)
+    monkeypatch.delenv("CROSSCHECK_REQUIRE", raising=False)
+    with pytest.raises(Skipped, match="needs torch"):
+        require_frameworks(("torch", "jax"))
+    monkeypatch.setenv("CROSSCHECK_REQUIRE", "torch,jax")
+    with pytest.raises(Failed, match="CROSSCHECK_REQUIRE names torch"):
+        require_frameworks(("torch", "jax"))
