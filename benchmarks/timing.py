@@ -1,0 +1,107 @@
+"""Adaptive timing and process memory, shared by every framework's cell.
+
+``measure(fn)`` warms ``fn`` up, then takes up to ``repeats`` samples, each the
+mean of ``inner`` back-to-back calls (``inner`` is chosen so a sample lasts at
+least ``min_sample_s``: microsecond steps are not lost in timer resolution), and
+stops early once ``budget_s`` is spent (but never below ``min_samples``): the
+large config's one-second steps get a few samples, tiny gets hundreds of calls.
+``fn`` must block until its result exists (JAX: ``block_until_ready``).
+
+Memory is read from ``/proc/self/status``: VmRSS (resident now) and VmHWM (the
+resident high-water mark, what ``getrusage().ru_maxrss`` reports). The mark is
+reset by writing "5" to ``/proc/self/clear_refs`` (Linux >= 4.0), so a peak is
+the peak of what ran after the reset, not of the imports; without that file the
+mark is not reset and ``ru_maxrss`` is used as is (documented in the README).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Timing:
+    median: float  # seconds per call
+    q1: float
+    q3: float
+    samples: int
+    inner: int  # calls per sample
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    repeats: int = 25,
+    budget_s: float = 3.0,
+    min_samples: int = 3,
+    warmup: int = 2,
+    min_sample_s: float = 2e-3,
+) -> Timing:
+    """Median and quartiles of the per-call time of ``fn`` (see the module docstring)."""
+    t_call = 0.0
+    for _ in range(max(1, warmup)):
+        t0 = time.perf_counter()
+        fn()
+        t_call = time.perf_counter() - t0  # the last warm call estimates one call
+    inner = max(1, math.ceil(min_sample_s / max(t_call, 1e-9)))
+    n = max(min_samples, min(repeats, int(budget_s / max(inner * t_call, 1e-9))))
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    if len(times) >= 2:
+        q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    else:
+        q1 = q3 = times[0]
+    return Timing(statistics.median(times), q1, q3, len(times), inner)
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_bytes() -> int:
+    """Resident set size now."""
+    kb = _status_kb("VmRSS")
+    if kb is None:  # not Linux: the high-water mark is the best available
+        return peak_bytes()
+    return kb * 1024
+
+
+def peak_bytes() -> int:
+    """Resident high-water mark (since the last ``reset_peak``), i.e. ru_maxrss."""
+    kb = _status_kb("VmHWM")
+    if kb is None:
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+    return kb * 1024
+
+
+def reset_peak() -> bool:
+    """Reset the high-water mark to the current RSS; False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
