@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.compare import FRAMEWORKS, CaseResult, compare_case, reference
+from crosscheck.compare import FRAMEWORKS, CaseResult, compare_case, preserved_state, reference
 from crosscheck.report import Report
 
 
@@ -31,8 +31,9 @@ def verify(
     ``out`` also writes ``report.md`` and ``report.json`` there.
     """
     start = time.perf_counter()
-    logits = model.forward(X)  # manual_bp's own checks run first: bad input fails here, clearly
-    loss_fn.forward(logits, y)
+    with preserved_state(model):  # running statistics and Dropout masks stay as they were
+        logits = model.forward(X)  # manual_bp's own checks run first: bad input fails here, clearly
+        loss_fn.forward(logits, y)
     rng = np.random.default_rng(seed)
     dout = rng.standard_normal(logits.shape).astype(logits.dtype)
     dloss = float(rng.uniform(0.5, 2.0))

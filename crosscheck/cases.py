@@ -57,16 +57,29 @@ class Case:
     @property
     def description(self) -> str:
         """e.g. ``float64 N=5 3->4 ReLU()->2 SoftmaxCrossEntropy(...) labels [kink]``."""
-        arch = [str(self.x.shape[-1])]
+        arch = [str(self.x.shape[-1]) if self.x.dtype.kind == "f" else f"idx{self.x.shape}"]
         for layer in self.model:
             if layer.kind == "linear":
                 arch.append(str(layer.out_features) + ("" if layer.bias else "(no bias)"))
             else:
-                arch[-1] += f" {layer!r}"
+                arch[-1] += f" {_short(layer)}"
+        mode = "" if self.model.training else " eval"
         label = "labels" if self.y.dtype.kind in "iu" else "targets"
         tags = f" [{','.join(self.tags)}]" if self.tags else ""
-        return f"{self.dtype} N={self.x.shape[0]} {'->'.join(arch)} {self.loss_fn!r} {label}{tags}"
+        return f"{self.dtype}{mode} N={self.x.shape[0]} {'->'.join(arch)} {self.loss_fn!r} {label}{tags}"
 
+
+def _short(layer: mbp.Module) -> str:
+    """A one-line description: ``Residual(Linear(4->4) LayerNorm() ReLU())``, ``Dropout(p=0.5)``."""
+    if layer.kind == "residual":
+        return "Residual(" + " ".join(_short(child) for child in layer) + ")"
+    if layer.kind == "linear":
+        return f"Linear({layer.in_features}->{layer.out_features})"
+    if layer.kind in ("batch_norm", "layer_norm"):
+        return f"{type(layer).__name__}(affine={'gamma' in layer.params})"
+    if layer.kind == "embedding":
+        return f"Embedding({layer.num_embeddings}, {layer.embedding_dim})"
+    return repr(layer)
 
 
 
@@ -110,7 +123,10 @@ def _loss_and_target(
 def _plant_kinks(rng: np.random.Generator, layers: list[mbp.Module]) -> bool:
     """Zero a weight column (and its bias) of each Linear followed by a kinked activation."""
     planted = False
+    batch_norm = any(layer.kind == "batch_norm" for layer in layers)
     for lin, act in itertools.pairwise(layers):
+        if batch_norm and lin.kind == "linear" and lin.out_features == 1:
+            continue  # zeroing the only unit makes every sample alike: BatchNorm would normalise rounding noise
         if lin.kind == "linear" and act.kind in KINKED:
             j = int(rng.integers(lin.out_features))
             lin.params["W"][:, j] = 0
@@ -124,22 +140,57 @@ def _near_kink(layers: list[mbp.Module], x: np.ndarray, dtype: str) -> bool:
     """True if some kinked activation sees an input near, but not at, its kink.
 
     "Near" is relative to the size of the terms summed into that input,
-    m = |h| @ |W| + |b|, which is what its rounding error scales with.
+    m = |h| @ |W| + |b| after a Linear, max |out| after a normalisation, which
+    is what its rounding error scales with. Residual branches are walked too.
+    Dropout masks drawn here are the ones ``build`` freezes for the comparison.
     """
-    h, m = x, np.abs(x)
+    return _near_kink_walk(layers, x, np.abs(x) if x.dtype.kind == "f" else x, dtype)[2]
+
+
+def _norm_terms(layer: Any, h: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The size of the terms behind a normalisation's output: |gamma| (max(m, |x|) + |mean|) rstd + |beta|.
+    A column that is constant up to rounding comes out as amplified rounding noise: this flags it."""
+    axis = -1 if layer.kind == "layer_norm" else 0
+    if layer.kind == "batch_norm" and not layer.training:
+        mu, var = layer.buffers["running_mean"], layer.buffers["running_var"]
+    else:
+        mu, var = h.mean(axis=axis, keepdims=True), h.var(axis=axis, keepdims=True)
+    big = np.maximum(np.abs(h), m).max(axis=axis, keepdims=True)
+    A = (big + np.abs(mu)) / np.sqrt(var + layer.eps)
+    gamma, beta = layer.params.get("gamma", 1.0), layer.params.get("beta", 0.0)
+    return np.broadcast_to(A * np.abs(gamma) + np.abs(beta), h.shape).astype(np.float64)
+
+
+def _near_kink_walk(layers: Any, h: np.ndarray, m: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray, bool]:
     for layer in layers:
+        if layer.kind == "residual":
+            b, m_b, near = _near_kink_walk(layer, h, m, dtype)
+            if near:
+                return h, m, True
+            h, m = h + b, m + m_b
+            continue
         if layer.kind == "linear":
             m = np.abs(h) @ np.abs(layer.params["W"]) + np.abs(layer.params.get("b", 0.0))
         elif layer.kind in KINKED or layer.kind == "softplus":
             z = h * layer.beta - layer.threshold if layer.kind == "softplus" else h
             width = NEAR_KINK[dtype] * (m * layer.beta if layer.kind == "softplus" else m)
             if np.any((z != 0) & (np.abs(z) < width)):
-                return True
+                return h, m, True
             m = np.abs(h)
+        elif layer.kind in ("batch_norm", "layer_norm"):
+            m = _norm_terms(layer, h, m)
+        elif layer.kind == "embedding":
+            m = None  # set from the output below
+        elif layer.kind == "dropout":
+            m = m / (1 - layer.p)
+        elif layer.kind == "flatten":
+            m = m.reshape(m.shape[0], -1)
         else:
             m = np.abs(h)
         h = layer.forward(h)
-    return False
+        if m is None:
+            m = np.full(h.shape, np.abs(h).max(initial=0.0))
+    return h, m, False
 
 
 @dataclass(frozen=True)
@@ -149,6 +200,16 @@ class Blueprint:
     dims: (d_in, hidden..., C), one Linear per step; activations: the layer
     after each Linear (None: none); labels: "int" or "prob" (cross-entropy);
     hard: planted hard inputs, a subset of ("kink", "ties", "large", "tiny").
+
+    front: how the input reaches the first Linear: "dense" (x (N, d_in)),
+    "flatten" (x (N, T, e) -> Flatten, d_in = T e), "embedding" (indices (N,)
+    -> Embedding(V, d_in)), "embedding_seq" (indices (N, T) -> Embedding(V, e)
+    -> Flatten, d_in = T e). Per hidden layer i (after Linear i): norms[i]
+    ("batch_norm", "layer_norm" or None) between the Linear and its activation,
+    dropouts[i] (p or None) after the activation, residual[i]: then a block
+    Residual(Linear(h, h), the same norm, the same activation). train: the
+    model's mode (BatchNorm1d uses batch or running statistics, Dropout masks
+    or not).
     """
 
     N: int
@@ -159,6 +220,13 @@ class Blueprint:
     dtype: str
     hard: tuple[str, ...]
     seed: int
+    front: str = "dense"
+    T: int = 1
+    V: int = 0
+    norms: tuple[str | None, ...] = ()
+    dropouts: tuple[float | None, ...] = ()
+    residual: tuple[bool, ...] = ()
+    train: bool = True
 
 
 def blueprint(case_id: int, dtype: str | None = None) -> Blueprint:
@@ -177,17 +245,83 @@ def blueprint(case_id: int, dtype: str | None = None) -> Blueprint:
     acts.append(str(rng.choice((*ACTIVATIONS, "softmax", "log_softmax"))) if rng.random() < 0.3 else None)
     hard = [tag for tag, p in (("kink", 0.4), ("large", 0.15), ("ties", 0.15), ("tiny", 0.1)) if rng.random() < p]
     labels = "int" if rng.random() < 0.6 else "prob"
-    return Blueprint(N, dims, tuple(acts), loss, labels, dtype, tuple(hard), case_id)
+    bp = Blueprint(N, dims, tuple(acts), loss, labels, dtype, tuple(hard), case_id)
+    if rng.random() < 0.55:  # normalisation, dropout, residual blocks, embedding / flatten front-ends
+        bp = _extras(rng, bp)
+    return bp
+
+
+FRONTS = ("dense", "flatten", "embedding", "embedding_seq")
+NORMS = ("batch_norm", "layer_norm")
+DROPOUT_P = (0.0, 0.1, 0.5, 0.9, 0.999)
+
+
+def _extras(rng: np.random.Generator, bp: Blueprint) -> Blueprint:
+    """Draw the new layers of a blueprint: MLPs with norms, dropout and residual blocks, or an
+    embedding / flatten front-end."""
+    front = FRONTS[rng.choice(4, p=[0.4, 0.2, 0.2, 0.2])]
+    T, V, dims = 1, 0, bp.dims
+    if front in ("flatten", "embedding_seq"):
+        T = int(rng.integers(1, 5))
+        e = max(1, min(bp.dims[0], 16))
+        dims = (T * e, *bp.dims[1:])
+    if front.startswith("embedding"):
+        V = max(_size(rng, 16), 2)  # one row only would make every sample alike
+    hidden = len(dims) - 2
+    norms = tuple(str(rng.choice(NORMS)) if rng.random() < 0.5 else None for _ in range(hidden))
+    drops = tuple(float(rng.choice(DROPOUT_P)) if rng.random() < 0.35 else None for _ in range(hidden))
+    res = tuple(bool(rng.random() < 0.3) for _ in range(hidden))
+    train = bool(rng.random() < 0.75)
+    if bp.N == 1 and "batch_norm" in norms:
+        train = False  # one sample has no batch variance (torch raises too): BatchNorm1d runs in eval mode
+    return Blueprint(**{**bp.__dict__, "dims": dims, "front": front, "T": T, "V": V, "norms": norms,
+                        "dropouts": drops, "residual": res, "train": train})
+
+
+def _norm(rng: np.random.Generator, kind: str, D: int, dtype: str) -> mbp.Module:
+    """A LayerNorm or BatchNorm1d with random affine parameters (and running statistics), eps and momentum."""
+    affine = bool(rng.random() < 0.8)
+    eps = float(rng.choice([1e-5, 1e-3, 0.1]))
+    if kind == "layer_norm":
+        layer: mbp.Module = mbp.LayerNorm(D, eps=eps, elementwise_affine=affine, dtype=dtype)
+    else:
+        layer = mbp.BatchNorm1d(D, eps=eps, momentum=float(rng.choice([0.1, 0.0, 0.5, 1.0])), affine=affine,
+                                dtype=dtype)
+        layer.buffers["running_mean"][:] = rng.standard_normal(D)
+        layer.buffers["running_var"][:] = rng.uniform(0.2, 3.0, D)
+    if affine:
+        layer.params["gamma"][:] = rng.choice([-1.0, 1.0], D) * rng.uniform(0.5, 1.5, D)
+        layer.params["beta"][:] = 0.5 * rng.standard_normal(D)
+    return layer
 
 
 def _layers(rng: np.random.Generator, bp: Blueprint, y: np.ndarray) -> tuple[list[mbp.Module], list[str]]:
     """Draw the layers of ``bp`` and plant its hard inputs in the weights (ties also in ``y``)."""
     layers: list[mbp.Module] = []
-    for d_in, d_out, act in zip(bp.dims, bp.dims[1:], bp.activations):
+    if bp.front == "embedding":
+        layers.append(mbp.Embedding(bp.V, bp.dims[0], rng=rng, dtype=bp.dtype))
+    elif bp.front == "embedding_seq":
+        layers += [mbp.Embedding(bp.V, bp.dims[0] // bp.T, rng=rng, dtype=bp.dtype), mbp.Flatten()]
+    elif bp.front == "flatten":
+        layers.append(mbp.Flatten())
+    n = len(bp.dims) - 1
+    for i, (d_in, d_out, act) in enumerate(zip(bp.dims, bp.dims[1:], bp.activations)):
         init = str(INITS[rng.integers(len(INITS))])
         layers.append(mbp.Linear(d_in, d_out, bool(rng.random() > 0.2), rng=rng, dtype=bp.dtype, init=init))
+        norm = bp.norms[i] if i < n - 1 and bp.norms else None
+        if norm is not None:
+            layers.append(_norm(rng, norm, d_out, bp.dtype))
         if act is not None:
             layers.append(_activation(rng, (act,)))
+        if i < n - 1 and bp.dropouts and bp.dropouts[i] is not None:
+            layers.append(mbp.Dropout(bp.dropouts[i], rng=int(rng.integers(2**31))))
+        if i < n - 1 and bp.residual and bp.residual[i]:
+            branch = [mbp.Linear(d_out, d_out, bool(rng.random() > 0.2), rng=rng, dtype=bp.dtype, init=init)]
+            branch += [_norm(rng, norm, d_out, bp.dtype)] if norm is not None else []
+            branch += [_activation(rng, (act,))] if act is not None else []
+            layers.append(mbp.Residual(*branch))
+    for layer in layers:
+        layer.train(bp.train)
     tags = ["kink"] if "kink" in bp.hard and _plant_kinks(rng, layers) else []
     last = [layer for layer in layers if layer.kind == "linear"][-1]
     if "large" in bp.hard and bp.dtype == "float64":
@@ -217,8 +351,12 @@ def build(bp: Blueprint, case_id: str | None = None) -> Case:
     scale = 1e-8 if "tiny" in bp.hard else float(rng.choice([0.5, 1.0, 3.0]))
     for _ in range(50):
         layers, tags = _layers(rng, bp, y)
+        if bp.front.startswith("embedding"):
+            for p in layers[0].params.values():
+                p *= scale  # "tiny" reaches the network through the table
+        buffers = [(v, v.copy()) for layer in layers for v in layer.buffers.values()]
         for _ in range(20):
-            x = (scale * rng.standard_normal((N, bp.dims[0]))).astype(dtype)
+            x = _input(rng, bp, scale)
             if "ties" in tags:
                 x[1] = x[0]
             if not _near_kink(layers, x, dtype):
@@ -229,10 +367,26 @@ def build(bp: Blueprint, case_id: str | None = None) -> Case:
     else:
         raise RuntimeError(f"crosscheck case {case_id or bp}: could not draw inputs away from the kinks")
     tags += ["tiny"] if "tiny" in bp.hard else []
+    for v, old in buffers:  # the kink checks ran BatchNorm forwards: back to the drawn running statistics
+        np.copyto(v, old)
+    model = mbp.Sequential(*layers).train(bp.train)
+    for m in model.modules():
+        if m.kind == "dropout":
+            m.frozen = bp.train  # the masks the kink check saw are the ones compared
     dout = rng.standard_normal((N, C)).astype(dtype)
     dloss = float(rng.uniform(0.5, 2.0))
-    return Case(case_id or f"blueprint-{bp.seed}", dtype, mbp.Sequential(*layers), loss_fn, x, y, dloss, dout,
+    return Case(case_id or f"blueprint-{bp.seed}", dtype, model, loss_fn, x, y, dloss, dout,
                 tuple(tags), replay=f"crosscheck.cases.build({bp!r})")
+
+
+def _input(rng: np.random.Generator, bp: Blueprint, scale: float) -> np.ndarray:
+    """x for the blueprint's front-end: features (N, d_in) or (N, T, e), or indices (N,) or (N, T)."""
+    if bp.front == "embedding":
+        return rng.integers(0, bp.V, bp.N)
+    if bp.front == "embedding_seq":
+        return rng.integers(0, bp.V, (bp.N, bp.T))
+    shape = (bp.N, bp.T, bp.dims[0] // bp.T) if bp.front == "flatten" else (bp.N, bp.dims[0])
+    return (scale * rng.standard_normal(shape)).astype(bp.dtype)
 
 
 def case(case_id: int, dtype: str | None = None) -> Case:

@@ -12,6 +12,8 @@ an all-ones upstream gradient hides wrong transposes and sums.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from crosscheck import tolerance
 from crosscheck.scales import scales
-from crosscheck.spec import NetSpec, leaves, read_spec, tensor_names
+from crosscheck.spec import NetSpec, read_spec, tensor_names, walk
 
 FRAMEWORKS = ("torch", "jax")
 MODES = ("loss", "vjp")
@@ -39,37 +41,139 @@ def reference(framework: str) -> Any:
         ) from err
 
 
+def _recorded(model: Any) -> list[tuple[str, Any]]:
+    """(name, module) for every module whose tensors are compared: all but plain Sequentials."""
+    mods = list(model.modules()) if hasattr(model, "modules") else [model]
+    return [(m.name or "0", m) for m in mods if m.kind != "sequential"]
+
+
+@contextmanager
+def _recording(model: Any, got: dict[str, np.ndarray]) -> Iterator[None]:
+    """Record each module's output, buffers, gradients and dx under its spec name while the model's
+    own ``forward`` / ``backward`` run (instance-level wrappers, removed afterwards)."""
+    wrapped = []
+    for name, m in _recorded(model):
+        def fwd(x: Any, _m: Any = m, _name: str = name, _f: Any = m.forward) -> Any:
+            out = got[f"{_name}.out"] = _f(x)
+            if not hasattr(_m, "layers"):
+                got.update({f"{_name}.{k}": v.copy() for k, v in _m.buffers.items()})
+            return out
+
+        def bwd(g: Any, _m: Any = m, _name: str = name, _b: Any = m.backward) -> Any:
+            dx = _b(g)
+            if not hasattr(_m, "layers"):
+                got.update({f"{_name}.d{k}": v for k, v in _m.grads.items()})
+            if dx is not None:
+                got[f"{_name}.dx"] = dx
+            return dx
+
+        m.forward, m.backward = fwd, bwd
+        wrapped.append(m)
+    try:
+        yield
+    finally:
+        for m in wrapped:
+            del m.forward, m.backward
+
+
 def run_manual(
     model: Any, loss_fn: Any, x: np.ndarray, target: Any, *, dloss: float = 1.0, dout: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """manual_bp's own forward and backward, layer by layer, under the names of ``tensor_names``."""
-    layers = leaves(model)
-    names = [layer.name or str(i) for i, layer in enumerate(layers)]
+    """manual_bp's own ``model.forward`` and ``model.backward``, every module's tensors recorded under
+    the names of ``tensor_names``."""
     got: dict[str, np.ndarray] = {}
-    h = x
-    for name, layer in zip(names, layers):
-        h = layer.forward(h)
-        got[f"{name}.out"] = h
-    if dout is None:
-        got["loss"] = np.asarray(loss_fn.forward(h, target))
-        g = got["dlogits"] = loss_fn.backward(dloss)
-    else:
-        g = dout
-    for name, layer in zip(reversed(names), reversed(layers)):
-        g = layer.backward(g)
-        got[f"{name}.dx"] = g
-        for k, v in layer.grads.items():
-            got[f"{name}.d{k}"] = v
+    with _recording(model, got):
+        h = model.forward(x)
+        if dout is None:
+            got["loss"] = np.asarray(loss_fn.forward(h, target))
+            g = got["dlogits"] = loss_fn.backward(dloss)
+        else:
+            g = dout
+        model.backward(g)
     return got
 
 
+def _modules(model: Any) -> list[Any]:
+    return list(model.modules()) if hasattr(model, "modules") else [model]
+
+
+@contextmanager
+def preserved_state(model: Any) -> Iterator[None]:
+    """Restore running statistics and Dropout masks (and their ``frozen`` flags) on exit."""
+    mods = _modules(model)
+    buffers = [(v, v.copy()) for m in mods if not hasattr(m, "layers") for v in m.buffers.values()]
+    masks = [(m, m.mask, m.frozen) for m in mods if m.kind == "dropout"]
+    try:
+        yield
+    finally:
+        for v, old in buffers:
+            np.copyto(v, old)
+        for m, mask, frozen in masks:
+            m.mask, m.frozen = mask, frozen
+
+
+def run_manual_both(
+    model: Any, loss_fn: Any, x: np.ndarray, target: Any, *, dloss: float, dout: np.ndarray
+) -> tuple[NetSpec, dict[str, dict[str, np.ndarray]]]:
+    """Both manual_bp runs from the same state, and the spec the references need.
+
+    The first run draws each Dropout mask; the second reuses it (frozen); both
+    start from the same running statistics. The spec is read with the
+    statistics as they were before the forward and with the masks drawn. On
+    return the model is as it was (buffers, masks and ``frozen`` flags restored).
+    """
+    mods = _modules(model)
+    start = [(v, v.copy()) for m in mods if not hasattr(m, "layers") for v in m.buffers.values()]
+    runs: dict[str, dict[str, np.ndarray]] = {}
+    with preserved_state(model):
+        for mode in ("loss", "vjp") if loss_fn is not None else ("vjp",):
+            kw = {"dloss": dloss} if mode == "loss" else {"dout": dout}
+            runs[mode] = run_manual(model, loss_fn, x, target, **kw)
+            for v, old in start:  # rewind the running statistics
+                np.copyto(v, old)
+            for m in mods:
+                if m.kind == "dropout":
+                    m.frozen = True  # later forwards reuse the mask just drawn
+        spec = read_spec(model, loss_fn)
+    return spec, runs
+
+
+def compare_running_buffers(
+    model: Any, xs: list[np.ndarray], frameworks: tuple[str, ...] = FRAMEWORKS
+) -> list[tolerance.TensorCheck]:
+    """Several training forwards (one per batch in ``xs``) in manual_bp and in each reference, each
+    carrying its own running statistics from step to step; every buffer compared after every step
+    (``step<k>/<layer>.running_mean``). manual_bp's model is left as it was."""
+    refs = {fw: reference(fw) for fw in frameworks}
+    spec = read_spec(model)
+    mods = [m for m in _modules(model) if m.kind == "batch_norm"]
+    with preserved_state(model):
+        mine = []
+        for x in xs:
+            model.forward(x)
+            mine.append({f"{m.name or '0'}.{k}": v.copy() for m in mods for k, v in m.buffers.items()})
+    bound = tolerance.bound(spec.dtype, reduction_length(spec, xs[0]), len(walk(spec.layers)))
+    # S: the terms behind a batch mean are |x|, behind a variance x^2 (exact for a BatchNorm fed by x itself)
+    s_x = max(float(np.abs(np.asarray(x, np.float64)).max()) for x in xs) if xs[0].dtype.kind == "f" else 0.0
+    checks = []
+    for fw, ref in refs.items():
+        theirs = ref.running_buffers(spec, xs)
+        for k, (a, b) in enumerate(zip(mine, theirs), start=1):
+            checks += [tolerance.check(f"step{k}/{n} [{fw}]", a[n], b[n], bound, s_x * s_x if "var" in n else s_x)
+                       for n in a]
+    return checks
+
+
 def reduction_length(spec: NetSpec, x: np.ndarray) -> int:
-    """The longest sum in the case: rows summed into dW/db, features in a product, classes."""
-    rows = int(np.prod(x.shape[:-1]))
+    """The longest sum in the case: rows summed into dW/db or a batch statistic, features, classes."""
+    rows = int(np.prod(x.shape[:-1])) if np.asarray(x).dtype.kind == "f" else int(np.size(x))
     widths = [x.shape[-1]]
-    for layer in spec.layers:
+    for layer in walk(spec.layers):
         if layer.kind == "linear":
             widths += [layer.config["in_features"], layer.config["out_features"]]
+        elif layer.kind in ("layer_norm", "batch_norm", "embedding"):
+            widths += [layer.config.get("normalized_shape") or layer.config.get("num_features")
+                       or layer.config["embedding_dim"]]
     return max(rows, *widths)
 
 
@@ -143,17 +247,15 @@ def compare_case(
     description: str = "",
     replay: str = "",
 ) -> CaseResult:
-    """Run every backend in both modes and compare all tensors pairwise."""
-    spec = read_spec(model, loss_fn)
+    """Run every backend in both modes and compare all tensors pairwise.
+
+    The model is left as it was (running statistics and Dropout masks restored).
+    """
     refs = {fw: reference(fw) for fw in frameworks}
-    bound = tolerance.bound(spec.dtype, reduction_length(spec, x), len(spec.layers))
+    spec, manual = run_manual_both(model, loss_fn, x, target, dloss=dloss, dout=dout)
+    bound = tolerance.bound(spec.dtype, reduction_length(spec, x), len(walk(spec.layers)))
     result = CaseResult(case_id, description, spec.dtype, spec, bound, replay=replay)
-    runs = {
-        "manual_bp": {
-            "loss": run_manual(model, loss_fn, x, target, dloss=dloss),
-            "vjp": run_manual(model, loss_fn, x, target, dout=dout),
-        }
-    }
+    runs = {"manual_bp": manual}
     runs.update({fw: ref.run(spec, x, target, dloss=dloss, dout=dout) for fw, ref in refs.items()})
     backends = list(runs)
     for mode in MODES:

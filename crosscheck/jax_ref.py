@@ -23,7 +23,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from crosscheck.spec import LayerSpec, LossSpec, NetSpec  # noqa: E402
+from crosscheck.spec import LayerSpec, LossSpec, NetSpec, walk  # noqa: E402
 
 Array = Any
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -54,25 +54,104 @@ _ACTIVATIONS: dict[str, Callable[[Array, dict[str, Any]], Array]] = {
     "log_softmax": lambda x, c: jax.nn.log_softmax(x, axis=-1),
 }
 
-KINDS = frozenset(_ACTIVATIONS) | {"linear"}
+KINDS = frozenset(_ACTIVATIONS) | {"linear", "layer_norm", "batch_norm", "embedding", "flatten", "dropout", "residual"}
 
 
-def _apply(layer: LayerSpec, params: dict[str, Array], x: Array) -> Array:
+def _affine(xhat: Array, params: dict[str, Array]) -> Array:
+    return xhat * params["gamma"] + params["beta"] if "gamma" in params else xhat
+
+
+def _layer_norm(x: Array, params: dict[str, Array], eps: float) -> Array:
+    """torch's LayerNorm: biased variance over the last axis (``jnp.var``)."""
+    mu = jnp.mean(x, axis=-1, keepdims=True)
+    return _affine((x - mu) / jnp.sqrt(jnp.var(x, axis=-1, keepdims=True) + eps), params)
+
+
+def _batch_norm(layer: LayerSpec, params: dict[str, Array], x: Array, stats: dict[str, Array]
+                ) -> tuple[Array, dict[str, Array]]:
+    """torch's BatchNorm1d in jax.numpy: biased batch variance normalises; the running estimate takes
+    the unbiased one (``jnp.var(ddof=1)``) with ``running = (1 - momentum) running + momentum batch``."""
+    c = layer.config
+    rm, rv = stats["running_mean"], stats["running_var"]
+    if not layer.training:
+        return _affine((x - rm) / jnp.sqrt(rv + c["eps"]), params), stats
+    mu, var = jnp.mean(x, axis=0), jnp.var(x, axis=0)
+    m = c["momentum"]
+    new = {"running_mean": (1 - m) * rm + m * mu, "running_var": (1 - m) * rv + m * jnp.var(x, axis=0, ddof=1)}
+    return _affine((x - mu) / jnp.sqrt(var + c["eps"]), params), new
+
+
+def _dropout(layer: LayerSpec, x: Array) -> Array:
+    """Inverted dropout with manual_bp's mask from the spec (as ``flax.linen.Dropout`` writes it:
+    ``where(keep, x / (1 - p), 0)``); evaluation mode is the identity."""
+    if not layer.training:
+        return x
+    return jnp.where(layer.fixed["mask"], x / (1 - layer.config["p"]), jnp.zeros((), x.dtype))
+
+
+def _apply(layer: LayerSpec, net: _Net, x: Array) -> Array:
+    """The layer's output; records it, its input (for probe shapes) and its updated buffers in ``net``."""
+    name = layer.name
+    if net.probes is not None and name in net.probes:
+        x = x + net.probes[name]  # the cotangent of this zero probe is the layer's dx
+    net.inputs[name] = x
+    p = net.params.get(name, {})
     if layer.kind == "linear":
-        out = jnp.matmul(x, params["W"], precision=_HIGHEST)
-        return out + params["b"] if layer.config["bias"] else out
-    if layer.kind in _ACTIVATIONS:
-        return _ACTIVATIONS[layer.kind](x, layer.config)
-    raise NotImplementedError(f"crosscheck.jax_ref: no JAX reference for layer kind {layer.kind!r}")
+        out = jnp.matmul(x, p["W"], precision=_HIGHEST)
+        out = out + p["b"] if layer.config["bias"] else out
+    elif layer.kind in _ACTIVATIONS:
+        out = _ACTIVATIONS[layer.kind](x, layer.config)
+    elif layer.kind == "layer_norm":
+        out = _layer_norm(x, p, layer.config["eps"])
+    elif layer.kind == "batch_norm":
+        out, net.buffers[name] = _batch_norm(layer, p, x, net.buffers[name])
+    elif layer.kind == "embedding":
+        out = jnp.take(p["W"], x, axis=0)
+    elif layer.kind == "flatten":
+        out = jnp.reshape(x, (x.shape[0], -1))
+    elif layer.kind == "dropout":
+        out = _dropout(layer, x)
+    elif layer.kind == "residual":
+        b = x
+        for child in layer.children:
+            b = _apply(child, net, b)  # the first child's own probe sees the branch's share of dx only
+        out = x + b
+    else:
+        raise NotImplementedError(f"crosscheck.jax_ref: no JAX reference for layer kind {layer.kind!r}")
+    net.outs[name] = out
+    return out
 
 
-def forward(spec: NetSpec, params: list[dict[str, Array]], x: Array, probes: list[Array]) -> list[Array]:
-    """Every layer's output (each plus its zero probe), in order."""
-    outs = []
-    for layer, p, probe in zip(spec.layers, params, probes):
-        x = _apply(layer, p, x) + probe
-        outs.append(x)
-    return outs
+class _Net:
+    """The state of one forward: parameters and buffers by layer name, probes, and what was recorded."""
+
+    def __init__(self, params: dict[str, Any], buffers: dict[str, Any], probes: dict[str, Array] | None) -> None:
+        self.params, self.buffers, self.probes = params, dict(buffers), probes
+        self.inputs: dict[str, Array] = {}
+        self.outs: dict[str, Array] = {}
+
+
+def run_net(spec: NetSpec, params: dict[str, Any], buffers: dict[str, Any], x: Array,
+            probes: dict[str, Array] | None = None) -> _Net:
+    """The whole network: every layer's output in ``.outs`` and the updated buffers in ``.buffers``."""
+    net = _Net(params, buffers, probes)
+    h = x
+    for layer in spec.layers:
+        h = _apply(layer, net, h)
+    net.outs["logits"] = h + probes["logits"] if probes is not None else h
+    return net
+
+
+def forward(spec: NetSpec, params: list[dict[str, Array]], x: Array, probes: list[Any]) -> list[Array]:
+    """Every top-level layer's output (buffers as in the spec), parameters listed per top-level layer."""
+    named = {layer.name: p for layer, p in zip(spec.layers, params)}
+    net = run_net(spec, named, _spec_buffers(spec), x)
+    return [net.outs[layer.name] for layer in spec.layers]
+
+
+def _spec_buffers(spec: NetSpec) -> dict[str, dict[str, Array]]:
+    return {layer.name: {k: jnp.asarray(v) for k, v in layer.buffers.items()}
+            for layer in walk(spec.layers) if layer.buffers}
 
 
 def loss(spec: LossSpec, z: Array, target: Array) -> Array:
@@ -98,28 +177,34 @@ def loss(spec: LossSpec, z: Array, target: Array) -> Array:
     return jnp.mean(per) if cfg["reduction"] == "mean" else jnp.sum(per)
 
 
-def _both_runs(spec: NetSpec, params: Any, x: Array, target: Any, dloss: Array, dout: Array) -> Any:
+def _both_runs(spec: NetSpec, params: Any, buffers: Any, x: Array, target: Any, dloss: Array, dout: Array) -> Any:
     """Linearise once; pull back ``dloss`` from the loss and, separately, ``dout`` from the logits."""
-    zeros = [jnp.zeros_like(o) for o in forward(spec, params, x, [0.0] * len(spec.layers))]
+    first = run_net(spec, params, buffers, x)
+    probes = {layer.name: jnp.zeros_like(first.inputs[layer.name])
+              for layer in walk(spec.layers) if not layer.integer_input}
+    probes["logits"] = jnp.zeros_like(first.outs["logits"])
 
-    def f(params: Any, x: Array, probes: Any) -> tuple[tuple[Array, Array], list[Array]]:
-        outs = forward(spec, params, x, probes)
-        L = loss(spec.loss, outs[-1], target) if spec.loss is not None else jnp.zeros((), outs[-1].dtype)
-        return (L, outs[-1]), outs
+    def f(params: Any, probes: Any) -> tuple[tuple[Array, Array], tuple[dict[str, Array], Any]]:
+        net = run_net(spec, params, buffers, x, probes)
+        z = net.outs["logits"]
+        L = loss(spec.loss, z, target) if spec.loss is not None else jnp.zeros((), z.dtype)
+        return (L, z), (net.outs, net.buffers)
 
-    (L, z), pull, outs = jax.vjp(f, params, x, zeros, has_aux=True)
+    (L, z), pull, (outs, new_buffers) = jax.vjp(f, params, probes, has_aux=True)
     vjp_grads = pull((jnp.zeros_like(L), dout))  # the pullback is linear: one cotangent at a time
-    if spec.loss is None:
-        return outs, None, None, vjp_grads
-    return outs, L, pull((dloss.astype(L.dtype), jnp.zeros_like(z))), vjp_grads
+    loss_grads = None if spec.loss is None else pull((dloss.astype(L.dtype), jnp.zeros_like(z)))
+    return outs, new_buffers, L, loss_grads, vjp_grads
 
 
-def _named(spec: NetSpec, outs: list[Array], grads: Any) -> dict[str, np.ndarray]:
-    dparams, dx, dprobes = grads
-    got = {f"{layer.name}.out": np.asarray(o) for layer, o in zip(spec.layers, outs)}
-    for layer, dp, din in zip(spec.layers, dparams, [dx, *dprobes[:-1]]):
-        got[f"{layer.name}.dx"] = np.asarray(din)
-        got.update({f"{layer.name}.d{k}": np.asarray(v) for k, v in dp.items()})
+def _named(spec: NetSpec, outs: Any, new_buffers: Any, grads: Any) -> dict[str, np.ndarray]:
+    dparams, dprobes = grads
+    got: dict[str, np.ndarray] = {}
+    for layer in walk(spec.layers):
+        got[f"{layer.name}.out"] = np.asarray(outs[layer.name])
+        got.update({f"{layer.name}.{k}": np.asarray(v) for k, v in new_buffers.get(layer.name, {}).items()})
+        if not layer.integer_input:
+            got[f"{layer.name}.dx"] = np.asarray(dprobes[layer.name])
+        got.update({f"{layer.name}.d{k}": np.asarray(v) for k, v in dparams.get(layer.name, {}).items()})
     return got
 
 
@@ -129,16 +214,33 @@ def run(
     """Every named tensor of ``spec.tensor_names`` for both runs, by ``jax.vjp``.
 
     ``"loss"``: the cotangent ``dloss`` pulled back from the loss; ``"vjp"``:
-    the cotangent ``dout`` pulled back from the logits. The whole case is
-    compiled as one XLA computation (``jax.jit``): compiling op by op for
-    every new shape would cost far more.
+    the cotangent ``dout`` pulled back from the logits. Every layer's dx is the
+    cotangent of a zero probe added to its input. The whole case is compiled
+    as one XLA computation (``jax.jit``): compiling op by op for every new
+    shape would cost far more.
     """
-    params = [{k: jnp.asarray(v) for k, v in layer.params.items()} for layer in spec.layers]
+    params = {layer.name: {k: jnp.asarray(v) for k, v in layer.params.items()}
+              for layer in walk(spec.layers) if layer.params}
     t = None if target is None else jnp.asarray(target)
-    fn = jax.jit(lambda p, x, t, dl, do: _both_runs(spec, p, x, t, dl, do))
-    outs, L, loss_grads, vjp_grads = fn(params, jnp.asarray(x), t, jnp.asarray(dloss), jnp.asarray(dout))
-    runs = {"vjp": _named(spec, outs, vjp_grads)}
-    if L is not None:
-        dlogits = loss_grads[2][-1]  # the cotangent of the last probe
-        runs["loss"] = {**_named(spec, outs, loss_grads), "loss": np.asarray(L), "dlogits": np.asarray(dlogits)}
+    fn = jax.jit(lambda p, b, x, t, dl, do: _both_runs(spec, p, b, x, t, dl, do))
+    outs, new_buffers, L, loss_grads, vjp_grads = fn(
+        params, _spec_buffers(spec), jnp.asarray(x), t, jnp.asarray(dloss), jnp.asarray(dout))
+    runs = {"vjp": _named(spec, outs, new_buffers, vjp_grads)}
+    if spec.loss is not None:
+        dlogits = loss_grads[1]["logits"]  # the cotangent of the logits' probe
+        runs["loss"] = {**_named(spec, outs, new_buffers, loss_grads), "loss": np.asarray(L),
+                        "dlogits": np.asarray(dlogits)}
     return runs
+
+
+def running_buffers(spec: NetSpec, xs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """The running statistics after each of several forwards (one per batch in ``xs``), each forward
+    starting from the buffers the previous one returned: ``[{"<layer>.running_mean": ..., ...}, ...]``."""
+    params = {layer.name: {k: jnp.asarray(v) for k, v in layer.params.items()}
+              for layer in walk(spec.layers) if layer.params}
+    buffers = _spec_buffers(spec)
+    steps = []
+    for x in xs:
+        buffers = run_net(spec, params, buffers, jnp.asarray(x)).buffers
+        steps.append({f"{name}.{k}": np.asarray(v) for name, b in buffers.items() for k, v in b.items()})
+    return steps

@@ -1,7 +1,8 @@
 """A network as plain data: layer kinds, hyperparameters, parameter arrays, the loss.
 
 ``read_spec`` reads a manual_bp model by its public attributes only (``kind``,
-``config()``, ``params``, ``name``, ``layers``); nothing here computes, and
+``config()``, ``params``, ``buffers``, ``training``, ``name``, ``layers``, a
+Dropout's ``mask``); nothing here computes, and
 nothing here imports manual_bp. The PyTorch and JAX references are built from
 this data alone.
 
@@ -19,12 +20,28 @@ import numpy as np
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One leaf layer: ``kind`` (e.g. "linear", "relu"), its ``config`` and copies of its parameters."""
+    """One layer: ``kind`` (e.g. "linear", "batch_norm", "residual"), its ``config`` and copies of its arrays.
+
+    params: trainable arrays; buffers: running statistics *before* the forward
+    (BatchNorm1d's ``running_mean`` / ``running_var``); fixed: arrays manual_bp
+    drew that the references must reuse (Dropout's boolean keep ``mask``);
+    training: the layer's mode; children: the sub-layers of a container other
+    than a plain ``Sequential`` (a ``Residual`` branch), in order.
+    """
 
     name: str
     kind: str
     config: dict[str, Any]
     params: dict[str, np.ndarray] = field(default_factory=dict)
+    buffers: dict[str, np.ndarray] = field(default_factory=dict)
+    fixed: dict[str, np.ndarray] = field(default_factory=dict)
+    training: bool = True
+    children: tuple[LayerSpec, ...] = ()
+
+    @property
+    def integer_input(self) -> bool:
+        """True for layers that take integer indices (Embedding): no input gradient."""
+        return self.kind == "embedding"
 
 
 @dataclass(frozen=True)
@@ -45,28 +62,49 @@ class NetSpec:
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return tuple(layer.kind for layer in self.layers)
+        return tuple(layer.kind for layer in walk(self.layers))
+
+
+def walk(layers: tuple[LayerSpec, ...]) -> list[LayerSpec]:
+    """Every layer of a spec tree, each container before its children."""
+    return [node for layer in layers for node in (layer, *walk(layer.children))]
 
 
 def leaves(model: Any) -> list[Any]:
-    """The model's leaf layers in execution order (nested ``Sequential`` flattened)."""
-    if hasattr(model, "layers"):
+    """The model's top-level layers in execution order (nested plain ``Sequential`` flattened;
+    other containers, such as ``Residual``, stay whole)."""
+    if getattr(model, "kind", "") == "sequential":
         return [leaf for child in model.layers for leaf in leaves(child)]
     return [model]
 
 
+def _layer_spec(layer: Any, name: str) -> LayerSpec:
+    config = {k: v for k, v in layer.config().items() if k != "layers"}
+    params = {k: np.array(v, copy=True) for k, v in layer.params.items()}
+    children: tuple[LayerSpec, ...] = ()
+    if hasattr(layer, "layers"):  # a container: params and buffers belong to its children
+        params = {}
+        children = tuple(_layer_spec(c, c.name or f"{name}.{i}") for i, c in enumerate(
+            leaf for child in layer.layers for leaf in leaves(child)))
+    buffers = {} if children else {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
+    mask = getattr(layer, "mask", None) if layer.kind == "dropout" and layer.training else None
+    fixed = {"mask": np.array(mask, copy=True)} if mask is not None else {}
+    return LayerSpec(name, layer.kind, config, params, buffers, fixed, bool(layer.training), children)
+
+
 def read_spec(model: Any, loss_fn: Any | None = None) -> NetSpec:
-    """Describe a manual_bp layer or ``Sequential`` (and loss) as a ``NetSpec``."""
-    layers = []
-    for i, layer in enumerate(leaves(model)):
-        config = dict(layer.config())
-        params = {k: np.array(v, copy=True) for k, v in layer.params.items()}
-        layers.append(LayerSpec(layer.name or str(i), layer.kind, config, params))
-    dtypes = {p.dtype.name for layer in layers for p in layer.params.values()}
+    """Describe a manual_bp layer or ``Sequential`` (and loss) as a ``NetSpec``.
+
+    Read it before the forward whose running statistics are compared (buffers
+    are the state the forward starts from) and after the forward that drew any
+    Dropout mask (``crosscheck.compare`` does both).
+    """
+    layers = tuple(_layer_spec(layer, layer.name or str(i)) for i, layer in enumerate(leaves(model)))
+    dtypes = {p.dtype.name for layer in walk(layers) for p in layer.params.values()}
     if len(dtypes) > 1:
         raise TypeError(f"crosscheck: the model mixes parameter dtypes {sorted(dtypes)}")
     loss = LossSpec(loss_fn.kind, dict(loss_fn.config())) if loss_fn is not None else None
-    return NetSpec(tuple(layers), loss, dtypes.pop() if dtypes else "")
+    return NetSpec(layers, loss, dtypes.pop() if dtypes else "")
 
 
 # ---------------------------------------------------------------- tensor names
@@ -77,17 +115,35 @@ def read_spec(model: Any, loss_fn: Any | None = None) -> NetSpec:
 
 
 def forward_names(spec: NetSpec, with_loss: bool) -> list[str]:
-    """``<layer>.out`` for every layer, then ``loss``."""
-    return [f"{layer.name}.out" for layer in spec.layers] + (["loss"] if with_loss else [])
+    """``<layer>.out`` for every layer (a container's children first), each followed by the
+    layer's buffers after the forward (``<layer>.running_mean``, ...), then ``loss``."""
+    return _forward(spec.layers) + (["loss"] if with_loss else [])
+
+
+def _forward(layers: tuple[LayerSpec, ...]) -> list[str]:
+    names: list[str] = []
+    for layer in layers:
+        names += _forward(layer.children)
+        names.append(f"{layer.name}.out")
+        names += [f"{layer.name}.{b}" for b in layer.buffers]
+    return names
+
+
+def _backward(layers: tuple[LayerSpec, ...]) -> list[str]:
+    names: list[str] = []
+    for layer in reversed(layers):
+        names += _backward(layer.children)
+        names += [f"{layer.name}.d{p}" for p in layer.params]
+        if not layer.integer_input:
+            names.append(f"{layer.name}.dx")
+    return names
 
 
 def backward_names(spec: NetSpec, with_loss: bool) -> list[str]:
-    """``dlogits`` (loss runs), then per layer from the last: ``<layer>.d<param>``, ``<layer>.dx``."""
-    names = ["dlogits"] if with_loss else []
-    for layer in reversed(spec.layers):
-        names += [f"{layer.name}.d{p}" for p in layer.params]
-        names.append(f"{layer.name}.dx")
-    return names
+    """``dlogits`` (loss runs), then per layer from the last: ``<layer>.d<param>``, ``<layer>.dx``
+    (a container's children first: ``1.1.dW``, ``1.1.dx``, ``1.0.dx``, then ``1.dx``; no ``dx``
+    for integer inputs)."""
+    return (["dlogits"] if with_loss else []) + _backward(spec.layers)
 
 
 def tensor_names(spec: NetSpec, with_loss: bool) -> list[str]:

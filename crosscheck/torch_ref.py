@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crosscheck.spec import LayerSpec, LossSpec, NetSpec
+from crosscheck.spec import LayerSpec, LossSpec, NetSpec, walk
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -57,21 +57,88 @@ _ACTIVATIONS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "log_softmax": lambda c: nn.LogSoftmax(dim=-1),
 }
 
-KINDS = frozenset(_ACTIVATIONS) | {"linear"}
+def _copy(param: torch.Tensor, value: np.ndarray) -> None:
+    with torch.no_grad():
+        param.copy_(torch.from_numpy(value))
+
+
+def _norm(layer: LayerSpec, dtype: torch.dtype) -> nn.Module:
+    """nn.LayerNorm / nn.BatchNorm1d with gamma -> weight, beta -> bias and the running statistics."""
+    cfg = layer.config
+    if layer.kind == "layer_norm":
+        m: nn.Module = nn.LayerNorm(cfg["normalized_shape"], eps=cfg["eps"],
+                                    elementwise_affine=cfg["elementwise_affine"], dtype=dtype)
+    else:
+        m = nn.BatchNorm1d(cfg["num_features"], eps=cfg["eps"], momentum=cfg["momentum"], affine=cfg["affine"],
+                           dtype=dtype)
+        _copy(m.running_mean, layer.buffers["running_mean"])
+        _copy(m.running_var, layer.buffers["running_var"])
+    if "gamma" in layer.params:
+        _copy(m.weight, layer.params["gamma"])
+        _copy(m.bias, layer.params["beta"])
+    return m.train(layer.training)
+
+
+def _module(layer: LayerSpec, dtype: torch.dtype) -> nn.Module:
+    cfg = layer.config
+    if layer.kind == "linear":
+        return _linear(layer, dtype)
+    if layer.kind in _ACTIVATIONS:
+        return _ACTIVATIONS[layer.kind](cfg)
+    if layer.kind in ("layer_norm", "batch_norm"):
+        return _norm(layer, dtype)
+    if layer.kind == "embedding":
+        emb = nn.Embedding(cfg["num_embeddings"], cfg["embedding_dim"], dtype=dtype)  # weight (V, D): same layout
+        _copy(emb.weight, layer.params["W"])
+        return emb
+    if layer.kind == "flatten":
+        return nn.Flatten()
+    if layer.kind == "dropout":
+        return nn.Dropout(cfg["p"]).train(layer.training)
+    if layer.kind == "residual":
+        return nn.ModuleList([_module(child, dtype) for child in layer.children])
+    raise NotImplementedError(f"crosscheck.torch_ref: no torch reference for layer kind {layer.kind!r}")
+
+
+KINDS = frozenset(_ACTIVATIONS) | {"linear", "layer_norm", "batch_norm", "embedding", "flatten", "dropout", "residual"}
 
 
 def build(spec: NetSpec) -> list[nn.Module]:
-    """One torch module per leaf layer, parameters copied from the spec."""
+    """One torch module per top-level layer, parameters and buffers copied from the spec
+    (a Residual becomes an ``nn.ModuleList`` of its branch)."""
     dtype = _DTYPES[spec.dtype]
-    modules = []
-    for layer in spec.layers:
-        if layer.kind == "linear":
-            modules.append(_linear(layer, dtype))
-        elif layer.kind in _ACTIVATIONS:
-            modules.append(_ACTIVATIONS[layer.kind](layer.config))
-        else:
-            raise NotImplementedError(f"crosscheck.torch_ref: no torch reference for layer kind {layer.kind!r}")
-    return modules
+    return [_module(layer, dtype) for layer in spec.layers]
+
+
+def _dropout(layer: LayerSpec, m: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """Training: torch's own dropout computes ``input * noise``, noise = bernoulli(1 - p) / (1 - p),
+    from torch's generator; it cannot take a mask, so the mask manual_bp drew (``fixed["mask"]``)
+    goes through that same expression. Evaluation: ``nn.Dropout`` itself (the identity)."""
+    if not layer.training:
+        return m(h)
+    noise = torch.from_numpy(layer.fixed["mask"]).to(h.dtype).div_(1 - layer.config["p"])
+    return h * noise
+
+
+def _apply(layer: LayerSpec, m: nn.Module, h: torch.Tensor, seen: dict[str, tuple[torch.Tensor, torch.Tensor]]
+           ) -> torch.Tensor:
+    """The layer's output; ``seen[name] = (input, output)`` with the output's gradient retained."""
+    if layer.kind == "residual":
+        branch = h.clone()  # the branch's own input: its gradient is the branch's share only
+        if branch.requires_grad:
+            branch.retain_grad()
+        b = branch
+        for child, cm in zip(layer.children, m):
+            b = _apply(child, cm, b, seen)
+        out = h + b
+    elif layer.kind == "dropout":
+        out = _dropout(layer, m, h)
+    else:
+        out = m(h)
+    if out.requires_grad and not out.is_leaf:
+        out.retain_grad()
+    seen[layer.name] = (h, out)
+    return out
 
 
 def loss(spec: LossSpec, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -86,18 +153,47 @@ def loss(spec: LossSpec, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     raise NotImplementedError(f"crosscheck.torch_ref: no torch reference for loss kind {spec.kind!r}")
 
 
+def _param_grads(layer: LayerSpec, m: nn.Module) -> dict[str, np.ndarray]:
+    """torch's parameter gradients under manual_bp's names and layouts."""
+    if layer.kind == "linear":
+        got = {"dW": _weight_from_torch(m.weight.grad)}
+        if layer.config["bias"]:
+            got["db"] = m.bias.grad.numpy().copy()
+        return got
+    if layer.kind in ("layer_norm", "batch_norm") and "gamma" in layer.params:
+        return {"dgamma": m.weight.grad.numpy().copy(), "dbeta": m.bias.grad.numpy().copy()}
+    if layer.kind == "embedding":
+        return {"dW": m.weight.grad.numpy().copy()}
+    return {}
+
+
+def _by_name(layers: Any, modules: Any) -> dict[str, nn.Module]:
+    """Spec name -> torch module, through Residual branches."""
+    named: dict[str, nn.Module] = {}
+    for layer, m in zip(layers, modules):
+        named[layer.name] = m
+        if layer.children:
+            named.update(_by_name(layer.children, m))
+    return named
+
+
 def _run_once(
     spec: NetSpec, x: np.ndarray, target: np.ndarray | None, dloss: float, dout: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     modules = build(spec)
-    xt = torch.from_numpy(x.copy()).requires_grad_(True)
-    h, outs = xt, []
-    for m in modules:
-        h = m(h)
-        if not h.is_leaf:
-            h.retain_grad()
-        outs.append(h)
-    got = {f"{layer.name}.out": o.detach().numpy().copy() for layer, o in zip(spec.layers, outs)}
+    integer = x.dtype.kind in "iu"
+    xt = torch.from_numpy(x.astype(np.int64)) if integer else torch.from_numpy(x.copy()).requires_grad_(True)
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    h = xt
+    for layer, m in zip(spec.layers, modules):
+        h = _apply(layer, m, h, seen)
+    mods = _by_name(spec.layers, modules)
+    got = {f"{name}.out": o.detach().numpy().copy() for name, (_, o) in seen.items()}
+    for layer in walk(spec.layers):
+        if layer.kind == "batch_norm":
+            bn = mods[layer.name]
+            got[f"{layer.name}.running_mean"] = bn.running_mean.detach().numpy().copy()
+            got[f"{layer.name}.running_var"] = bn.running_var.detach().numpy().copy()
     if dout is None:
         L = loss(spec.loss, h, torch.from_numpy(target.copy()))
         got["loss"] = L.detach().numpy().copy()
@@ -105,12 +201,11 @@ def _run_once(
         got["dlogits"] = h.grad.numpy().copy()
     else:
         h.backward(torch.from_numpy(dout.copy()))
-    for layer, m, inp in zip(spec.layers, modules, [xt, *outs[:-1]]):
-        got[f"{layer.name}.dx"] = inp.grad.numpy().copy()
-        if layer.kind == "linear":
-            got[f"{layer.name}.dW"] = _weight_from_torch(m.weight.grad)
-            if layer.config["bias"]:
-                got[f"{layer.name}.db"] = m.bias.grad.numpy().copy()
+    for layer in walk(spec.layers):
+        inp, _ = seen[layer.name]
+        if not layer.integer_input:
+            got[f"{layer.name}.dx"] = inp.grad.numpy().copy() if inp.grad is not None else np.zeros(inp.shape, x.dtype)
+        got.update({f"{layer.name}.{k}": v for k, v in _param_grads(layer, mods[layer.name]).items()})
     return got
 
 
@@ -126,3 +221,20 @@ def run(
     if spec.loss is not None:
         runs["loss"] = _run_once(spec, x, target, dloss, None)
     return runs
+
+
+def running_buffers(spec: NetSpec, xs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """The running statistics after each of several forwards (one per batch in ``xs``) of the same
+    torch modules, buffers starting from the spec's: ``[{"<layer>.running_mean": ..., ...}, ...]``."""
+    modules = build(spec)
+    named = _by_name(spec.layers, modules)
+    norms = [layer for layer in walk(spec.layers) if layer.kind == "batch_norm"]
+    steps = []
+    with torch.no_grad():
+        for x in xs:
+            h = torch.from_numpy(x.astype(np.int64) if x.dtype.kind in "iu" else x.copy())
+            for layer, m in zip(spec.layers, modules):
+                h = _apply(layer, m, h, {})
+            steps.append({f"{n.name}.{b}": getattr(named[n.name], b).numpy().copy()
+                          for n in norms for b in ("running_mean", "running_var")})
+    return steps

@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from manual_bp.layers import Module
+from manual_bp.layers import Dropout, Module
 from manual_bp.losses import Loss
 
 EPS64 = float(np.finfo(np.float64).eps)
@@ -151,19 +151,41 @@ def gradcheck(
     the model's parameters are left exactly as they were. Errors are measured
     as in the module docstring: relative, with entries below the oracle's
     resolution compared absolutely. A gradient that is missing or whose shape
-    or dtype differs from its tensor's gets the error inf.
+    or dtype differs from its tensor's gets the error inf. Integer inputs
+    (Embedding indices) have no gradient and are not checked. Running
+    statistics are restored afterwards; every Dropout reuses the mask of the
+    first forward throughout (and is unfrozen again at the end).
     """
-    if x.dtype != np.float64 or any(p.dtype != np.float64 for p in model.params.values()):
+    integer_input = isinstance(x, np.ndarray) and x.dtype.kind in "iu"  # Embedding indices: no input gradient
+    if (x.dtype != np.float64 and not integer_input) or any(p.dtype != np.float64 for p in model.params.values()):
         raise TypeError("gradcheck: finite differences need float64 inputs and parameters")
     if (loss_fn is None) == (dout is None):
         raise ValueError("gradcheck: pass exactly one of loss_fn (with y) or dout")
     x = x.copy()  # perturbed in place below; the caller's array is never touched
+    buffers = {k: v.copy() for k, v in model.buffers.items()}  # BatchNorm's running statistics
+    dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
+    was_frozen = [(m, m.frozen, m.mask) for m in dropouts]
+    try:
+        return _gradcheck(model, loss_fn, x, y, dout, h, tol, integer_input, dropouts)
+    finally:
+        for k, v in model.buffers.items():
+            np.copyto(v, buffers[k])
+        for m, frozen, mask in was_frozen:
+            m.frozen, m.mask = frozen, mask
+
+
+def _gradcheck(
+    model: Module, loss_fn: Loss | None, x: np.ndarray, y: Any, dout: np.ndarray | None, h: float, tol: float,
+    integer_input: bool, dropouts: list[Dropout],
+) -> GradcheckResult:
 
     def J() -> float:
         out = model.forward(x)
         return float(loss_fn.forward(out, y)) if loss_fn is not None else float(np.sum(dout * out))
 
-    out = model.forward(x)
+    out = model.forward(x)  # draws each Dropout's mask once; every later forward reuses it
+    for m in dropouts:
+        m.frozen = True
     if loss_fn is not None:
         J0 = float(loss_fn.forward(out, y))
         g = loss_fn.backward(1.0)
@@ -179,7 +201,7 @@ def gradcheck(
     K = abs(J0) + float(np.sum(np.abs(g * out))) + unit  # magnitude J is built from
     delta = ROUNDINGS * EPS64 * K / h  # absolute resolution of the central differences
     result = GradcheckResult(tol=tol, delta=delta)
-    tensors = {"input": x, **model.params}
+    tensors = {**({} if integer_input else {"input": x}), **model.params}
     for name, theta in tensors.items():
         a = analytic.get(name)
         if not isinstance(a, np.ndarray) or a.shape != theta.shape or a.dtype != theta.dtype:

@@ -8,7 +8,7 @@ repeated here. Hyperparameters are plain attributes, listed by ``config()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -108,6 +108,10 @@ class Module:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module inside it, in execution order (containers first)."""
+        yield self
 
     def zero_grad(self) -> None:
         """Drop the gradients of the last ``backward`` (they are overwritten, never accumulated)."""
@@ -321,3 +325,238 @@ class LogSoftmax(_Elementwise):
     kind = "log_softmax"
     min_ndim = 1
     _fwd, _bwd = F.log_softmax_forward, F.log_softmax_backward
+
+
+# ---------------------------------------------------------------- normalisation, dropout, embedding, reshaping
+
+
+def _check_features(where: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_last_dim(x: np.ndarray, D: int, where: str, layout: str) -> None:
+    if x.shape[-1] != D:
+        raise ValueError(f"{where}: expected input {layout}, got shape {x.shape}: the last axis must hold {D} features")
+
+
+class _Norm(Module):
+    """Shared set-up of LayerNorm and BatchNorm1d: gamma = 1 and beta = 0 when affine."""
+
+    def __init__(self, D: int, eps: float, affine: bool, dtype: Any) -> None:
+        super().__init__()
+        where = type(self).__name__
+        self.eps = _check_number(where, "eps", eps, positive=True)
+        self.dtype = check_dtype_arg(dtype, where)
+        if affine:
+            self.params["gamma"] = np.ones(D, self.dtype)
+            self.params["beta"] = np.zeros(D, self.dtype)
+
+    def _check_norm_input(self, x: Any, D: int, ndim: int, layout: str) -> np.ndarray:
+        check_float_array(x, self.where)
+        check_min_ndim(x, ndim, self.where)
+        _check_last_dim(x, D, self.where, layout)
+        check_nonempty(x, self.where)
+        check_same_dtype(x, self.dtype, self.where)
+        return x
+
+    def _store_grads(self, dgamma: np.ndarray | None, dbeta: np.ndarray | None) -> None:
+        if dgamma is not None:
+            self.grads["gamma"] = dgamma
+        if dbeta is not None:
+            self.grads["beta"] = dbeta
+
+
+class LayerNorm(_Norm):
+    """Normalise each sample over its last axis: out = (x - mean) / sqrt(var + eps) * gamma + beta.
+
+    x: (N, *, normalized_shape) -> out: same shape. Biased variance, as torch's
+    ``nn.LayerNorm(normalized_shape, eps, elementwise_affine)``; gamma, beta: (D,).
+    """
+
+    kind = "layer_norm"
+
+    def __init__(
+        self, normalized_shape: int, eps: float = 1e-5, elementwise_affine: bool = True, *, dtype: Any = np.float64
+    ) -> None:
+        D = _check_features("LayerNorm", "normalized_shape", normalized_shape)
+        super().__init__(D, eps, bool(elementwise_affine), dtype)
+        self.normalized_shape, self.elementwise_affine = D, bool(elementwise_affine)
+
+    def config(self) -> dict[str, Any]:
+        return {"normalized_shape": self.normalized_shape, "eps": self.eps,
+                "elementwise_affine": self.elementwise_affine, "dtype": self.dtype.name}
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        return self._check_norm_input(x, self.normalized_shape, 1, f"(..., {self.normalized_shape})")
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        return F.layer_norm_forward(x, self.params.get("gamma"), self.params.get("beta"), self.eps)
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        dx, dgamma, dbeta = F.layer_norm_backward(dout, cache)
+        self._store_grads(dgamma, dbeta)
+        return dx
+
+
+class BatchNorm1d(_Norm):
+    """Normalise each feature over the batch, as torch's ``nn.BatchNorm1d(num_features)`` on (N, D).
+
+    Training: batch mean and biased variance normalise; the running statistics
+    (``buffers["running_mean"]``, ``buffers["running_var"]``, initially 0 and 1)
+    move by ``running = (1 - momentum) * running + momentum * batch`` with the
+    unbiased batch variance. Evaluation: the running statistics normalise.
+    x: (N, num_features) -> out: same shape; gamma, beta: (D,) when ``affine``.
+    """
+
+    kind = "batch_norm"
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True, *,
+        dtype: Any = np.float64,
+    ) -> None:
+        D = _check_features("BatchNorm1d", "num_features", num_features)
+        super().__init__(D, eps, bool(affine), dtype)
+        self.momentum = _check_number("BatchNorm1d", "momentum", momentum)
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum!r}")
+        self.num_features, self.affine = D, bool(affine)
+        self.buffers["running_mean"] = np.zeros(D, self.dtype)
+        self.buffers["running_var"] = np.ones(D, self.dtype)
+
+    def config(self) -> dict[str, Any]:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "dtype": self.dtype.name}
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        D = self.num_features
+        self._check_norm_input(x, D, 2, f"(N, {D})")
+        if x.ndim != 2:
+            raise ValueError(f"{self.where}: expected input (N, {D}), got shape {x.shape}; flatten other axes first")
+        if self.training and x.shape[0] < 2:
+            raise ValueError(
+                f"{self.where}: training needs more than one sample per feature, got input shape {x.shape}; "
+                f"pass a batch of N >= 2 or call eval() to use the running statistics"
+            )
+        return x
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        b = self.buffers
+        out, cache, (mean, var) = F.batch_norm_forward(
+            x, self.params.get("gamma"), self.params.get("beta"), b["running_mean"], b["running_var"],
+            self.training, self.momentum, self.eps,
+        )
+        if self.training:  # in place: state_dict() and optimisers hold these very arrays
+            np.copyto(b["running_mean"], mean)
+            np.copyto(b["running_var"], var)
+        return out, cache
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        dx, dgamma, dbeta = F.batch_norm_backward(dout, cache)
+        self._store_grads(dgamma, dbeta)
+        return dx
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, out = x * keep / (1 - p) with keep ~ Bernoulli(1 - p); identity in eval.
+
+    The keep mask is drawn from ``rng`` (an explicit ``np.random.Generator`` or
+    seed) on every training forward and kept in ``self.mask`` (bool, x's shape).
+    With ``frozen = True`` the next training forwards reuse ``self.mask`` instead
+    of drawing (finite differences and cross-checks need a fixed mask).
+    0 <= p < 1; p = 0 keeps everything.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        self.p = _check_number("Dropout", "p", p)
+        if not 0.0 <= self.p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r} (p = 1 would drop every unit)")
+        self.rng = as_generator(rng, "Dropout")
+        self.mask: np.ndarray | None = None
+        self.frozen = False
+
+    def config(self) -> dict[str, Any]:
+        return {"p": self.p}
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        if not self.training:
+            return F.dropout_forward(x, None, self.p)
+        if self.frozen:
+            if self.mask is None or self.mask.shape != x.shape:
+                got = None if self.mask is None else self.mask.shape
+                raise ValueError(f"{self.where}: frozen mask of shape {got} does not fit input shape {x.shape}")
+        elif self.p == 0.0:
+            self.mask = np.ones(x.shape, dtype=bool)
+        else:
+            self.mask = self.rng.random(x.shape) >= self.p  # P(keep) = 1 - p
+        return F.dropout_forward(x, self.mask, self.p)
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        return F.dropout_backward(dout, cache)
+
+
+class Embedding(Module):
+    """A lookup table: integer indices (N, *) -> rows of W, (N, *, embedding_dim).
+
+    W: (num_embeddings, embedding_dim), torch's layout, initialised N(0, 1) as
+    torch does. Gradients accumulate over repeated indices; ``backward`` returns
+    None (there is no gradient with respect to integer indices).
+    """
+
+    kind = "embedding"
+
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, *, rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        super().__init__()
+        self.num_embeddings = _check_features("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _check_features("Embedding", "embedding_dim", embedding_dim)
+        self.dtype = check_dtype_arg(dtype, "Embedding")
+        gen = as_generator(rng, "Embedding")
+        self.params["W"] = gen.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
+
+    def config(self) -> dict[str, Any]:
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim, "dtype": self.dtype.name}
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu":
+            got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+            raise TypeError(
+                f"{self.where}: indices must be an integer numpy.ndarray, got {got}; "
+                f"convert explicitly, e.g. idx.astype(np.int64)"
+            )
+        check_min_ndim(x, 1, self.where, "indices")
+        check_nonempty(x, self.where, "indices")
+        V = self.num_embeddings
+        bad = (x < 0) | (x >= V)
+        if np.any(bad):
+            raise ValueError(
+                f"{self.where}: index {x[bad].flat[0]} out of range [0, {V}) in indices of shape {x.shape}; "
+                f"num_embeddings={V}"
+            )
+        return x
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        return F.embedding_forward(x, self.params["W"])
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> None:  # type: ignore[override]
+        self.grads["W"] = F.embedding_backward(dout, cache)
+        return None
+
+
+class Flatten(Module):
+    """x (N, d1, ..., dk) -> (N, d1 * ... * dk), as torch's ``nn.Flatten()``."""
+
+    kind = "flatten"
+    min_ndim = 2
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        return F.flatten_forward(x)
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        return F.flatten_backward(dout, cache)

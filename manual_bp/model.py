@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from manual_bp._checks import StateError
+from manual_bp import functional as F
+from manual_bp._checks import StateError, check_dout
 from manual_bp.layers import Module
 
 
@@ -83,6 +84,11 @@ class Sequential(Module):
         for layer in self.layers:
             layer.zero_grad()
 
+    def modules(self) -> Iterator[Module]:
+        yield self
+        for layer in self.layers:
+            yield from layer.modules()
+
     def train(self, mode: bool = True) -> Sequential:
         self.training = mode
         for layer in self.layers:
@@ -130,6 +136,39 @@ class Sequential(Module):
             np.copyto(v, state[k])
 
 
+class Residual(Sequential):
+    """y = x + f(x), f the sub-sequence of ``layers``; f must keep the shape of x.
+
+    Backward: dx = dout (the skip path) + f's backward applied to dout. Names
+    nest as in ``Sequential``: ``Residual`` at position 1 holding a Linear has
+    ``"1.0.W"``.
+    """
+
+    kind = "residual"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.layers:
+            raise ValueError(f"{self.where}: the residual branch has no layers")
+        fx = super().forward(x)
+        if fx.shape != x.shape or fx.dtype != x.dtype:
+            raise ValueError(
+                f"{self.where}: the branch maps input {x.shape} {x.dtype} to {fx.shape} {fx.dtype}; "
+                f"y = x + f(x) needs f to keep the shape and dtype (e.g. Linear(D, D))"
+            )
+        out, _ = F.residual_forward(x, fx)
+        self._out = (out.shape, out.dtype)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._out is None:
+            raise StateError(f"{self.where}: backward() called before forward()")
+        check_dout(dout, *self._out, self.where)
+        return F.residual_backward(dout, super().backward(dout))
+
+    def __repr__(self) -> str:
+        return "Residual(" + ", ".join(repr(layer) for layer in self.layers) + ")"
+
+
 def architecture(layer: Module) -> dict[str, Any]:
     """Plain-data description of a layer or model: ``{"kind": ..., "config": {...}}``."""
     return {"kind": layer.kind, "config": layer.config()}
@@ -142,6 +181,6 @@ def build(arch: Mapping[str, Any]) -> Module:
     if cls is None:
         raise ValueError(f"build: unknown layer kind {kind!r}; known kinds: {sorted(Module.registry)}")
     config = dict(arch.get("config", {}))
-    if cls is Sequential:
-        return Sequential(*(build(child) for child in config["layers"]))
+    if issubclass(cls, Sequential):
+        return cls(*(build(child) for child in config["layers"]))
     return cls(**config)

@@ -50,6 +50,12 @@ def test_default_sweep_covers_the_space():
     assert any(c.loss_fn.label_smoothing > 0 for c in ce)
     tags = {t for c in cs for t in c.tags}
     assert {"kink", "ties", "large", "tiny"} <= tags
+    # the layers of issue 5 each appear in a sizeable fraction of the sweep, in both modes
+    new = ("batch_norm", "layer_norm", "dropout", "embedding", "flatten", "residual")
+    counts = {k: sum(any(m.kind == k for m in c.model.modules()) for c in cs) for k in new}
+    assert all(n >= 50 for n in counts.values()), counts
+    assert 50 <= sum(not c.model.training for c in cs) <= 250
+    assert any(c.x.dtype.kind in "iu" and c.x.ndim == 2 for c in cs)  # (N, T) indices -> Embedding -> Flatten
 
 
 def test_kink_cases_really_put_exact_zeros_before_the_kink():
