@@ -59,8 +59,8 @@ def _recording(model: Any, got: dict[str, np.ndarray]) -> Iterator[None]:
                 got.update({f"{_name}.{k}": v.copy() for k, v in _m.buffers.items()})
             return out
 
-        def bwd(g: Any, _m: Any = m, _name: str = name, _b: Any = m.backward) -> Any:
-            dx = _b(g)
+        def bwd(g: Any, *args: Any, _m: Any = m, _name: str = name, _b: Any = m.backward, **kw: Any) -> Any:
+            dx = _b(g, *args, **kw)
             if not hasattr(_m, "layers"):
                 got.update({f"{_name}.d{k}": v for k, v in _m.grads.items()})
             if dx is not None:

@@ -45,15 +45,16 @@ def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> tuple[
 
 
 def linear_backward(
-    dout: np.ndarray, cache: Cache
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    dout: np.ndarray, cache: Cache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """dx = dout @ W.T,  dW = x^T dout (summed over N and *),  db = sum of dout over N and *.
 
     dout: (N, *, M)  ->  dx: (N, *, D), dW: (D, M), db: (M,) or None.
+    ``need_dx=False`` returns dx = None and skips its product (the first layer in training).
     """
     x, W, has_bias = cache
     D, M = W.shape
-    dx = dout @ W.T  # (N, *, D)
+    dx = dout @ W.T if need_dx else None  # (N, *, D)
     x2 = x.reshape(-1, D)  # (N*, D)
     dout2 = dout.reshape(-1, M)  # (N*, M)
     dW = x2.T @ dout2  # (D, M)

@@ -99,12 +99,23 @@ class Module:
         self._out = (out.shape, out.dtype)
         return out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Return dL/dx for dout = dL/d(out); fill ``self.grads``."""
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Return dL/dx for dout = dL/d(out); fill ``self.grads``.
+
+        ``input_grad=False``: only the parameter gradients are needed (the first
+        layer in training); a layer that can skip dx (Linear) then returns None.
+        """
         if self._out is None:
             raise StateError(f"{self.where}: backward() called before forward()")
         check_dout(dout, *self._out, self.where)
-        return self._backward(dout, self._cache)
+        self._grads.clear()  # free the last step's gradients before the new ones are allocated
+        if input_grad:
+            return self._backward(dout, self._cache)
+        return self._param_backward(dout, self._cache)
+
+    def _param_backward(self, dout: np.ndarray, cache: Any) -> np.ndarray | None:
+        """The parameter gradients only; layers that can save work by skipping dx override this."""
+        return self._backward(dout, cache)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -188,12 +199,15 @@ class Linear(Module):
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         return F.linear_forward(x, self.params["W"], self.params.get("b"))
 
-    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        dx, dW, db = F.linear_backward(dout, cache)
+    def _backward(self, dout: np.ndarray, cache: Any, need_dx: bool = True) -> np.ndarray | None:
+        dx, dW, db = F.linear_backward(dout, cache) if need_dx else F.linear_backward(dout, cache, need_dx=False)
         self.grads["W"] = dW
         if db is not None:
             self.grads["b"] = db
         return dx
+
+    def _param_backward(self, dout: np.ndarray, cache: Any) -> None:
+        return self._backward(dout, cache, need_dx=False)  # skips the product dout @ W.T
 
 
 class _Elementwise(Module):

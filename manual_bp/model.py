@@ -72,12 +72,16 @@ class Sequential(Module):
         self._out = (x.shape, x.dtype)
         return x
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Chain rule in reverse: each layer maps dL/d(its output) to dL/d(its input)."""
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Chain rule in reverse: each layer maps dL/d(its output) to dL/d(its input).
+
+        ``input_grad=False`` (training): the first layer may skip dL/dx (a Linear
+        saves one of its three matrix products) and None may be returned.
+        """
         if self._out is None:
             raise StateError("Sequential: backward() called before forward()")
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+        for i in reversed(range(len(self.layers))):
+            dout = self.layers[i].backward(dout, input_grad=input_grad or i > 0)
         return dout
 
     def zero_grad(self) -> None:
@@ -159,7 +163,8 @@ class Residual(Sequential):
         self._out = (out.shape, out.dtype)
         return out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        """dx = dout + f's backward of dout (the skip path always needs the branch's dx)."""
         if self._out is None:
             raise StateError(f"{self.where}: backward() called before forward()")
         check_dout(dout, *self._out, self.where)

@@ -233,7 +233,7 @@ def fit(
                         f"(optimiser step {hist.steps + 1}); lower the learning rate "
                         f"(now {getattr(optimizer, 'lr', '?')}) or check the data and initialisation"
                     )
-                model.backward(loss_fn.backward())
+                model.backward(loss_fn.backward(), input_grad=False)  # dL/dX is not needed to train
                 optimizer.step(model.grads)
                 hist.steps += 1
                 tally.add(loss, task_accuracy(loss_fn, out, yb), len(xb))

@@ -276,3 +276,19 @@ def test_digits_example_reaches_97_percent():
     result = digits.run_digits(seed=0)
     assert result["manual_bp"]["test_accuracy"] >= 0.97, result
     assert result["sklearn"]["test_accuracy"] >= 0.9, result
+
+
+def test_backward_without_input_grad_gives_the_same_parameter_gradients():
+    """Training skips dL/dX (fit passes input_grad=False): same grads, one product fewer."""
+    rng = np.random.default_rng(4)
+    model = mbp.Sequential(mbp.Linear(5, 4, rng=rng), mbp.Tanh(), mbp.Linear(4, 3, rng=rng))
+    loss_fn = mbp.SoftmaxCrossEntropy()
+    x, y = rng.standard_normal((7, 5)), rng.integers(0, 3, 7)
+    loss_fn.forward(model.forward(x), y)
+    dx = model.backward(loss_fn.backward())
+    full = {k: v.copy() for k, v in model.grads.items()}
+    assert dx.shape == x.shape
+    assert model.backward(loss_fn.backward(), input_grad=False) is None
+    assert set(model.grads) == set(full)
+    for k, v in full.items():
+        np.testing.assert_array_equal(model.grads[k], v)
