@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from crosscheck.compare import CaseResult
+from crosscheck.spec import walk
 from crosscheck.tolerance import TensorCheck
 
 
@@ -81,7 +82,7 @@ def _kind_of(result: CaseResult, check: TensorCheck) -> tuple[str, str]:
     if check.name in ("loss", "dlogits"):
         return loss_kind, check.name
     layer, tensor = check.name.rsplit(".", 1)
-    kinds = {spec.name: spec.kind for spec in result.spec.layers}
+    kinds = {spec.name: spec.kind for spec in walk(result.spec.layers)}  # containers' children too
     return kinds.get(layer, "?"), tensor
 
 

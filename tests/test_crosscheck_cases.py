@@ -204,3 +204,13 @@ def test_a_missing_framework_skips_or_fails_as_required(monkeypatch):
     monkeypatch.setenv("CROSSCHECK_REQUIRE", "torch,jax")
     with pytest.raises(Failed, match="CROSSCHECK_REQUIRE names torch"):
         require_frameworks(("torch", "jax"))
+
+
+@pytest.mark.parity
+def test_report_names_the_kind_of_every_tensor_inside_containers(frameworks):
+    from crosscheck.report import Report
+
+    c = next(case(i) for i in range(100) if any(layer.kind == "residual" for layer in case(i).model))
+    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks)
+    kinds = {row["kind"] for row in Report([result]).summary()}
+    assert "?" not in kinds and "residual" in kinds
