@@ -264,14 +264,15 @@ def compare_case(
         for i, a in enumerate(backends):
             for b in backends[i + 1 :]:
                 S = scales(spec, runs[b][mode], x, target, **kw)
-                checks = [_check_named(n, runs[a][mode], runs[b][mode], bound, S.get(n, 0.0)) for n in names]
+                checks = [check_named(n, runs[a][mode], runs[b][mode], bound, S.get(n, 0.0)) for n in names]
                 result.comparisons.append(Comparison(mode, a, b, checks))
     return result
 
 
-def _check_named(
-    name: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], bound: float, scale: float
+def check_named(
+    name: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], bound: float, scale: float = 0.0
 ) -> tolerance.TensorCheck:
+    """``tolerance.check`` of ``a[name]`` against ``b[name]``; a failing check when either lacks it."""
     if name not in a or name not in b:
         missing = "backend" if name not in a else "reference"
         return tolerance.TensorCheck(name, (), "", np.nan, np.nan, np.nan, bound, f"missing in the {missing}")

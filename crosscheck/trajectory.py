@@ -62,7 +62,7 @@ import numpy as np
 
 import manual_bp as mbp
 from crosscheck import tolerance
-from crosscheck.compare import FRAMEWORKS, CaseResult, Comparison, reduction_length, reference
+from crosscheck.compare import FRAMEWORKS, CaseResult, Comparison, check_named, reduction_length, reference
 from crosscheck.optim_spec import ALL_STATE_FIELDS, read_optimizer, step_name, trajectory_names
 from crosscheck.spec import read_spec
 
@@ -178,17 +178,9 @@ def compare_trajectory(
     backends = list(runs)
     for i, a in enumerate(backends):
         for b in backends[i + 1 :]:
-            checks = [_check(n, runs[a], runs[b], bounds[step_of(n)]) for n in names]
+            checks = [check_named(n, runs[a], runs[b], bounds[step_of(n)]) for n in names]
             result.comparisons.append(Comparison("train", a, b, checks))
     return result
-
-
-def _check(name: str, a: dict[str, Any], b: dict[str, Any], bound: float) -> tolerance.TensorCheck:
-    """``tolerance.check`` (plain relative error), or a failing check naming the backend that lacks ``name``."""
-    if name not in a or name not in b:
-        missing = "backend" if name not in a else "reference"
-        return tolerance.TensorCheck(name, (), "", np.nan, np.nan, np.nan, bound, f"missing in the {missing}")
-    return tolerance.check(name, a[name], b[name], bound)
 
 
 # ---------------------------------------------------------------- the trajectory cases

