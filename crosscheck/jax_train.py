@@ -4,8 +4,8 @@ The network and loss are ``crosscheck.jax_ref``'s (x64 and highest matmul
 precision are switched on there); gradients come from ``jax.value_and_grad``;
 updates from optax's own optimisers, composed with optax's public transforms
 to torch.optim's semantics (``transformation`` says how, per optimiser). One
-training step (gradient, update, apply) is compiled once per run with
-``jax.jit``. Nothing here imports manual_bp.
+training step (gradient, update, apply) is compiled once per run
+(``jax_ref.compiled``). Nothing here imports manual_bp.
 
 Where optax cannot express a torch.optim setting, ``unsupported`` returns the
 reason and ``run`` raises ``Unsupported``: such a setting is compared against
@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -138,23 +137,22 @@ class _Step(NamedTuple):
 def run(spec: NetSpec, opt: OptimSpec, x: np.ndarray, target: np.ndarray, steps: int) -> dict[str, np.ndarray]:
     """``steps`` full-batch steps on (x, target); the named losses, parameters and state (module docstring)."""
     tx = transformation(opt)
-    params = [{k: jnp.asarray(v) for k, v in layer.params.items()} for layer in spec.layers]
+    params = [dict(layer.params) for layer in spec.layers]  # NumPy: the compiled step transfers them
     no_probes = [0.0] * len(spec.layers)
 
     def objective(p: Any, x: Any, t: Any) -> Any:
         return jax_ref.loss(spec.loss, jax_ref.forward(spec, p, x, no_probes)[-1], t)
 
-    @jax.jit
-    def step(p: Any, s: Any, x: Any, t: Any) -> _Step:
+    def train_step(p: Any, s: Any, x: Any, t: Any) -> _Step:
         L, g = jax.value_and_grad(objective)(p, x, t)
         updates, s = tx.update(g, s, p)
         return _Step(optax.apply_updates(p, updates), s, L)
 
-    xj, tj = jnp.asarray(x), jnp.asarray(target)
     state = tx.init(params)
+    step = jax_ref.compiled(train_step, params, state, x, target)
     got: dict[str, np.ndarray] = {}
     for k in range(1, steps + 1):
-        params, state, L = step(params, state, xj, tj)
+        params, state, L = step(params, state, x, target)
         got[step_name(k, steps, "loss")] = np.asarray(L)
         named_state = _state(opt, state)
         for i, layer in enumerate(spec.layers):

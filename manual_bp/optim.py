@@ -6,7 +6,10 @@ Each optimiser defines two methods for a single parameter array ``p``:
     state = update(p, g, state, t)      # changes p IN PLACE, returns the new state
 
 ``Optimizer.step`` maps ``update`` over the named parameters (``"0.W"``,
-``"0.b"``, ...), so the model's arrays stay the same objects. State is plain
+``"0.b"``, ...), so the model's arrays stay the same objects. A large array is
+updated in blocks of ``BLOCK`` elements (views of it and of its state), which
+gives the same numbers because every rule is elementwise; so ``update`` changes
+the state arrays in place and returns new arrays only for fields that were None. State is plain
 and inspectable: ``opt.state["0.W"].exp_avg``; ``opt.step_count`` is t, the
 number of steps taken (bias corrections start at t = 1, as in torch).
 
@@ -36,6 +39,9 @@ def _number(where: str, name: str, value: Any, high: float | None = None) -> flo
         return float(value)
     accepted = f"in [0, {high:g})" if high is not None else ">= 0"
     raise ValueError(f"{where}: {name} must be a finite number {accepted}, got {value!r}")
+
+
+BLOCK = 1 << 14  # elements per block of an update: 128 KiB of float64 per temporary
 
 
 class Optimizer:
@@ -102,8 +108,27 @@ class Optimizer:
                 raise TypeError(f"{self.name}: gradient of {k!r} has dtype {g.dtype}, parameter {p.dtype}")
         self.step_count += 1
         for k, p in self.params.items():
-            g = -grads[k] if self.maximize else grads[k]
-            self.state[k] = self.update(p, g, self.state[k], self.step_count)
+            self.state[k] = self._update_blocks(p, grads[k], self.state[k], self.step_count)
+
+    def _update_blocks(self, p: np.ndarray, g: np.ndarray, s: Any, t: int) -> Any:
+        """``update`` applied block by block over the flat arrays (an elementwise rule gives the same
+        numbers): each block's temporaries (g + lambda p, g^2, m / denom, ...) stay in cache instead
+        of streaming arrays the size of p through memory several times."""
+        sign = -1.0 if self.maximize else 1.0
+        if p.size <= BLOCK or not (p.flags.c_contiguous and g.flags.c_contiguous):
+            return self.update(p, sign * g if self.maximize else g, s, t)
+        p_flat, g_flat = p.reshape(-1), g.reshape(-1)  # views
+        s_flat = type(s)(*(None if a is None else a.reshape(-1) for a in s))
+        new: list[Any] = []
+        for i in range(0, p.size, BLOCK):
+            block = slice(i, i + BLOCK)
+            g_i = sign * g_flat[block] if self.maximize else g_flat[block]
+            new.append(self.update(p_flat[block], g_i, type(s)(*(None if a is None else a[block] for a in s_flat)), t))
+        # fields that were None and now hold an array (SGD's first momentum buffer) are assembled;
+        # every other array was updated in place through its block views
+        fields = [a if a is not None or new[0][j] is None else np.concatenate([n[j] for n in new]).reshape(p.shape)
+                  for j, a in enumerate(s)]
+        return type(s)(*fields)
 
     def zero_grad(self) -> None:
         """Forget the model's gradients, so that a ``step()`` without a new ``backward`` fails loudly.

@@ -469,3 +469,41 @@ def test_zero_grad_makes_a_stale_step_fail():
     assert model.grads == {}
     with pytest.raises(mbp.StateError, match=r"no gradient for parameter '0\.W'"):
         opt.step()
+
+
+BLOCKED = [
+    (SGD, {"lr": 0.1}), (SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01}),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "maximize": True}),
+    (Adam, {"lr": 0.01, "weight_decay": 0.1}), (Adam, {"lr": 0.01, "amsgrad": True, "maximize": True}),
+    (AdamW, {"lr": 0.01}), (RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.1}),
+    (RMSprop, {"lr": 0.01}),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cls, hp", BLOCKED, ids=[f"{c.__name__}-{i}" for i, (c, _) in enumerate(BLOCKED)])
+def test_blocked_update_is_bit_identical_to_whole_arrays(cls, hp, dtype, monkeypatch):
+    """Large arrays are updated block by block; the numbers, the state and the in-place arrays are
+    exactly those of one update over the whole array (3 steps, a size that leaves a partial block)."""
+    import manual_bp.optim as optim
+
+    rng = np.random.default_rng(7)
+    shape = (3 * optim.BLOCK // 64 + 1, 64 + 3)  # > 3 blocks, not a multiple of BLOCK
+    p0 = rng.normal(size=shape).astype(dtype)
+    grads = [rng.normal(size=shape).astype(dtype) * s for s in (1.0, 0.3, 2.0)]
+    _, blocked, _ = run3(cls, p0, grads, **hp)
+    opt_b = cls({"w": p0.copy()}, **hp)
+    monkeypatch.setattr(optim, "BLOCK", p0.size)  # one block: the plain whole-array update
+    opt_w = cls({"w": p0.copy()}, **hp)
+    for g in grads:
+        opt_w.step({"w": g})
+    monkeypatch.undo()
+    for g in grads:
+        opt_b.step({"w": g})
+    np.testing.assert_array_equal(blocked, opt_w.params["w"])
+    np.testing.assert_array_equal(opt_b.params["w"], opt_w.params["w"])
+    for a, b in zip(opt_b.state["w"], opt_w.state["w"]):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.shape == shape and a.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(a, b)
