@@ -47,6 +47,12 @@ def verify(
     return report
 
 
+def run_case(c: Any, frameworks: tuple[str, ...] = FRAMEWORKS) -> CaseResult:
+    """Compare one case of ``crosscheck.cases`` (a ``Case``) with the frameworks."""
+    return compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
+                        case_id=c.case_id, description=c.description, replay=c.replay)
+
+
 def run_sweep(
     cases: Iterable[Any],
     frameworks: tuple[str, ...] = FRAMEWORKS,
@@ -57,11 +63,54 @@ def run_sweep(
         reference(fw)  # a missing framework fails before any work
     results = []
     for i, c in enumerate(cases):
-        r = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                         case_id=c.case_id, description=c.description, replay=c.replay)
-        results.append(r)
+        results.append(run_case(c, frameworks))
         if progress is not None:
-            progress(i, r)
+            progress(i, results[-1])
+    return results
+
+
+# A task names one unit of a sweep as plain data, so that a worker process can rebuild it:
+# ("seed", dtype), ("case", case_id, dtype or None) or ("trajectory", trajectory_id).
+Task = tuple[Any, ...]
+
+
+def run_task(task: Task, frameworks: tuple[str, ...] = FRAMEWORKS) -> CaseResult:
+    """Build and compare the case a task names."""
+    from crosscheck import cases, trajectory
+
+    kind, *args = task
+    if kind == "trajectory":
+        return trajectory.run_trajectory(args[0], frameworks)
+    return run_case(cases.seed_case(args[0]) if kind == "seed" else cases.case(*args), frameworks)
+
+
+def run_tasks(
+    tasks: list[Task],
+    frameworks: tuple[str, ...] = FRAMEWORKS,
+    jobs: int = 1,
+    progress: Callable[[int, CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Run the tasks in order, over ``jobs`` worker processes (fresh interpreters, so no process
+    inherits another's framework threads); ``progress(i, result)`` after each, in order."""
+    for fw in frameworks:
+        reference(fw)  # a missing framework fails before any work
+    if jobs <= 1 or len(tasks) <= 1:
+        results = []
+        for i, t in enumerate(tasks):
+            results.append(run_task(t, frameworks))
+            if progress is not None:
+                progress(i, results[-1])
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = []
+        for i, r in enumerate(pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2)):
+            results.append(r)
+            if progress is not None:
+                progress(i, r)
     return results
 
 

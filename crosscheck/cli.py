@@ -6,12 +6,11 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
 
-from crosscheck.api import ProgressBar, run_sweep
+from crosscheck.api import ProgressBar, Task, run_tasks
 from crosscheck.compare import FRAMEWORKS
 from crosscheck.report import Report
-from crosscheck.trajectory import run_trajectories, trajectory_ids
+from crosscheck.trajectory import trajectory_ids
 
 SEED_BLOCK = 1_000_000  # --seed S runs case ids S * 10^6, S * 10^6 + 1, ...
 
@@ -52,21 +51,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-trajectories", action="store_true",
                    help="leave out the training trajectories (20 optimiser steps vs torch.optim and optax)")
     p.add_argument("--trajectory", action="append", help="run only this trajectory case id (repeatable)")
+    p.add_argument("--jobs", type=_jobs, default=_jobs("auto"),
+                   help="worker processes: a number or auto (one per CPU core, the default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def plan(args: argparse.Namespace) -> list[Any]:
-    """The cases this invocation runs, in order (after sharding)."""
-    from crosscheck.cases import case, seed_case
+def _jobs(text: str) -> int:
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a positive number or auto, got {text!r}")
+    return int(text)
 
+
+def plan(args: argparse.Namespace) -> list[Task]:
+    """The cases this invocation runs, in order (after sharding), as ``crosscheck.api`` tasks."""
     dtype = None if args.dtype == "both" else args.dtype
     ids = args.case if args.case else [args.seed * SEED_BLOCK + k for k in range(args.cases)]
     i, n = args.shard
-    todo: list[Any] = []
+    todo: list[Task] = []
     if not args.no_seed_network and not args.case and i == 0:
-        todo += [seed_case(d) for d in (("float64", "float32") if dtype is None else (dtype,))]
-    todo += [case(cid, dtype) for k, cid in enumerate(ids) if k % n == i]
+        todo += [("seed", d) for d in (("float64", "float32") if dtype is None else (dtype,))]
+    todo += [("case", cid, dtype) for k, cid in enumerate(ids) if k % n == i]
     return todo
 
 
@@ -86,18 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     try:
-        todo = [] if args.trajectory else plan(args)
         traj = trajectories(args)
-        bar = ProgressBar(len(todo) + len(traj), enabled=not args.quiet)
-        results = run_sweep(todo, args.frameworks, progress=bar)
-        results += run_trajectories(traj, args.frameworks, progress=lambda i, r: bar(len(todo) + i, r))
+        todo = ([] if args.trajectory else plan(args)) + [("trajectory", t) for t in traj]
+        bar = ProgressBar(len(todo), enabled=not args.quiet)
+        results = run_tasks(todo, args.frameworks, jobs=args.jobs, progress=bar)
     except ImportError as err:
         print(err, file=sys.stderr)
         return 2
     settings = {
         "cases": args.cases, "seed": args.seed, "dtype": args.dtype, "frameworks": list(args.frameworks),
         "shard": f"{args.shard[0]}/{args.shard[1]}", "case_ids": [r.case_id for r in results],
-        "trajectories": traj,
+        "trajectories": traj, "jobs": args.jobs,
         "command": "python -m crosscheck " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     report = Report(results, settings=settings, seconds=time.perf_counter() - start)

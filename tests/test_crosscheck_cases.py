@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 import manual_bp as mbp
 from crosscheck import cli, verify
+from crosscheck.api import run_tasks
 from crosscheck.cases import ACTIVATIONS, LOSSES, blueprints, build, case, seed_case
 from crosscheck.compare import compare_case
 
@@ -94,23 +95,25 @@ def test_hypothesis_blueprints_match(bp, frameworks):
 
 def test_shards_partition_the_sweep():
     args = cli.parser().parse_args(["--cases", "10", "--no-seed-network"])
-    whole = [c.case_id for c in cli.plan(args)]
+    whole = [t[1] for t in cli.plan(args)]
     parts = []
     for i in range(3):
         args = cli.parser().parse_args(["--cases", "10", "--no-seed-network", "--shard", f"{i}/3"])
-        parts.append([c.case_id for c in cli.plan(args)])
+        parts.append([t[1] for t in cli.plan(args)])
     joined = [cid for part in parts for cid in part]
-    assert sorted(joined, key=int) == whole and len(set(joined)) == 10
+    assert sorted(joined) == whole and len(set(joined)) == 10
 
 
 def test_seed_selects_a_disjoint_block():
     a = cli.plan(cli.parser().parse_args(["--cases", "3", "--seed", "0"]))
     b = cli.plan(cli.parser().parse_args(["--cases", "3", "--seed", "1"]))
-    assert [c.case_id for c in a][2:] == ["0", "1", "2"]  # after the seed network in both dtypes
-    assert [c.case_id for c in b][2:] == ["1000000", "1000001", "1000002"]
+    assert a[:2] == [("seed", "float64"), ("seed", "float32")]
+    assert [t[1] for t in a[2:]] == [0, 1, 2]
+    assert [t[1] for t in b[2:]] == [1000000, 1000001, 1000002]
 
 
-BAD_ARGS = [["--shard", "3/3"], ["--shard", "x"], ["--frameworks", "tf"], ["--dtype", "f16"]]
+BAD_ARGS = [["--shard", "3/3"], ["--shard", "x"], ["--frameworks", "tf"], ["--dtype", "f16"], ["--jobs", "0"],
+            ["--jobs", "two"]]
 
 
 @pytest.mark.parametrize("bad", BAD_ARGS)
@@ -122,7 +125,7 @@ def test_bad_arguments_exit_2(bad):
 
 @pytest.mark.parity
 def test_cli_writes_a_passing_report(tmp_path, capsys, frameworks):
-    assert cli.main(["--cases", "4", "--no-trajectories", "--out", str(tmp_path)]) == 0
+    assert cli.main(["--cases", "4", "--no-trajectories", "--jobs", "2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr()
     assert "PASSED" in out.out and "smallest margin" in out.out
     assert "6/6 cases" in out.err  # progress: the seed network twice plus 4 cases
@@ -142,7 +145,7 @@ def test_cli_writes_a_passing_report(tmp_path, capsys, frameworks):
 @pytest.mark.parity
 def test_cli_runs_trajectories_into_the_report(tmp_path, frameworks):
     ids = ["traj-adam-default-float64", "traj-sgd-nesterov-float32"]
-    argv = ["--quiet", "--out", str(tmp_path)] + [a for t in ids for a in ("--trajectory", t)]
+    argv = ["--quiet", "--jobs", "1", "--out", str(tmp_path)] + [a for t in ids for a in ("--trajectory", t)]
     assert cli.main(argv) == 0
     data = json.loads((tmp_path / "report.json").read_text())
     assert [c["case_id"] for c in data["cases"]] == ids
@@ -153,7 +156,7 @@ def test_cli_runs_trajectories_into_the_report(tmp_path, frameworks):
 
 @pytest.mark.parity
 def test_replay_runs_one_case(tmp_path, frameworks):
-    assert cli.main(["--case", "7", "--quiet", "--out", str(tmp_path)]) == 0
+    assert cli.main(["--case", "7", "--quiet", "--jobs", "1", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "report.json").read_text())
     assert [c["case_id"] for c in data["cases"]] == ["7"]
 
@@ -214,3 +217,15 @@ def test_report_names_the_kind_of_every_tensor_inside_containers(frameworks):
     result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks)
     kinds = {row["kind"] for row in Report([result]).summary()}
     assert "?" not in kinds and "residual" in kinds
+
+
+@pytest.mark.parity
+def test_worker_processes_give_the_same_results_in_order(frameworks):
+    """--jobs n: each task is rebuilt from plain data in a fresh interpreter; the numbers are the same."""
+    tasks = [("seed", "float32"), ("case", 5, None), ("trajectory", "traj-adam-default-float64"), ("case", 2, None)]
+    one = run_tasks(tasks, frameworks, jobs=1)
+    two = run_tasks(tasks, frameworks, jobs=2)
+    assert [r.case_id for r in two] == [r.case_id for r in one] == ["seed-float32", "5", tasks[2][1], "2"]
+    for a, b in zip(one, two):
+        errors = [[(c.name, c.error) for c in comp.checks] for comp in a.comparisons]
+        assert errors == [[(c.name, c.error) for c in comp.checks] for comp in b.comparisons], a.case_id
