@@ -389,8 +389,28 @@ def _input(rng: np.random.Generator, bp: Blueprint, scale: float) -> np.ndarray:
     return (scale * rng.standard_normal(shape)).astype(bp.dtype)
 
 
+FAMILIES = {"mlp": 0.70, "cnn": 0.15, "transformer": 0.15}  # share of case ids
+
+
+def family(case_id: int) -> str:
+    """Which generator draws case ``case_id``: an MLP (this module; with norms, dropout, residual
+    blocks, embeddings), a CNN (``crosscheck.cases_cnn``) or a Transformer block
+    (``crosscheck.cases_attention``), in the shares of ``FAMILIES``."""
+    u = np.random.default_rng([_SALT, 2, case_id]).random()
+    return "cnn" if u < FAMILIES["cnn"] else "transformer" if u < FAMILIES["cnn"] + FAMILIES["transformer"] else "mlp"
+
+
 def case(case_id: int, dtype: str | None = None) -> Case:
     """The case with this id; ``dtype`` overrides the drawn one (even ids float64, odd float32)."""
+    kind = family(case_id)
+    if kind == "cnn":
+        from crosscheck.cases_cnn import cnn_case  # these modules import this one
+
+        return cnn_case(case_id, dtype)
+    if kind == "transformer":
+        from crosscheck.cases_attention import attention_case
+
+        return attention_case(case_id, dtype)
     c = build(blueprint(case_id, dtype), str(case_id))
     c.replay = f"python -m crosscheck --case {case_id}" + (f" --dtype {dtype}" if dtype else "")
     return c

@@ -6,7 +6,8 @@ formulas (a test parses this file's imports). Float64 is real float64:
 Each layer's output gets a zero "probe" added; the cotangent of that probe is
 the gradient with respect to the layer's output.
 
-Weights keep manual_bp's (in, out) layout, which is also JAX's (``x @ W``).
+Weights keep manual_bp's (in, out) layout, which is also JAX's (``x @ W``); a Conv2d
+weight is (C_out, C_in / groups, kH, kW), the "OIHW" of ``_conv2d``'s dimension numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,20 @@ from crosscheck.spec import LayerSpec, LossSpec, NetSpec, walk  # noqa: E402
 
 Array = Any
 _HIGHEST = jax.lax.Precision.HIGHEST
+
+# XLA options for the reference computations. A crosscheck case is compiled once and run once, so
+# compile time is nearly all of JAX's cost. On CPU, switching off XLA's backend optimisation passes
+# and its fusion emitters, and generating code in one piece rather than in parallel splits, cuts it
+# about 6x (measured on the sweep's cases: 600 -> 100 ms CPU per case). None of this changes what is
+# computed: float64 results differ from a default compile only by rounding, in tensors where terms
+# cancel (within eps times the term magnitudes that crosscheck.scales bounds).
+COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False,
+                                    "xla_cpu_parallel_codegen_split_count": 1}
+
+
+def compiled(fn: Callable[..., Any], *args: Any) -> Callable[..., Any]:
+    """``fn`` jitted, lowered for ``args`` and compiled with ``COMPILER_OPTIONS`` (once per case)."""
+    return jax.jit(fn).lower(*args).compile(compiler_options=COMPILER_OPTIONS)
 
 
 def _leaky_relu(x: Array, negative_slope: float) -> Array:
@@ -54,7 +69,8 @@ _ACTIVATIONS: dict[str, Callable[[Array, dict[str, Any]], Array]] = {
     "log_softmax": lambda x, c: jax.nn.log_softmax(x, axis=-1),
 }
 
-KINDS = frozenset(_ACTIVATIONS) | {"linear", "layer_norm", "batch_norm", "embedding", "flatten", "dropout", "residual"}
+KINDS = frozenset(_ACTIVATIONS) | {"linear", "layer_norm", "batch_norm", "embedding", "flatten", "dropout", "residual",
+                                   "multi_head_attention", "conv2d", "max_pool2d", "avg_pool2d"}
 
 
 def _affine(xhat: Array, params: dict[str, Array]) -> Array:
@@ -89,6 +105,82 @@ def _dropout(layer: LayerSpec, x: Array) -> Array:
     return jnp.where(layer.fixed["mask"], x / (1 - layer.config["p"]), jnp.zeros((), x.dtype))
 
 
+def _self_attention(layer: LayerSpec, p: dict[str, Array], x: Array) -> Array:
+    """Multi-head self-attention on x (N, T, D), weights (in, out).
+
+    float32: ``jax.nn.dot_product_attention`` (layout (N, T, heads, d); ``mask`` True = the key takes
+    part). float64: it cannot serve, since it always computes the softmax in float32 (measured: 1e-7
+    off in float64), so the same steps are written with ``jnp.einsum`` at HIGHEST precision and
+    ``jax.nn.softmax(where=mask)``. The mask: key ``s`` is visible to query ``t`` unless the spec's
+    ``key_padding_mask`` marks it (True = padded) or, with ``causal``, s > t.
+    """
+    cfg = layer.config
+    N, T, D = x.shape
+    h = cfg["num_heads"]
+    d = D // h
+
+    def proj(name: str) -> Array:
+        y = jnp.matmul(x, p[f"W{name}"], precision=_HIGHEST)
+        return y + p[f"b{name}"] if cfg["bias"] else y
+
+    q, k, v = (proj(n).reshape(N, T, h, d) for n in "qkv")
+    visible = jnp.ones((N, 1, T, T), dtype=bool)
+    if "key_padding_mask" in layer.fixed:
+        visible = visible & ~jnp.asarray(layer.fixed["key_padding_mask"])[:, None, None, :]
+    if cfg["causal"]:
+        visible = visible & jnp.tril(jnp.ones((T, T), dtype=bool))
+    scale = 1.0 / float(np.sqrt(d))
+    if x.dtype == jnp.float32:
+        o = jax.nn.dot_product_attention(q, k, v, mask=visible, scale=scale)  # (N, T, h, d)
+    else:
+        s = jnp.einsum("nthd,nshd->nhts", q, k, precision=_HIGHEST) * scale  # (N, h, T, T)
+        o = jnp.einsum("nhts,nshd->nthd", jax.nn.softmax(s, axis=-1, where=visible), v, precision=_HIGHEST)
+    out = jnp.matmul(o.reshape(N, T, D), p["Wo"], precision=_HIGHEST)
+    return out + p["bo"] if cfg["bias"] else out
+
+
+def _conv2d(x: Array, p: dict[str, Array], c: dict[str, Any]) -> Array:
+    """``lax.conv_general_dilated`` (a cross-correlation, like torch's) on NCHW with an OIHW kernel: the
+    spec's W (C_out, C_in / groups, kH, kW) is used as is; groups via ``feature_group_count``."""
+    (ph, pw) = c["padding"]
+    out = jax.lax.conv_general_dilated(
+        x, p["W"], window_strides=tuple(c["stride"]), padding=((ph, ph), (pw, pw)),
+        rhs_dilation=tuple(c["dilation"]), dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        feature_group_count=c["groups"], precision=_HIGHEST)
+    return out + p["b"].reshape(-1, 1, 1) if c["bias"] else out
+
+
+def _max_pool2d(x: Array, c: dict[str, Any]) -> Array:
+    """``lax.reduce_window`` with ``lax.max`` and -inf padding, differentiated by JAX's own rule
+    (``select_and_scatter_add`` with ``>=``: the first maximum of a window in row-major order gets its
+    gradient). JAX has no VJP for a dilated max window, so with dilation the rows and columns every
+    window reads are first gathered into contiguous, non-overlapping blocks (``x[:, :, rows][..., cols]``,
+    whose transpose adds the overlaps back) and pooled with window = stride = kernel."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (tuple(c[k]) for k in ("kernel_size", "stride", "padding", "dilation"))
+    ninf = np.array(-np.inf, dtype=x.dtype)  # a concrete constant: JAX recognises the max monoid (and its VJP)
+    if (dh, dw) == (1, 1):
+        return jax.lax.reduce_window(x, ninf, jax.lax.max, (1, 1, kh, kw), (1, 1, sh, sw),
+                                     ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    xp = jnp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=ninf)
+    Ho, Wo = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1, (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    rows = (np.arange(Ho)[:, None] * sh + np.arange(kh) * dh).reshape(-1)  # (Ho kH,): window y reads rows y kH ...
+    cols = (np.arange(Wo)[:, None] * sw + np.arange(kw) * dw).reshape(-1)  # (Wo kW,)
+    blocks = xp[:, :, rows][:, :, :, cols]  # (N, C, Ho kH, Wo kW)
+    return jax.lax.reduce_window(blocks, ninf, jax.lax.max, (1, 1, kh, kw), (1, 1, kh, kw), "VALID")
+
+
+def _avg_pool2d(x: Array, c: dict[str, Any]) -> Array:
+    """torch's AvgPool2d: a zero-padded ``lax.reduce_window`` sum divided by kH kW (``count_include_pad``)
+    or by the same window sum over ones, the count of unpadded elements."""
+    (kh, kw), (sh, sw), (ph, pw) = (tuple(c[k]) for k in ("kernel_size", "stride", "padding"))
+    window, strides, pad = (1, 1, kh, kw), (1, 1, sh, sw), ((0, 0), (0, 0), (ph, ph), (pw, pw))
+    zero = np.array(0, dtype=x.dtype)
+    total = jax.lax.reduce_window(x, zero, jax.lax.add, window, strides, pad)
+    if c["count_include_pad"]:
+        return total / (kh * kw)
+    return total / jax.lax.reduce_window(jnp.ones_like(x), zero, jax.lax.add, window, strides, pad)
+
+
 def _apply(layer: LayerSpec, net: _Net, x: Array) -> Array:
     """The layer's output; records it, its input (for probe shapes) and its updated buffers in ``net``."""
     name = layer.name
@@ -111,6 +203,14 @@ def _apply(layer: LayerSpec, net: _Net, x: Array) -> Array:
         out = jnp.reshape(x, (x.shape[0], -1))
     elif layer.kind == "dropout":
         out = _dropout(layer, x)
+    elif layer.kind == "conv2d":
+        out = _conv2d(x, p, layer.config)
+    elif layer.kind == "max_pool2d":
+        out = _max_pool2d(x, layer.config)
+    elif layer.kind == "avg_pool2d":
+        out = _avg_pool2d(x, layer.config)
+    elif layer.kind == "multi_head_attention":
+        out = _self_attention(layer, p, x)
     elif layer.kind == "residual":
         b = x
         for child in layer.children:
@@ -150,7 +250,7 @@ def forward(spec: NetSpec, params: list[dict[str, Array]], x: Array, probes: lis
 
 
 def _spec_buffers(spec: NetSpec) -> dict[str, dict[str, Array]]:
-    return {layer.name: {k: jnp.asarray(v) for k, v in layer.buffers.items()}
+    return {layer.name: dict(layer.buffers)
             for layer in walk(spec.layers) if layer.buffers}
 
 
@@ -216,15 +316,14 @@ def run(
     ``"loss"``: the cotangent ``dloss`` pulled back from the loss; ``"vjp"``:
     the cotangent ``dout`` pulled back from the logits. Every layer's dx is the
     cotangent of a zero probe added to its input. The whole case is compiled
-    as one XLA computation (``jax.jit``): compiling op by op for every new
+    as one XLA computation (``compiled``): compiling op by op for every new
     shape would cost far more.
     """
-    params = {layer.name: {k: jnp.asarray(v) for k, v in layer.params.items()}
-              for layer in walk(spec.layers) if layer.params}
-    t = None if target is None else jnp.asarray(target)
-    fn = jax.jit(lambda p, b, x, t, dl, do: _both_runs(spec, p, b, x, t, dl, do))
-    outs, new_buffers, L, loss_grads, vjp_grads = fn(
-        params, _spec_buffers(spec), jnp.asarray(x), t, jnp.asarray(dloss), jnp.asarray(dout))
+    # NumPy arguments: the compiled call transfers them (jnp.asarray would compile a conversion per shape)
+    params = {layer.name: dict(layer.params) for layer in walk(spec.layers) if layer.params}
+    args = (params, _spec_buffers(spec), x, target, np.asarray(dloss, np.float64), dout)
+    fn = compiled(lambda p, b, x, t, dl, do: _both_runs(spec, p, b, x, t, dl, do), *args)
+    outs, new_buffers, L, loss_grads, vjp_grads = fn(*args)
     runs = {"vjp": _named(spec, outs, new_buffers, vjp_grads)}
     if spec.loss is not None:
         dlogits = loss_grads[1]["logits"]  # the cotangent of the logits' probe

@@ -25,17 +25,43 @@ forward, from S(x) = max|x|:
     Embedding       S(out) = max|W|  (a gather is exact)
     Dropout         S(out) = S(x) / (1 - p);  Flatten: S(out) = S(x)
     Residual        S(out) = S(x) + S(f(x))
+    Conv2d          S(out) = S(x) * max_o sum_{c,i,j} |W_ocij| + max|b|  (each output sums C_g kH kW products
+                    x W, each at most S(x) |W_ocij|: the Linear rule over the window)
+    MaxPool2d       S(out) = S(x)  (a selection: exact)
+    AvgPool2d       S(out) = S(x)  (sum of the window's terms, each <= S(x), divided by their count)
+    Multi-head      S_q = max_j (|x| |Wq| + |bq|)_j  or  S(x) max_j sum_k |Wq_kj|  (the Linear rule; k, v alike);
+    self-attention  |q|, |k|, |v| below are the sizes of the projections themselves (from the reference's x), per
+                    head; first order: the error of a product ab is S(a) |b| + |a| S(b), never S(a) S(b)
+                    S(scores) = (max_ts sum_c |q_tc||k_sc| + S_q max_s sum_c |k_sc| + S_k max_t sum_c |q_tc|) / sqrt(d)
+                    S(A) = max|v| (1 + 2 S(scores)) + S_v: A = P V is a convex combination of the values
+                      (sum_s P_ts = 1), and an error e in a row of scores moves each P_ts by at most 2 e P_ts
+                    S(out) = S(A) max_j sum_k |Wo_kj| + |bo|
 
 backward, from G(dlogits) = dloss * r * A (A = 2 for cross-entropies, 2 (S(z) + max|t|)
 for MSE; in a VJP run G = max|dout|):
     Linear          G(dx) = G(dout) * max_k sum_j |W_kj|,  G(dW) = rows * S(x) * G(dout),  G(db) = rows * G(dout)
     elementwise f   G(dx) = c * G(dout)   (c = 2; LogSoftmax: 1 + C, as dx = dout - p sum(dout))
-    LayerNorm,      G(dx) = G(dout) |gamma| max rstd (2 + A^2): the three terms of
-    BatchNorm1d       dx = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat)); eval: G |gamma| max rstd;
+    LayerNorm,      G(dx) = |gamma| max rstd (G(dout) (2 + X) + a A (3 + 2 X)), first order in the three terms of
+    BatchNorm1d       dx = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat)), dxhat = dout gamma: X = max|xhat|
+                      (mean|xhat| <= 1), a = max|dout| (as for attention); xhat carries eps A, rstd a relative
+                      eps A (var's error: 2 eps (A / rstd) sqrt(var)); eval: G |gamma| max rstd;
                     G(dgamma) = rows * A * G(dout), G(dbeta) = rows * G(dout)
     Embedding       G(dW) = (largest number of repeats of one index) * G(dout); no dx
     Dropout         G(dx) = G(dout) / (1 - p);  Flatten: G(dx) = G(dout)
     Residual        G(dx) = G(dout) + G(dx of the branch)
+    Conv2d          G(dx) = G(dout) * max_c sum_{o in c's group, i, j} |W_ocij|  (each (o, i, j) reaches an input
+                    pixel at most once), G(dW) = rows * S(x) * G(dout), G(db) = rows * G(dout), rows = N H_out W_out
+    MaxPool2d       G(dx) = G(dout) * m,  m = the most windows one input element belongs to (overlaps sum)
+    AvgPool2d       G(dx) = G(dout) * m / (the smallest divisor: kH kW, or the fewest unpadded elements)
+    Multi-head      first order as in the forward, with a = max|dout| (the size of the upstream gradient, read off
+    self-attention  the reference: the next layer's dx) beside its scale G(dout); w = max_k sum_j |Wo_kj|:
+                    G(dA) = G(dout) w, |dA| <= a w;  |dP| <= a w max_s sum_c |v_sc| =: p;
+                    G(dV) = T (G(dA) + 2 S(scores) a w)  (P^T dO: a column of P sums to at most T);
+                    G(dP) = G(dA) max sum_c |v| + a w d S_v;  a row of dS = P (dP - sum P dP) / sqrt(d):
+                    G = (2 G(dP) + 4 S(scores) p) / sqrt(d), size 2 p / sqrt(d) =: s;
+                    G(dQ) = G(row of dS) max|k| + s S_k,  G(dK) = T (G(row of dS) max|q| + s S_q);
+                    G(dWq) = rows (S(x) |dQ| + max|x| G(dQ)), G(dbq) = rows G(dQ) (k, v alike; Wo: A, dout);
+                    G(dx) = G(dQ) max_k sum_j |Wq_kj| + G(dK) (Wk) + G(dV) (Wv)
 
 Every scale is also at least the tensor's own max |entry|, so for a
 well-conditioned tensor the measure is the plain relative error. A wrong
@@ -45,6 +71,7 @@ transpose or a wrong derivative changes the terms themselves.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -90,12 +117,74 @@ def _gain(layer: LayerSpec, name: str) -> float:
     return _amax(p) if p is not None else (1.0 if name == "gamma" else 0.0)
 
 
+def _attention_fwd(layer: LayerSpec, h: np.ndarray, s_in: float) -> dict[str, float]:
+    """The forward scales of a multi-head self-attention (the module docstring): S_q, S_k, S_v,
+    S(scores), S(A) and S(out), from its input h (N, T, D) and the input's scale."""
+    p = {k: v.astype(np.float64) for k, v in layer.params.items()}
+    N, T, D = h.shape
+    heads = layer.config["num_heads"]
+    h2 = h.reshape(-1, D)  # (NT, D)
+    s, size = {}, {}
+    for n in "qkv":
+        W, b = p[f"W{n}"], p.get(f"b{n}", np.zeros(D))
+        s[n] = max(float((np.abs(h2) @ np.abs(W)).max(initial=0.0)) + _amax(b), s_in * _col_abs_sum(W))
+        size[n] = np.abs(h2 @ W + b).reshape(N, T, heads, D // heads)  # |q|, |k|, |v| per head
+    s |= {f"{n}_max": float(size[n].max()) for n in "qkv"}
+    s |= {f"{n}_row": float(size[n].sum(axis=-1).max()) for n in "qkv"}  # max_t sum_c |q_tc| within a head
+    terms = float(np.einsum("nthc,nshc->nhts", size["q"], size["k"]).max())  # max_ts sum_c |q_tc| |k_sc|
+    s["scale"] = 1 / np.sqrt(D // heads)
+    s["scores"] = s["scale"] * (terms + s["q"] * s["k_row"] + s["k"] * s["q_row"])
+    s["A"] = s["v_max"] * (1 + 2 * s["scores"]) + s["v"]
+    s["out"] = s["A"] * _col_abs_sum(p["Wo"]) + _amax(p.get("bo", 0.0))
+    return s
+
+
+def _conv_gains(W: np.ndarray, groups: int) -> tuple[float, float]:
+    """(max_o sum_{c,i,j} |W_ocij|, max_c sum_{o in c's group, i, j} |W_ocij|) of a Conv2d weight
+    (C_out, C_g, kH, kW): the inf-norm gains of the forward and of dx."""
+    A = np.abs(W.astype(np.float64))
+    fwd = float(A.reshape(A.shape[0], -1).sum(axis=1).max(initial=0.0))
+    per_group = A.reshape(groups, A.shape[0] // groups, *A.shape[1:])  # (groups, O_g, C_g, kH, kW)
+    return fwd, float(per_group.sum(axis=(1, 3, 4)).max(initial=0.0))
+
+
+def _pool_counts(layer: LayerSpec, shape: tuple[int, ...]) -> tuple[int, int]:
+    """(m, smallest divisor) of a pooling layer on input ``shape`` (N, C, H, W): m the most windows one input
+    element belongs to; the divisor of an average (a max-pool has none: 1): kH kW with ``count_include_pad``,
+    else the fewest unpadded elements of a window. Per axis from the geometry; both factor over the axes."""
+    c = layer.config
+    m, fewest = 1, 1
+    for axis, size in enumerate(shape[2:]):
+        k, s, p = c["kernel_size"][axis], c["stride"][axis], c["padding"][axis]
+        d = c.get("dilation", (1, 1))[axis]
+        n_out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        pos = (np.arange(n_out)[:, None] * s + np.arange(k) * d - p).reshape(-1)  # unpadded position of every read
+        inside = pos[(pos >= 0) & (pos < size)]
+        m *= int(np.bincount(inside, minlength=size).max(initial=1))
+        real = ((pos >= 0) & (pos < size)).reshape(n_out, k).sum(axis=1)
+        if layer.kind == "avg_pool2d":
+            fewest *= k if c["count_include_pad"] else int(real.min())
+    return m, fewest
+
+
 class _Scales:
     """Walks the spec tree forward (S of every output) then backward (G of every gradient)."""
 
     def __init__(self, ref: dict[str, np.ndarray]) -> None:
         self.ref, self.S = ref, {}
         self.inputs: dict[str, tuple[np.ndarray, float]] = {}
+        self.attention: dict[str, dict[str, float]] = {}
+        self.dout_size: dict[str, float] = {}
+
+    def dout_sizes(self, layers: tuple[LayerSpec, ...], last: float) -> None:
+        """max |dout| of every layer, the size (not the rounding) of the gradient it receives, read off the
+        reference run: the next layer's dx; for the last layer of a branch, the residual's own dout."""
+        for i, layer in enumerate(layers):
+            nxt = self.ref.get(f"{layers[i + 1].name}.dx") if i + 1 < len(layers) else None
+            a = self.dout_size[layer.name] = last if i + 1 == len(layers) else (
+                _amax(nxt) if nxt is not None else math.inf)
+            if layer.children:
+                self.dout_sizes(layer.children, a)
 
     def fwd(self, layer: LayerSpec, h: np.ndarray, s_in: float) -> tuple[np.ndarray, float]:
         self.inputs[layer.name] = (h, s_in)
@@ -121,6 +210,13 @@ class _Scales:
             s_out = s_in / (1 - layer.config["p"])
         elif layer.kind == "flatten":
             s_out = s_in
+        elif layer.kind == "conv2d":
+            s_out = s_in * _conv_gains(layer.params["W"], layer.config["groups"])[0] + _gain(layer, "b")
+        elif layer.kind in ("max_pool2d", "avg_pool2d"):
+            s_out = s_in
+        elif layer.kind == "multi_head_attention":
+            self.attention[layer.name] = _attention_fwd(layer, h, s_in)
+            s_out = self.attention[layer.name]["out"]
         elif layer.kind == "residual":
             b, s_b = h, s_in
             for child in layer.children:
@@ -149,8 +245,14 @@ class _Scales:
             if "gamma" in layer.params:
                 S[f"{name}.dgamma"] = max(n_rows * g * float(A.max(initial=0.0)), _amax(ref[f"{name}.dgamma"]))
                 S[f"{name}.dbeta"] = max(n_rows * g, _amax(ref[f"{name}.dbeta"]))
-            terms = rstd * (2 + A * A) if (layer.kind == "layer_norm" or layer.training) else rstd
-            g_in = g * _gain(layer, "gamma") * float(terms.max(initial=0.0))
+            terms = g * rstd
+            if layer.kind == "layer_norm" or layer.training:  # first order, see the docstring
+                axis = -1 if layer.kind == "layer_norm" else 0
+                xc = np.abs(h_in - h_in.mean(axis=axis, keepdims=True))
+                X = xc.max(axis=axis, keepdims=layer.kind == "layer_norm") * rstd  # max |xhat|
+                a = min(self.dout_size.get(name, g), g)  # max |dout|
+                terms = rstd * (g * (2 + X) + a * A * (3 + 2 * X))
+            g_in = _gain(layer, "gamma") * float(terms.max(initial=0.0))
         elif layer.kind == "embedding":
             idx = np.asarray(h_in).reshape(-1).astype(np.int64)
             repeats = int(np.bincount(idx).max(initial=1)) if idx.size else 1
@@ -160,6 +262,18 @@ class _Scales:
             g_in = g / (1 - layer.config["p"])
         elif layer.kind == "flatten":
             g_in = g
+        elif layer.kind == "conv2d":
+            N, _, Ho, Wo = np.shape(ref[f"{name}.out"])
+            rows = N * Ho * Wo  # the terms summed into each dW and db entry
+            S[f"{name}.dW"] = max(rows * s_x * g, _amax(ref[f"{name}.dW"]))
+            if "b" in layer.params:
+                S[f"{name}.db"] = max(rows * g, _amax(ref[f"{name}.db"]))
+            g_in = g * _conv_gains(layer.params["W"], layer.config["groups"])[1]
+        elif layer.kind in ("max_pool2d", "avg_pool2d"):
+            m, divisor = _pool_counts(layer, h_in.shape)
+            g_in = g * m / divisor
+        elif layer.kind == "multi_head_attention":
+            g_in = self._attention_bwd(layer, g, n_rows, h_in.shape[1], s_x)
         elif layer.kind == "residual":
             g_b = g
             for child in reversed(layer.children):
@@ -169,6 +283,27 @@ class _Scales:
             g_in = LIPSCHITZ * g
         S[f"{name}.dx"] = max(g_in, _amax(ref[f"{name}.dx"]))
         return S[f"{name}.dx"]
+
+
+    def _attention_bwd(self, layer: LayerSpec, g: float, rows: int, T: int, s_x: float) -> float:
+        """G of a multi-head self-attention's parameter gradients (stored) and of its dx (returned)."""
+        s, S, ref, name = self.attention[layer.name], self.S, self.ref, layer.name
+        h_in, _ = self.inputs[name]
+        d = layer.params["Wq"].shape[0] // layer.config["num_heads"]
+        a = min(self.dout_size.get(name, g), g)  # max |dout|
+        g_A, a_A = g * _row_abs_sum(layer.params["Wo"]), a * _row_abs_sum(layer.params["Wo"])  # dA (= dO)
+        a_P = a_A * s["v_row"]  # max |dP|
+        g_S = s["scale"] * (2 * (g_A * s["v_row"] + a_A * d * s["v"]) + 4 * s["scores"] * a_P)  # a row of dS
+        a_S = 2 * s["scale"] * a_P  # the size of a row of dS
+        G = {"o": g, "v": T * (g_A + 2 * s["scores"] * a_A), "q": g_S * s["k_max"] + a_S * s["k"],
+             "k": T * (g_S * s["q_max"] + a_S * s["q"])}
+        size = {"o": a, "v": T * a_A, "q": a_S * s["k_max"], "k": T * a_S * s["q_max"]}  # max |dout|, |dV|, |dQ|, |dK|
+        for n, g_n in G.items():
+            x_S, x_size = (s["A"], s["v_max"]) if n == "o" else (s_x, _amax(h_in))  # the product's input
+            S[f"{name}.dW{n}"] = max(rows * (x_S * size[n] + x_size * g_n), _amax(ref[f"{name}.dW{n}"]))
+            if layer.config["bias"]:
+                S[f"{name}.db{n}"] = max(rows * g_n, _amax(ref[f"{name}.db{n}"]))
+        return sum(G[n] * _row_abs_sum(layer.params[f"W{n}"]) for n in "qkv")
 
 
 def scales(
@@ -193,6 +328,7 @@ def scales(
         g = S["dlogits"] = max(abs(dloss) * r * A, _amax(ref["dlogits"]))
     else:
         g = _amax(dout)
+    w.dout_sizes(spec.layers, _amax(ref["dlogits"]) if dout is None else g)
     for layer in reversed(spec.layers):
         g = w.bwd(layer, g)
     return S

@@ -2,7 +2,7 @@
 
 ``read_spec`` reads a manual_bp model by its public attributes only (``kind``,
 ``config()``, ``params``, ``buffers``, ``training``, ``name``, ``layers``, a
-Dropout's ``mask``); nothing here computes, and
+Dropout's ``mask``, an attention layer's ``key_padding_mask``); nothing here computes, and
 nothing here imports manual_bp. The PyTorch and JAX references are built from
 this data alone.
 
@@ -24,7 +24,8 @@ class LayerSpec:
 
     params: trainable arrays; buffers: running statistics *before* the forward
     (BatchNorm1d's ``running_mean`` / ``running_var``); fixed: arrays manual_bp
-    drew that the references must reuse (Dropout's boolean keep ``mask``);
+    drew or was given that the references must reuse (Dropout's boolean keep ``mask``, a
+    multi-head attention's ``key_padding_mask`` (N, T), True = padded key);
     training: the layer's mode; children: the sub-layers of a container other
     than a plain ``Sequential`` (a ``Residual`` branch), in order.
     """
@@ -89,6 +90,9 @@ def _layer_spec(layer: Any, name: str) -> LayerSpec:
     buffers = {} if children else {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
     mask = getattr(layer, "mask", None) if layer.kind == "dropout" and layer.training else None
     fixed = {"mask": np.array(mask, copy=True)} if mask is not None else {}
+    kpm = getattr(layer, "key_padding_mask", None) if layer.kind == "multi_head_attention" else None
+    if kpm is not None:  # attention's padding mask (N, T), True = padded key, set on the layer before forward
+        fixed["key_padding_mask"] = np.array(kpm, copy=True)
     return LayerSpec(name, layer.kind, config, params, buffers, fixed, bool(layer.training), children)
 
 

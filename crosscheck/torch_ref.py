@@ -3,7 +3,10 @@
 Only torch's own modules, functionals and ``backward()`` are used here, never
 manual_bp's formulas (a test parses this file's imports). Every intermediate
 output keeps its gradient with ``retain_grad()``. The layout convention lives
-in ``_weight_to_torch`` / ``_weight_from_torch`` and nowhere else.
+in ``_weight_to_torch`` / ``_weight_from_torch`` and nowhere else (attention's
+stacked ``in_proj_weight`` is assembled from them in ``_in_proj_to_torch`` /
+``_in_proj_from_torch``; a Conv2d weight is torch's own layout, which
+``_conv_weight_to_torch`` asserts).
 """
 
 from __future__ import annotations
@@ -31,6 +34,77 @@ def _weight_to_torch(W: np.ndarray) -> torch.Tensor:
 def _weight_from_torch(w: torch.Tensor) -> np.ndarray:
     """torch's (out, in) gradient -> manual_bp's layout (in, out)."""
     return w.detach().numpy().T.copy()
+
+
+def _conv_weight_to_torch(W: np.ndarray, cfg: dict[str, Any]) -> torch.Tensor:
+    """manual_bp's Conv2d W is already torch's ``nn.Conv2d.weight`` layout (C_out, C_in / groups, kH, kW):
+    no transpose; its gradient comes back in the same layout."""
+    expected = (cfg["out_channels"], cfg["in_channels"] // cfg["groups"], *cfg["kernel_size"])
+    assert W.shape == tuple(expected), (W.shape, expected)
+    return torch.from_numpy(W.copy())
+
+
+def _conv2d(layer: LayerSpec, dtype: torch.dtype) -> nn.Module:
+    cfg = layer.config
+    conv = nn.Conv2d(cfg["in_channels"], cfg["out_channels"], tuple(cfg["kernel_size"]), tuple(cfg["stride"]),
+                     tuple(cfg["padding"]), tuple(cfg["dilation"]), cfg["groups"], cfg["bias"], dtype=dtype)
+    with torch.no_grad():
+        conv.weight.copy_(_conv_weight_to_torch(layer.params["W"], cfg))
+        if cfg["bias"]:
+            conv.bias.copy_(torch.from_numpy(layer.params["b"]))
+    return conv
+
+
+def _pool(layer: LayerSpec) -> nn.Module:
+    """nn.MaxPool2d (padding -inf; the gradient to the first maximum of a window in row-major order, on the
+    CPU) or nn.AvgPool2d (zero padding; ``count_include_pad`` as configured)."""
+    cfg = layer.config
+    k, s, p = tuple(cfg["kernel_size"]), tuple(cfg["stride"]), tuple(cfg["padding"])
+    if layer.kind == "max_pool2d":
+        return nn.MaxPool2d(k, s, p, tuple(cfg["dilation"]))
+    return nn.AvgPool2d(k, s, p, count_include_pad=cfg["count_include_pad"])
+
+
+def _in_proj_to_torch(Wq: np.ndarray, Wk: np.ndarray, Wv: np.ndarray) -> torch.Tensor:
+    """manual_bp's Wq, Wk, Wv, (in, out) each -> ``nn.MultiheadAttention.in_proj_weight`` = [Wq^T; Wk^T; Wv^T]."""
+    w = torch.cat([_weight_to_torch(W) for W in (Wq, Wk, Wv)])
+    assert tuple(w.shape) == (3 * Wq.shape[1], Wq.shape[0])
+    return w
+
+
+def _in_proj_from_torch(g: torch.Tensor) -> dict[str, np.ndarray]:
+    """The gradient of ``in_proj_weight`` (3D, D) -> manual_bp's dWq, dWk, dWv, (D, D) each."""
+    D = g.shape[1]
+    assert tuple(g.shape) == (3 * D, D)
+    return {f"dW{n}": _weight_from_torch(g[i * D:(i + 1) * D]) for i, n in enumerate("qkv")}
+
+
+def _attention(layer: LayerSpec, dtype: torch.dtype) -> nn.Module:
+    """``nn.MultiheadAttention(batch_first=True)`` holding the spec's Wq, Wk, Wv, Wo (and biases).
+    Training mode always: manual_bp's attention has no dropout, and torch's eval-mode fast path is a
+    different kernel (with NaN, not zeros, for a query without a visible key)."""
+    cfg = layer.config
+    m = nn.MultiheadAttention(cfg["embed_dim"], cfg["num_heads"], bias=cfg["bias"], batch_first=True, dtype=dtype)
+    p = layer.params
+    with torch.no_grad():
+        m.in_proj_weight.copy_(_in_proj_to_torch(p["Wq"], p["Wk"], p["Wv"]))
+        m.out_proj.weight.copy_(_weight_to_torch(p["Wo"]))
+        if cfg["bias"]:
+            m.in_proj_bias.copy_(torch.from_numpy(np.concatenate([p["bq"], p["bk"], p["bv"]])))
+            m.out_proj.bias.copy_(torch.from_numpy(p["bo"]))
+    return m.train()
+
+
+def _self_attention(layer: LayerSpec, m: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``m(h, h, h)`` with torch's mask conventions: ``key_padding_mask`` (N, T) True = padded key (the
+    spec's), ``attn_mask`` (T, T) True = not allowed, the strict upper triangle for causal attention.
+    ``need_weights=False`` takes ``F.scaled_dot_product_attention``."""
+    T = h.shape[1]
+    kpm = layer.fixed.get("key_padding_mask")
+    causal = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1) if layer.config["causal"] else None
+    out, _ = m(h, h, h, key_padding_mask=None if kpm is None else torch.from_numpy(kpm), attn_mask=causal,
+               need_weights=False)
+    return out
 
 
 def _linear(layer: LayerSpec, dtype: torch.dtype) -> nn.Module:
@@ -93,14 +167,21 @@ def _module(layer: LayerSpec, dtype: torch.dtype) -> nn.Module:
         return emb
     if layer.kind == "flatten":
         return nn.Flatten()
+    if layer.kind == "conv2d":
+        return _conv2d(layer, dtype)
+    if layer.kind in ("max_pool2d", "avg_pool2d"):
+        return _pool(layer)
     if layer.kind == "dropout":
         return nn.Dropout(cfg["p"]).train(layer.training)
     if layer.kind == "residual":
         return nn.ModuleList([_module(child, dtype) for child in layer.children])
+    if layer.kind == "multi_head_attention":
+        return _attention(layer, dtype)
     raise NotImplementedError(f"crosscheck.torch_ref: no torch reference for layer kind {layer.kind!r}")
 
 
-KINDS = frozenset(_ACTIVATIONS) | {"linear", "layer_norm", "batch_norm", "embedding", "flatten", "dropout", "residual"}
+KINDS = frozenset(_ACTIVATIONS) | {"linear", "layer_norm", "batch_norm", "embedding", "flatten", "dropout", "residual",
+                                   "multi_head_attention", "conv2d", "max_pool2d", "avg_pool2d"}
 
 
 def build(spec: NetSpec) -> list[nn.Module]:
@@ -133,6 +214,8 @@ def _apply(layer: LayerSpec, m: nn.Module, h: torch.Tensor, seen: dict[str, tupl
         out = h + b
     elif layer.kind == "dropout":
         out = _dropout(layer, m, h)
+    elif layer.kind == "multi_head_attention":
+        out = _self_attention(layer, m, h)
     else:
         out = m(h)
     if out.requires_grad and not out.is_leaf:
@@ -164,6 +247,17 @@ def _param_grads(layer: LayerSpec, m: nn.Module) -> dict[str, np.ndarray]:
         return {"dgamma": m.weight.grad.numpy().copy(), "dbeta": m.bias.grad.numpy().copy()}
     if layer.kind == "embedding":
         return {"dW": m.weight.grad.numpy().copy()}
+    if layer.kind == "conv2d":  # weight layout shared with manual_bp (see _conv_weight_to_torch)
+        got = {"dW": m.weight.grad.numpy().copy()}
+        if layer.config["bias"]:
+            got["db"] = m.bias.grad.numpy().copy()
+        return got
+    if layer.kind == "multi_head_attention":
+        got = {**_in_proj_from_torch(m.in_proj_weight.grad), "dWo": _weight_from_torch(m.out_proj.weight.grad)}
+        if layer.config["bias"]:
+            dbq, dbk, dbv = m.in_proj_bias.grad.numpy().copy().reshape(3, -1)
+            got.update(dbq=dbq, dbk=dbk, dbv=dbv, dbo=m.out_proj.bias.grad.numpy().copy())
+        return got
     return {}
 
 

@@ -1,7 +1,9 @@
 """manual_bp: backpropagation written by hand in NumPy, verified against PyTorch, JAX and finite differences."""
 
-from manual_bp import data, functional, init, optim, train
+from manual_bp import attention, conv, data, functional, init, optim, train
 from manual_bp._checks import StateError
+from manual_bp.attention import MultiHeadSelfAttention, set_key_padding_mask, transformer_block
+from manual_bp.conv import AvgPool2d, Conv2d, MaxPool2d
 from manual_bp.gradcheck import GradcheckResult, gradcheck
 from manual_bp.io import load, load_into, save
 from manual_bp.layers import (
@@ -38,8 +40,10 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "AvgPool2d",
     "BCEWithLogits",
     "BatchNorm1d",
+    "Conv2d",
     "Dropout",
     "Embedding",
     "Evaluation",
@@ -52,7 +56,9 @@ __all__ = [
     "Linear",
     "LogSoftmax",
     "Loss",
+    "MaxPool2d",
     "Module",
+    "MultiHeadSelfAttention",
     "NonFiniteLossError",
     "Optimizer",
     "RMSprop",
@@ -69,7 +75,9 @@ __all__ = [
     "__version__",
     "accuracy",
     "architecture",
+    "attention",
     "build",
+    "conv",
     "data",
     "evaluate",
     "fit",
@@ -81,5 +89,7 @@ __all__ = [
     "optim",
     "predict",
     "save",
+    "set_key_padding_mask",
     "train",
+    "transformer_block",
 ]
