@@ -184,18 +184,23 @@ _SQRT_2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
-_erf = np.vectorize(math.erf, otypes=[np.float64])  # NumPy has no erf; math.erf is exact to 1 ulp
+
+
+def _erfc(z: np.ndarray) -> np.ndarray:
+    """erfc elementwise, in float64 (NumPy has no erf; ``math.erfc`` is accurate to about 1 ulp)."""
+    return np.fromiter(map(math.erfc, z.ravel().tolist()), np.float64, count=z.size).reshape(z.shape)
 
 
 def gelu_forward(x: np.ndarray, approximate: str = "none") -> tuple[np.ndarray, Cache]:
     """GELU, as torch's ``F.gelu(x, approximate=...)``.
 
-    approximate="none":  out = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2.
+    approximate="none":  out = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2 = erfc(-x / sqrt 2) / 2
+                         (the erfc form does not cancel to 0 for x << 0).
     approximate="tanh":  out = x * (1 + t) / 2,  t = tanh(sqrt(2/pi) * (x + 0.044715 x^3)).
     Cache: (x, Phi) or (x, t).
     """
     if approximate == "none":
-        Phi = (0.5 * (1.0 + _erf(x / _SQRT_2))).astype(x.dtype, copy=False)
+        Phi = (0.5 * _erfc(-x / _SQRT_2)).astype(x.dtype, copy=False)
         return x * Phi, (approximate, x, Phi)
     if approximate == "tanh":
         t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))

@@ -66,7 +66,10 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.n
 def load(path: str | os.PathLike) -> Sequential:
     """Rebuild the model saved at ``path``; the round trip is bit-exact."""
     meta, arrays = read_arrays(path)
-    model = build(meta["model"])
+    try:
+        model = build(meta["model"])
+    except (TypeError, ValueError, AttributeError, KeyError) as err:  # a malformed architecture entry
+        raise ValueError(f"load: {path} has an invalid architecture entry ({type(err).__name__}: {err})") from err
     if not isinstance(model, Sequential):
         raise ValueError(f"load: {path} does not describe a Sequential model")
     model.load_state_dict(arrays)

@@ -93,7 +93,12 @@ class Module:
         return f"{cls} {self.name!r}" if self.name else cls
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Compute the output and keep what backward needs."""
+        """Compute the output and keep what backward needs.
+
+        A forward that raises leaves no cache behind: ``backward`` then raises ``StateError``
+        instead of returning the gradient of an earlier call.
+        """
+        self._cache, self._out = None, None
         x = self._check_input(x)
         out, self._cache = self._forward(x)
         self._out = (out.shape, out.dtype)

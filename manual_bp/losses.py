@@ -116,7 +116,6 @@ class Loss:
             raise ValueError(f"{self._where}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
         self._cache: Cache = None
-        self._dtype: np.dtype | None = None
 
     @property
     def _where(self) -> str:
@@ -184,6 +183,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> np.floating:
         """L for logits (N, C) and labels (N,) or probabilities (N, C)."""
+        self._cache = None  # a forward that raises leaves no earlier gradient behind
         z = self._check_pred(pred, ndim=2)
         y = self._check_target(z, target)
         loss, self._cache = softmax_cross_entropy_forward(z, y, self.reduction, self.label_smoothing)
@@ -232,6 +232,7 @@ class MSE(Loss):
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> np.floating:
         """L = mean or sum of (pred - target)^2."""
+        self._cache = None
         x = self._check_pred(pred)
         t = self._check_float_target(x, target)
         loss, self._cache = mse_forward(x, t, self.reduction)
@@ -249,6 +250,7 @@ class BCEWithLogits(Loss):
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> np.floating:
         """L = mean or sum of the elementwise binary cross-entropy."""
+        self._cache = None
         z = self._check_pred(pred)
         t = self._check_float_target(z, target)
         if not np.all((t >= 0) & (t <= 1)):

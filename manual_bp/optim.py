@@ -101,9 +101,10 @@ class Optimizer:
                     f"{self.name}: no gradient for parameter {k!r}; run the forward pass, the loss and "
                     f"model.backward(loss_fn.backward()) before step()"
                 )
-            if not isinstance(g, np.ndarray) or g.shape != p.shape:
-                shape = g.shape if isinstance(g, np.ndarray) else type(g).__name__
-                raise ValueError(f"{self.name}: gradient of {k!r} has shape {shape}, parameter {p.shape}")
+            if not isinstance(g, np.ndarray):
+                raise TypeError(f"{self.name}: gradient of {k!r} must be a numpy.ndarray, got {type(g).__name__}")
+            if g.shape != p.shape:
+                raise ValueError(f"{self.name}: gradient of {k!r} has shape {g.shape}, parameter {p.shape}")
             if g.dtype != p.dtype:
                 raise TypeError(f"{self.name}: gradient of {k!r} has dtype {g.dtype}, parameter {p.dtype}")
         self.step_count += 1

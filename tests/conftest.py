@@ -7,6 +7,16 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis budgets. "ci" (the default) keeps the suite fast; "thorough" is the raised budget:
+# HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_properties.py. A test that names its own
+# max_examples keeps it under every profile.
+settings.register_profile("ci", max_examples=60, deadline=None)
+settings.register_profile(
+    "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
