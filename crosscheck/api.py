@@ -61,12 +61,17 @@ def run_sweep(
     """Compare every case (see ``crosscheck.cases``); ``progress(i, result)`` after each."""
     for fw in frameworks:
         reference(fw)  # a missing framework fails before any work
-    results = []
-    for i, c in enumerate(cases):
-        results.append(run_case(c, frameworks))
+    return _collect((run_case(c, frameworks) for c in cases), progress)
+
+
+def _collect(results: Iterable[CaseResult], progress: Callable[[int, CaseResult], None] | None) -> list[CaseResult]:
+    """The results as a list, calling ``progress(i, result)`` as each arrives."""
+    done = []
+    for i, r in enumerate(results):
+        done.append(r)
         if progress is not None:
-            progress(i, results[-1])
-    return results
+            progress(i, r)
+    return done
 
 
 # A task names one unit of a sweep as plain data, so that a worker process can rebuild it:
@@ -95,23 +100,13 @@ def run_tasks(
     for fw in frameworks:
         reference(fw)  # a missing framework fails before any work
     if jobs <= 1 or len(tasks) <= 1:
-        results = []
-        for i, t in enumerate(tasks):
-            results.append(run_task(t, frameworks))
-            if progress is not None:
-                progress(i, results[-1])
-        return results
+        return _collect((run_task(t, frameworks) for t in tasks), progress)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
     with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = []
-        for i, r in enumerate(pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2)):
-            results.append(r)
-            if progress is not None:
-                progress(i, r)
-    return results
+        return _collect(pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2), progress)
 
 
 class ProgressBar:
