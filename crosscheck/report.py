@@ -86,6 +86,9 @@ def _kind_of(result: CaseResult, check: TensorCheck) -> tuple[str, str]:
     return kinds.get(layer, "?"), tensor
 
 
+WEAK = 1e-3  # a check that cannot see a 0.1% error in its tensor is counted as weak in the summary
+
+
 def _fmt(x: float) -> str:
     return "inf" if math.isinf(x) else "nan" if math.isnan(x) else f"{x:.2e}"
 
@@ -122,9 +125,10 @@ class Report:
                     row = rows.setdefault(
                         (r.dtype, pair, kind, tensor),
                         {"dtype": r.dtype, "pair": pair, "kind": kind, "tensor": tensor, "n": 0,
-                         "worst_error": 0.0, "min_margin": math.inf, "failed": 0},
+                         "worst_error": 0.0, "min_margin": math.inf, "weak": 0, "failed": 0},
                     )
                     row["n"] += 1
+                    row["weak"] += c.detects > WEAK
                     err = c.error if not c.note else math.inf
                     row["worst_error"] = max(row["worst_error"], err)
                     row["min_margin"] = min(row["min_margin"], c.margin)
@@ -142,7 +146,8 @@ class Report:
     def headline(self) -> str:
         n = len(self.results)
         tensors = sum(len(comp.checks) for r in self.results for comp in r.comparisons)
-        parts = [f"{n} cases, {tensors} tensor comparisons, {len(self.failures)} mismatching cases"]
+        weak = sum(c.detects > WEAK for r in self.results for comp in r.comparisons for c in comp.checks)
+        parts = [f"{n} cases, {tensors} tensor comparisons ({weak} weak), {len(self.failures)} mismatching cases"]
         for dtype in ("float64", "float32"):
             err, margin = self.worst(dtype)
             if not math.isnan(err):
@@ -154,7 +159,7 @@ class Report:
         def check_json(c: TensorCheck) -> dict[str, Any]:
             return {"name": c.name, "shape": list(c.shape), "dtype": c.dtype, "max_abs": c.max_abs,
                     "rel_norm": c.rel_norm, "rel_max": c.rel_max, "bound": c.bound,
-                    "margin": c.margin, "ok": c.ok, "note": c.note}
+                    "margin": c.margin, "detects": c.detects, "ok": c.ok, "note": c.note}
 
         def case_json(r: CaseResult) -> dict[str, Any]:
             first = r.first_divergence
@@ -173,8 +178,8 @@ class Report:
                 "summary": self.summary(), "cases": [case_json(r) for r in self.results]}
 
     def summary_table(self, by_pair: bool = True) -> str:
-        lines = ["| dtype | pair | kind | tensor | n | worst error | bound | smallest margin | failed |",
-                 "|---|---|---|---|---:|---:|---:|---:|---:|"]
+        lines = ["| dtype | pair | kind | tensor | n | worst error | bound | smallest margin | weak | failed |",
+                 "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
         bounds: dict[str, float] = {}
         for r in self.results:
             bounds[r.dtype] = max(bounds.get(r.dtype, 0.0), r.bound)
@@ -182,7 +187,8 @@ class Report:
             bound = bounds[row["dtype"]]
             shown = f"{bound:.0e}" if row["dtype"] == "float64" else f"<= {bound:.1e}"
             lines.append(f"| {row['dtype']} | {row['pair']} | {row['kind']} | {row['tensor']} | {row['n']} | "
-                         f"{_fmt(row['worst_error'])} | {shown} | {_fmt(row['min_margin'])} | {row['failed']} |")
+                         f"{_fmt(row['worst_error'])} | {shown} | {_fmt(row['min_margin'])} | {row['weak']} | "
+                         f"{row['failed']} |")
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
@@ -193,7 +199,11 @@ class Report:
             out += ["```", *(r.summary() for r in self.failures), "```", ""]
         out += ["## Summary", "",
                 "Relative error = max(norm-relative, max-entry relative); margin = bound / error. "
-                "Bounds: see crosscheck/tolerance.py and the README's tolerance policy.", "",
+                "Bounds: see crosscheck/tolerance.py and the README's tolerance policy. "
+                f"weak: checks that would pass a relative error ||a - b|| / ||b|| of {WEAK:g}, because S, the "
+                "magnitude of the terms that formed the tensor, is that much larger than the tensor "
+                f"(bound * max(||b||, S) / ||b|| > {WEAK:g}; tensors that are zero in exact arithmetic count here).",
+                "",
                 self.summary_table(), "", "## Settings", "", "```json",
                 json.dumps(self.settings, indent=2), "```", "", "## Environment", "", "| | |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in self.env.items()]

@@ -64,6 +64,7 @@ class TensorCheck:
     rel_max: float
     bound: float
     note: str = ""
+    detects: float = 0.0  # the smallest ||a - b|| / ||b|| this check is sure to flag (inf when b = 0)
 
     @property
     def error(self) -> float:
@@ -101,6 +102,9 @@ def check(name: str, a: np.ndarray, b: np.ndarray, bound: float, scale: float = 
     tiny = float(np.finfo(b.dtype).tiny)
     diff = np.abs(a64 - b64)
     max_abs = float(diff.max(initial=0.0))
-    rel_norm = float(np.linalg.norm(diff.ravel())) / max(float(np.linalg.norm(b64.ravel())), scale, tiny)
+    norm_b = float(np.linalg.norm(b64.ravel()))
+    rel_norm = float(np.linalg.norm(diff.ravel())) / max(norm_b, scale, tiny)
     rel_max = max_abs / max(float(np.abs(b64).max(initial=0.0)), scale, tiny)
-    return TensorCheck(name, shape, dtype, max_abs, rel_norm, rel_max, bound)
+    # rel_norm > bound  <=>  ||a - b|| / ||b|| > bound * max(||b||, S) / ||b||: the check's power for this tensor
+    detects = bound * max(norm_b, scale, tiny) / norm_b if norm_b > 0 else math.inf
+    return TensorCheck(name, shape, dtype, max_abs, rel_norm, rel_max, bound, detects=detects)

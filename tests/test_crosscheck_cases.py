@@ -229,3 +229,21 @@ def test_worker_processes_give_the_same_results_in_order(frameworks):
     for a, b in zip(one, two):
         errors = [[(c.name, c.error) for c in comp.checks] for comp in a.comparisons]
         assert errors == [[(c.name, c.error) for c in comp.checks] for comp in b.comparisons], a.case_id
+
+
+def test_a_check_reports_its_power():
+    """detects = bound * max(||b||, S) / ||b||: the smallest relative error the check is sure to flag."""
+    from crosscheck.tolerance import check
+
+    rng = np.random.default_rng(11)
+    b = rng.standard_normal(50)
+    plain = check("t", b, b, 1e-10)
+    assert plain.detects == pytest.approx(1e-10)
+    loose = check("t", b, b, 1e-10, scale=1e6 * np.linalg.norm(b))
+    assert loose.detects == pytest.approx(1e-4)
+    # it is sharp: an error just above the threshold fails, just below passes
+    direction = rng.standard_normal(50)
+    direction *= np.linalg.norm(b) / np.linalg.norm(direction)
+    assert not check("t", b + 1.01e-4 * direction, b, 1e-10, scale=1e6 * np.linalg.norm(b)).ok
+    assert check("t", b + 0.99e-4 * direction, b, 1e-10, scale=1e6 * np.linalg.norm(b)).rel_norm <= 1e-10
+    assert check("t", np.zeros(3), np.zeros(3), 1e-10, scale=1.0).detects == np.inf
