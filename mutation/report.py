@@ -107,14 +107,34 @@ def main(argv: list[str] | None = None) -> int:
         ("out of scope: exception-message mutants (`raise` lines)",
          f"{sum(excluded.values())} (" + ", ".join(f"{k}: {v}" for k, v in excluded.items()) + ")"),
     ]
+    header = ("file", "mutants", "killed", "survived", "other", "equivalent", "kill rate", "excluded (`raise`)")
+    per_file = [header]
+    for module in files:
+        names = [n for n in results if n.split(".x")[0] == module]
+        killed = sum(results[n] == "killed" for n in names)
+        survived = sum(results[n] == "survived" for n in names)
+        eq = sum(results[n] != "killed" and n in equivalents for n in names)
+        path = module.replace(".", "/") + ".py"
+        per_file.append((path, str(len(names)), str(killed), str(survived), str(len(names) - killed - survived),
+                         str(eq), f"{killed}/{len(names) - eq} = {100 * killed / max(len(names) - eq, 1):.1f}%",
+                         str(excluded.get(path, 0))))
     if args.markdown:
         print("| | |\n|---|---|")
         for k, v in rows:
             print(f"| {k} | {v} |")
+        print()
+        for i, row in enumerate(per_file):
+            print("| " + " | ".join(row) + " |")
+            if i == 0:
+                print("|" + "---|" * len(row))
     else:
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
             print(f"{k:<{width}}  {v}")
+        widths = [max(len(row[i]) for row in per_file) for i in range(len(header))]
+        print()
+        for row in per_file:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     for name in unexplained:
         print(f"UNEXPLAINED {results[name]}: {name}   (mutmut show {name})")
     for name in stale:
