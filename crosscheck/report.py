@@ -86,7 +86,12 @@ def _kind_of(result: CaseResult, check: TensorCheck) -> tuple[str, str]:
     return kinds.get(layer, "?"), tensor
 
 
-WEAK = 1e-3  # a check that cannot see a 0.1% error in its tensor is counted as weak in the summary
+WEAK = 1e-3  # a check that cannot see a 0.1% error in its tensor (or 10x its bound, if larger) is weak
+
+
+def weak(c: TensorCheck) -> bool:
+    """True when the check would pass a relative error ``max(WEAK, 10 * bound)`` in its tensor."""
+    return c.detects > max(WEAK, 10 * c.bound)
 
 
 def _fmt(x: float) -> str:
@@ -128,7 +133,7 @@ class Report:
                          "worst_error": 0.0, "min_margin": math.inf, "weak": 0, "failed": 0},
                     )
                     row["n"] += 1
-                    row["weak"] += c.detects > WEAK
+                    row["weak"] += weak(c)
                     err = c.error if not c.note else math.inf
                     row["worst_error"] = max(row["worst_error"], err)
                     row["min_margin"] = min(row["min_margin"], c.margin)
@@ -146,8 +151,8 @@ class Report:
     def headline(self) -> str:
         n = len(self.results)
         tensors = sum(len(comp.checks) for r in self.results for comp in r.comparisons)
-        weak = sum(c.detects > WEAK for r in self.results for comp in r.comparisons for c in comp.checks)
-        parts = [f"{n} cases, {tensors} tensor comparisons ({weak} weak), {len(self.failures)} mismatching cases"]
+        n_weak = sum(weak(c) for r in self.results for comp in r.comparisons for c in comp.checks)
+        parts = [f"{n} cases, {tensors} tensor comparisons ({n_weak} weak), {len(self.failures)} mismatching cases"]
         for dtype in ("float64", "float32"):
             err, margin = self.worst(dtype)
             if not math.isnan(err):
@@ -200,9 +205,10 @@ class Report:
         out += ["## Summary", "",
                 "Relative error = max(norm-relative, max-entry relative); margin = bound / error. "
                 "Bounds: see crosscheck/tolerance.py and the README's tolerance policy. "
-                f"weak: checks that would pass a relative error ||a - b|| / ||b|| of {WEAK:g}, because S, the "
-                "magnitude of the terms that formed the tensor, is that much larger than the tensor "
-                f"(bound * max(||b||, S) / ||b|| > {WEAK:g}; tensors that are zero in exact arithmetic count here).",
+                f"weak: checks that would pass a relative error ||a - b|| / ||b|| of {WEAK:g} (or 10 times the "
+                "bound, if larger), because S, the magnitude of the terms that formed the tensor, is that much "
+                "larger than the tensor (bound * max(||b||, S) / ||b||; tensors that are zero in exact arithmetic "
+                "count here).",
                 "",
                 self.summary_table(), "", "## Settings", "", "```json",
                 json.dumps(self.settings, indent=2), "```", "", "## Environment", "", "| | |", "|---|---|"]
