@@ -14,9 +14,10 @@ from x W by at most ~K eps (|x| |W|)):
 
 forward, from S(x) = max|x|:
     Linear          S(out) = max( max_j (|x| |W| + |b|)_j ,  S(x) * max_j sum_k |W_kj| )
-    elementwise f   S(out) = c * S(x),  c = 2  (a Lipschitz bound for every activation here)
+    elementwise f   S(out) = c * S(x),  c = sup |f'| (Sigmoid 1/4, GELU 1.13, ELU max(1, alpha), ...; 2 for
+                    Softmax)
     LogSoftmax      S(out) = max|out| + 2 S(x)
-    loss            S(L)   = r * n * 2 S(z) * max(1, S(z) + max|t|)   (r = 1/n for the mean)
+    loss            S(L)   = r * (first-order terms of the summed loss, see _loss_terms)   (r = 1/n for the mean)
 
     LayerNorm,      S(out) = |gamma| A + |beta|,  A = max (max(|x|, S(x)) + |mean|) * rstd  (xhat = (x - mean) rstd is
     BatchNorm1d              formed from terms of size A: its rounding is eps A); per row (LayerNorm) or
@@ -39,7 +40,8 @@ forward, from S(x) = max|x|:
 
 backward, from G(dlogits) = dloss * r * A (A = 2 for cross-entropies, 2 (S(z) + max|t|)
 for MSE; in a VJP run G = max|dout|):
-    Linear          G(dx) = G(dout) * max_k sum_j |W_kj|,  G(dW) = rows * S(x) * G(dout),  G(db) = rows * G(dout)
+    Linear          G(dx) = G(dout) * max_k sum_j |W_kj|,  G(db) = rows * G(dout),
+                    G(dW) = rows * (S(x) a + max|x| (G(dout) + a)), a = max|dout| (first order, as below)
     elementwise f   G(dx) = c * G(dout)   (c = 2; LogSoftmax: 1 + C, as dx = dout - p sum(dout))
     LayerNorm,      G(dx) = |gamma| max rstd (G(dout) (2 + X) + a A (3 + 2 X)), first order in the three terms of
     BatchNorm1d       dx = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat)), dxhat = dout gamma: X = max|xhat|
@@ -50,7 +52,7 @@ for MSE; in a VJP run G = max|dout|):
     Dropout         G(dx) = G(dout) / (1 - p);  Flatten: G(dx) = G(dout)
     Residual        G(dx) = G(dout) + G(dx of the branch)
     Conv2d          G(dx) = G(dout) * max_c sum_{o in c's group, i, j} |W_ocij|  (each (o, i, j) reaches an input
-                    pixel at most once), G(dW) = rows * S(x) * G(dout), G(db) = rows * G(dout), rows = N H_out W_out
+                    pixel at most once), G(dW) as Linear's, G(db) = rows * G(dout), rows = N H_out W_out
     MaxPool2d       G(dx) = G(dout) * m,  m = the most windows one input element belongs to (overlaps sum)
     AvgPool2d       G(dx) = G(dout) * m / (the smallest divisor: kH kW, or the fewest unpadded elements)
     Multi-head      first order as in the forward, with a = max|dout| (the size of the upstream gradient, read off
@@ -79,6 +81,21 @@ import numpy as np
 from crosscheck.spec import LayerSpec, NetSpec
 
 LIPSCHITZ = 2.0  # >= max |f'| for every elementwise layer (GELU 1.13, ELU alpha <= 2, softmax rows)
+
+
+def _lipschitz(layer: LayerSpec) -> float:
+    """sup |f'| of an elementwise layer (LIPSCHITZ for the others): how much an error in x can grow in
+    f(x). Sigmoid 1/4; ReLU, Tanh, Softplus, Identity 1; SiLU 1.1; GELU 1.13 (both forms); LeakyReLU
+    max(1, |slope|); ELU max(1, alpha)."""
+    c = layer.config
+    fixed = {"identity": 1.0, "relu": 1.0, "tanh": 1.0, "softplus": 1.0, "sigmoid": 0.25, "silu": 1.1, "gelu": 1.13}
+    if layer.kind in fixed:
+        return fixed[layer.kind]
+    if layer.kind == "leaky_relu":
+        return max(1.0, abs(c["negative_slope"]))
+    if layer.kind == "elu":
+        return max(1.0, abs(c["alpha"]))
+    return LIPSCHITZ
 
 
 def _amax(a: Any) -> float:
@@ -223,9 +240,17 @@ class _Scales:
                 b, s_b = self.fwd(child, b, s_b)
             s_out = s_in + s_b
         else:
-            s_out = LIPSCHITZ * s_in
+            s_out = _lipschitz(layer) * s_in
         s = self.S[f"{layer.name}.out"] = max(s_out, _amax(out))
         return np.asarray(out, dtype=np.float64), s
+
+    def _weight_grad(self, name: str, h_in: np.ndarray, s_x: float, g: float, rows: int) -> float:
+        """S(dW) of dW = x^T dout (Linear; Conv2d over its windows), first order: each of the ``rows``
+        products x dout errs by at most S(x) |dout| + |x| G(dout) + |x| |dout| (the product's own
+        rounding), with the sizes |x|, |dout| read off the reference, never S(x) G(dout)."""
+        a = min(self.dout_size.get(name, g), g)  # max |dout|
+        x_max = _amax(h_in)
+        return rows * (s_x * a + x_max * g + x_max * a)
 
     def bwd(self, layer: LayerSpec, g: float) -> float:
         h_in, s_x = self.inputs[layer.name]
@@ -233,7 +258,7 @@ class _Scales:
         name, S, ref = layer.name, self.S, self.ref
         if layer.kind == "linear":
             W = layer.params["W"]
-            S[f"{name}.dW"] = max(n_rows * s_x * g, _amax(ref[f"{name}.dW"]))
+            S[f"{name}.dW"] = max(self._weight_grad(name, h_in, s_x, g, n_rows), _amax(ref[f"{name}.dW"]))
             if "b" in layer.params:
                 S[f"{name}.db"] = max(n_rows * g, _amax(ref[f"{name}.db"]))
             g_in = g * _row_abs_sum(W)
@@ -265,7 +290,7 @@ class _Scales:
         elif layer.kind == "conv2d":
             N, _, Ho, Wo = np.shape(ref[f"{name}.out"])
             rows = N * Ho * Wo  # the terms summed into each dW and db entry
-            S[f"{name}.dW"] = max(rows * s_x * g, _amax(ref[f"{name}.dW"]))
+            S[f"{name}.dW"] = max(self._weight_grad(name, h_in, s_x, g, rows), _amax(ref[f"{name}.dW"]))
             if "b" in layer.params:
                 S[f"{name}.db"] = max(rows * g, _amax(ref[f"{name}.db"]))
             g_in = g * _conv_gains(layer.params["W"], layer.config["groups"])[1]
@@ -306,6 +331,26 @@ class _Scales:
         return sum(G[n] * _row_abs_sum(layer.params[f"W{n}"]) for n in "qkv")
 
 
+def _loss_terms(kind: str, z: np.ndarray, target: Any, s_z: float, rows: int, n: int) -> float:
+    """S of the summed loss (before the 1/N of a mean), first order: per term, the error S(z) carries
+    through |dl/dz| plus the size of the terms the loss adds (z the reference logits, y the target):
+
+    cross-entropy  per row  2 Y S(z) + (1 + Y) max|z| + log C,  Y = max row sum of |y| (1 for labels)
+    BCE            per entry  S(z) + (1 + max|t|) max|z| + 1   (|dl/dz| = |sigmoid(z) - t| <= 1)
+    MSE            per entry  (2 S(z) + d) d,  d = max|z| + max|t|   (|dl/dz| = 2 |z - t|)
+    """
+    z_max = _amax(z)
+    floats = target is not None and np.asarray(target).dtype.kind == "f"
+    t_max = _amax(target) if floats else 1.0
+    if kind == "softmax_cross_entropy":
+        Y = float(np.abs(np.asarray(target)).sum(axis=-1).max(initial=0.0)) if floats else 1.0
+        return rows * (2 * Y * s_z + (1 + Y) * z_max + math.log(max(z.shape[-1], 2)))
+    if kind == "bce_with_logits":
+        return n * (s_z + (1 + t_max) * z_max + 1)
+    d = z_max + t_max
+    return n * (2 * s_z + d) * d
+
+
 def scales(
     spec: NetSpec, ref: dict[str, np.ndarray], x: Any, target: Any, *, dloss: float, dout: np.ndarray | None
 ) -> dict[str, float]:
@@ -323,7 +368,7 @@ def scales(
         loss = spec.loss
         n = int(np.size(h))
         r = 1.0 / (rows if loss.kind == "softmax_cross_entropy" else n) if loss.config["reduction"] == "mean" else 1.0
-        S["loss"] = max(_amax(ref["loss"]), r * n * 2 * s_z * max(1.0, s_z + t_max))
+        S["loss"] = max(_amax(ref["loss"]), r * _loss_terms(loss.kind, h, target, s_z, rows, n))
         A = 2 * (s_z + t_max) if loss.kind == "mse" else 2.0
         g = S["dlogits"] = max(abs(dloss) * r * A, _amax(ref["dlogits"]))
     else:
