@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import manual_bp as mbp
 from crosscheck import cli, verify
@@ -80,14 +81,30 @@ def test_large_cases_have_large_logits():
 
 @pytest.mark.parity
 # `frameworks` only skips or fails; it holds no state, so a function-scoped fixture is safe here.
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+# the example budget is the profile's (tests/conftest.py): 60 in CI, 2000 with HYPOTHESIS_PROFILE=thorough
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(bp=blueprints())
 def test_hypothesis_blueprints_match(bp, frameworks):
     c = build(bp)
     result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
                           case_id=c.case_id, description=c.description, replay=c.replay)
     assert result.ok, result.summary()
+
+
+@pytest.mark.parity
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case_id=st.integers(10**6, 2**31 - 1), family=st.sampled_from(["cnn", "transformer"]))
+def test_hypothesis_cnn_and_transformer_cases_match(case_id, family, frameworks):
+    """Far beyond the sweep's ids: any CNN or Transformer case id agrees with torch and JAX."""
+    from crosscheck.cases_attention import attention_case
+    from crosscheck.cases_cnn import cnn_case
+
+    make = cnn_case if family == "cnn" else attention_case
+    c = make(case_id)  # not necessarily what `--case <id>` draws (crosscheck.cases.family decides that)
+    c.replay = f"crosscheck.compare.compare_case on {make.__module__}.{make.__name__}({case_id})"
+    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
+                          case_id=c.case_id, description=c.description, replay=c.replay)
+    assert result.ok, f"{family} case {case_id}: {result.summary()}"
 
 
 # ---------------------------------------------------------------- CLI and report
