@@ -83,14 +83,17 @@ from crosscheck.spec import LayerSpec, NetSpec
 LIPSCHITZ = 2.0  # >= max |f'| for every elementwise layer (GELU 1.13, ELU alpha <= 2, softmax rows)
 
 
+_SUP_DERIVATIVE = {"identity": 1.0, "relu": 1.0, "tanh": 1.0, "softplus": 1.0, "sigmoid": 0.25, "silu": 1.1,
+                   "gelu": 1.13}
+
+
 def _lipschitz(layer: LayerSpec) -> float:
     """sup |f'| of an elementwise layer (LIPSCHITZ for the others): how much an error in x can grow in
     f(x). Sigmoid 1/4; ReLU, Tanh, Softplus, Identity 1; SiLU 1.1; GELU 1.13 (both forms); LeakyReLU
     max(1, |slope|); ELU max(1, alpha)."""
     c = layer.config
-    fixed = {"identity": 1.0, "relu": 1.0, "tanh": 1.0, "softplus": 1.0, "sigmoid": 0.25, "silu": 1.1, "gelu": 1.13}
-    if layer.kind in fixed:
-        return fixed[layer.kind]
+    if layer.kind in _SUP_DERIVATIVE:
+        return _SUP_DERIVATIVE[layer.kind]
     if layer.kind == "leaky_relu":
         return max(1.0, abs(c["negative_slope"]))
     if layer.kind == "elu":

@@ -71,6 +71,19 @@ def check_shape(x: np.ndarray, shape: tuple[int, ...], where: str, what: str) ->
         raise ValueError(f"{where}: {what} must have shape {tuple(shape)}, got {x.shape}")
 
 
+def check_like(a: Any, ref: np.ndarray, where: str, what: str, ref_name: str) -> np.ndarray:
+    """Return ``a`` if it is an ndarray with ``ref``'s shape and dtype; raise TypeError or ValueError
+    naming ``what`` and ``ref_name`` otherwise (a gradient against its parameter, a loaded array
+    against the model's)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{where}: {what} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.shape != ref.shape:
+        raise ValueError(f"{where}: {what} has shape {a.shape}, {ref_name} {ref.shape}")
+    if a.dtype != ref.dtype:
+        raise TypeError(f"{where}: {what} has dtype {a.dtype}, {ref_name} {ref.dtype}")
+    return a
+
+
 def check_dout(dout: Any, out_shape: tuple[int, ...], out_dtype: np.dtype, where: str) -> np.ndarray:
     """Validate an upstream gradient against the forward output it belongs to."""
     check_float_array(dout, where, "dout")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from manual_bp import functional as F
-from manual_bp._checks import StateError, check_dout
+from manual_bp._checks import StateError, check_dout, check_like
 from manual_bp.layers import Module
 
 
@@ -127,15 +127,8 @@ class Sequential(Module):
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or extra:
             raise ValueError(f"Sequential.load_state_dict: missing keys {missing}, unexpected keys {extra}")
-        where = "Sequential.load_state_dict"
         for k, v in own.items():
-            new = state[k]
-            if not isinstance(new, np.ndarray):
-                raise TypeError(f"{where}: {k!r} is a {type(new).__name__}, not an ndarray")
-            if new.shape != v.shape:
-                raise ValueError(f"{where}: {k!r} has shape {new.shape}, the model expects {v.shape}")
-            if new.dtype != v.dtype:
-                raise TypeError(f"{where}: {k!r} has dtype {new.dtype}, the model expects {v.dtype}")
+            check_like(state[k], v, "Sequential.load_state_dict", repr(k), "the model expects")
         for k, v in own.items():
             np.copyto(v, state[k])
 

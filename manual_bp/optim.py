@@ -29,7 +29,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from manual_bp._checks import FLOAT_DTYPES, StateError
+from manual_bp._checks import FLOAT_DTYPES, StateError, check_like
 
 
 def _number(where: str, name: str, value: Any, high: float | None = None) -> float:
@@ -101,12 +101,7 @@ class Optimizer:
                     f"{self.name}: no gradient for parameter {k!r}; run the forward pass, the loss and "
                     f"model.backward(loss_fn.backward()) before step()"
                 )
-            if not isinstance(g, np.ndarray):
-                raise TypeError(f"{self.name}: gradient of {k!r} must be a numpy.ndarray, got {type(g).__name__}")
-            if g.shape != p.shape:
-                raise ValueError(f"{self.name}: gradient of {k!r} has shape {g.shape}, parameter {p.shape}")
-            if g.dtype != p.dtype:
-                raise TypeError(f"{self.name}: gradient of {k!r} has dtype {g.dtype}, parameter {p.dtype}")
+            check_like(g, p, self.name, f"gradient of {k!r}", "parameter")
         self.step_count += 1
         for k, p in self.params.items():
             self.state[k] = self._update_blocks(p, grads[k], self.state[k], self.step_count)
@@ -115,16 +110,18 @@ class Optimizer:
         """``update`` applied block by block over the flat arrays (an elementwise rule gives the same
         numbers): each block's temporaries (g + lambda p, g^2, m / denom, ...) stay in cache instead
         of streaming arrays the size of p through memory several times."""
-        sign = -1.0 if self.maximize else 1.0
-        if p.size <= BLOCK or not (p.flags.c_contiguous and g.flags.c_contiguous):
-            return self.update(p, sign * g if self.maximize else g, s, t)
-        p_flat, g_flat = p.reshape(-1), g.reshape(-1)  # views
-        s_flat = type(s)(*(None if a is None else a.reshape(-1) for a in s))
+        if self.maximize:
+            g = -g
+        arrays = (p, g, *(a for a in s if a is not None))
+        if p.size <= BLOCK or not all(a.flags.c_contiguous for a in arrays):  # reshape(-1) must give views
+            return self.update(p, g, s, t)
+        p_flat, g_flat = p.reshape(-1), g.reshape(-1)
+        s_flat = [None if a is None else a.reshape(-1) for a in s]
         new: list[Any] = []
         for i in range(0, p.size, BLOCK):
             block = slice(i, i + BLOCK)
-            g_i = sign * g_flat[block] if self.maximize else g_flat[block]
-            new.append(self.update(p_flat[block], g_i, type(s)(*(None if a is None else a[block] for a in s_flat)), t))
+            s_i = type(s)(*(None if a is None else a[block] for a in s_flat))
+            new.append(self.update(p_flat[block], g_flat[block], s_i, t))
         # fields that were None and now hold an array (SGD's first momentum buffer) are assembled;
         # every other array was updated in place through its block views
         fields = [a if a is not None or new[0][j] is None else np.concatenate([n[j] for n in new]).reshape(p.shape)
