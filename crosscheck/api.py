@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -74,6 +75,17 @@ def _collect(results: Iterable[CaseResult], progress: Callable[[int, CaseResult]
     return done
 
 
+def one_thread_per_process() -> None:
+    """Run the frameworks' ops on one thread in this process (call it before torch is imported).
+
+    For worker processes that already take one core each: torch's OpenMP threads would otherwise wait
+    for work by spinning on the other workers' cores (measured: a 2-worker sweep 13% slower)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 # A task names one unit of a sweep as plain data, so that a worker process can rebuild it:
 # ("seed", dtype), ("case", case_id, dtype or None) or ("trajectory", trajectory_id).
 Task = tuple[Any, ...]
@@ -105,7 +117,8 @@ def run_tasks(
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
-    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=one_thread_per_process) as pool:
         return _collect(pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2), progress)
 
 

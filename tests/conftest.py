@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker: see crosscheck.api.one_thread_per_process
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -246,6 +248,25 @@ def test_worker_processes_give_the_same_results_in_order(frameworks):
     for a, b in zip(one, two):
         errors = [[(c.name, c.error) for c in comp.checks] for comp in a.comparisons]
         assert errors == [[(c.name, c.error) for c in comp.checks] for comp in b.comparisons], a.case_id
+
+
+def test_worker_processes_run_the_frameworks_on_one_thread(monkeypatch):
+    """Each sweep worker takes one core; threads of its own would spin on the others' cores."""
+    from crosscheck.api import one_thread_per_process
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # a user's own setting is kept
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch else None
+    try:
+        one_thread_per_process()
+        assert torch is None or torch.get_num_threads() == 1
+    finally:
+        if torch:
+            torch.set_num_threads(threads)
+    assert (os.environ["OMP_NUM_THREADS"], os.environ["OPENBLAS_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == (
+        "1", "1", "3")
 
 
 def test_a_check_reports_its_power():
