@@ -95,6 +95,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="seconds per measurement before stopping early (default 3; --quick 0.3)")
     ap.add_argument("--min-samples", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2, help="warm-up calls (the first JAX call compiles)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every cell this many times, round after round (frameworks interleaved in time, so a "
+                         "slow spell of the machine does not fall on one framework); a cell's time is the median "
+                         "of its rounds' medians")
     ap.add_argument("--quick", action="store_true", help="tiny and small only, few repeats: a < 60 s smoke run")
     ap.add_argument("--out", default=None, help="also write OUT.md and OUT.json")
     ap.add_argument("--cell-timeout", type=float, default=1800.0)
@@ -116,6 +120,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             ap.error(f"unknown {name} {bad}; choose from {list(known)}")
     if a.threads < 1:
         ap.error("--threads must be >= 1")
+    if a.rounds < 1:
+        ap.error("--rounds must be >= 1")
     return a
 
 
@@ -124,17 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, **thread_env(a.threads)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
     load_before = loadavg()
-    cells = []
     t_start = time.perf_counter()
     todo = [(c, d, f) for c in a.configs for d in a.dtypes for f in a.frameworks]
-    for i, (cfg, dt, fw) in enumerate(todo, 1):
-        t0 = time.perf_counter()
-        res = run_cell(fw, cfg, dt, a, env)
-        cells.append(res)
-        status = res.get("error") or f"grad {report.fmt_time(res['times']['grad']['median'])}"
-        print(f"[{i}/{len(todo)}] {cfg:6} {dt} {fw:9} {status} ({time.perf_counter() - t0:.1f} s)",
-              file=sys.stderr, flush=True)
-    loads = [c["load_1min"] for c in cells if "load_1min" in c]
+    rounds: list[list[dict[str, Any]]] = []
+    for r in range(1, a.rounds + 1):
+        rounds.append([])
+        for i, (cfg, dt, fw) in enumerate(todo, 1):
+            t0 = time.perf_counter()
+            res = run_cell(fw, cfg, dt, a, env)
+            rounds[-1].append(res)
+            status = res.get("error") or f"grad {report.fmt_time(res['times']['grad']['median'])}"
+            print(f"[round {r}/{a.rounds}, {i}/{len(todo)}] {cfg:6} {dt} {fw:9} {status} "
+                  f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+    cells = [report.merge_rounds(same) for same in zip(*rounds)]
+    loads = [c["load_1min"] for rnd in rounds for c in rnd if "load_1min" in c]
     versions: dict[str, str] = {"python": platform.python_version()}
     for c in cells:
         versions.update(c.get("versions", {}))
@@ -146,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": load_before, "load_after": loadavg(),
         "load_min": min(loads, default=float("nan")), "load_max": max(loads, default=float("nan")),
         "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
-        "repeats": a.repeats, "budget": a.budget, "min_samples": a.min_samples, "warmup": a.warmup,
+        "rounds": a.rounds, "repeats": a.repeats, "budget": a.budget, "min_samples": a.min_samples, "warmup": a.warmup,
         "configs": a.configs, "dtypes": a.dtypes, "frameworks": a.frameworks,
         "wall_s": round(time.perf_counter() - t_start, 1),
         "git": git_state(),

@@ -1,0 +1,50 @@
+"""The benchmark report's arithmetic: rounds merged by their medians, and the targets' floor rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import report
+
+
+def _cell(fw: str, cfg: str, times: dict[str, float], peak: float = 1.0, dt: str = "float32") -> dict:
+    return {"framework": fw, "config": cfg, "dtype": dt, "memory": {"peak": peak, "setup": 0.0, "traced_step": 0.0},
+            "times": {v: {"median": m, "q1": m, "q3": m} for v, m in times.items()}}
+
+
+def test_rounds_merge_to_the_median_of_their_medians():
+    runs = [_cell("torch", "small", {"grad": g, "adam": 2 * g}, peak=p) for g, p in ((3.0, 5), (1.0, 9), (2.0, 7))]
+    merged = report.merge_rounds(runs)
+    assert merged["times"]["grad"] == {"median": 2.0, "q1": 1.0, "q3": 3.0}
+    assert merged["times"]["adam"]["median"] == 4.0
+    assert merged["memory"]["peak"] == 9  # the highest peak of the rounds
+    assert len(merged["rounds"]) == 3
+    assert report.merge_rounds(runs[:1]) is runs[0]
+    failed = {"framework": "torch", "config": "small", "dtype": "float32", "error": "exit 1"}
+    assert report.merge_rounds([runs[0], failed]) is failed  # a failed round fails the cell
+
+
+def _targets(mbp: float, torch: float, floor_no_dx0: float) -> dict[str, dict]:
+    cells = [_cell("manual_bp", "small", {"grad": mbp, "fwd": mbp / 2, "bwd": mbp / 2}),
+             _cell("torch", "small", {"grad": torch}),
+             _cell("gemm", "small", {"grad": floor_no_dx0 * 1.2, "grad_no_dx0": floor_no_dx0})]
+    rows = [r for r in report.rows(cells, ["small"], ["float32"]) if r["variant"] == "grad"]
+    return {t["target"].split(" (")[0].split(":")[0]: t for t in report.targets(rows, cells)}
+
+
+@pytest.mark.parametrize(
+    "mbp, torch, floor, strict_met, rule_met, floor_met",
+    [
+        (0.9, 1.0, 0.8, True, True, None),  # floor below torch: the plain rule applies and holds
+        (1.02, 1.0, 0.8, False, False, None),  # ... and fails
+        (1.04, 1.0, 1.0, False, None, True),  # NumPy's products alone take torch's whole step: 1.05x floor
+        (1.06, 1.0, 1.0, False, None, False),
+    ],
+)
+def test_the_floor_exception_applies_only_where_numpys_products_lose_to_torch(
+    mbp, torch, floor, strict_met, rule_met, floor_met
+):
+    t = _targets(mbp, torch, floor)
+    assert t["manual_bp <= 1.0x torch everywhere"]["met"] is strict_met
+    assert t["manual_bp <= 1.0x torch where NumPy's GEMMs"]["met"] is rule_met
+    assert t["elsewhere"]["met"] is floor_met
