@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     except ImportError:
         pass
-    if a.framework == "torch":
+    if a.framework.startswith("torch"):
         import torch
 
         threads_info["torch"] = torch.get_num_threads()

@@ -7,10 +7,10 @@ from typing import Any
 
 from benchmarks.configs import CONFIGS, VARIANTS
 
-FRAMEWORK_ORDER = ("manual_bp", "torch", "jax_jit", "jax_nojit", "gemm")
+FRAMEWORK_ORDER = ("manual_bp", "torch", "jax_jit", "jax_nojit", "gemm", "torch_gemm")
 TITLES = {
     "manual_bp": "manual_bp", "torch": "torch eager", "jax_jit": "JAX jit",
-    "jax_nojit": "JAX no-jit", "gemm": "GEMM floor",
+    "jax_nojit": "JAX no-jit", "gemm": "GEMM floor", "torch_gemm": "torch GEMMs",
 }
 VARIANT_TITLES = {"grad": "fwd+loss+bwd", "sgd": "+ SGD", "adam": "+ Adam"}
 MiB = 1024.0 * 1024.0
@@ -78,7 +78,7 @@ def rows(cells: list[dict[str, Any]], configs: list[str], dtypes: list[str]) -> 
             for v in VARIANTS:
                 row: dict[str, Any] = {"config": cfg, "dtype": dt, "variant": v}
                 for fw in FRAMEWORK_ORDER:
-                    if fw == "gemm" and v != "grad":
+                    if fw in ("gemm", "torch_gemm") and v != "grad":
                         continue
                     row[fw] = {s: t(ix, fw, cfg, dt, v, s) for s in ("median", "q1", "q3")}
                 m = t(ix, "manual_bp", cfg, dt, v)
@@ -89,6 +89,8 @@ def rows(cells: list[dict[str, Any]], configs: list[str], dtypes: list[str]) -> 
                     row["mbp_over_gemm"] = ratio(m, t(ix, "gemm", cfg, dt, "grad"))
                     row["mbp_over_gemm_no_dx0"] = ratio(m, t(ix, "gemm", cfg, dt, "grad_no_dx0"))
                     row["gemm_no_dx0"] = t(ix, "gemm", cfg, dt, "grad_no_dx0")
+                    row["torch_gemm_no_dx0"] = t(ix, "torch_gemm", cfg, dt, "grad_no_dx0")
+                    row["numpy_over_torch_gemm"] = ratio(row["gemm_no_dx0"], row["torch_gemm_no_dx0"])
                     row["mbp_fwd"] = t(ix, "manual_bp", cfg, dt, "fwd")
                     row["mbp_bwd"] = t(ix, "manual_bp", cfg, dt, "bwd")
                     row["bwd_over_fwd"] = ratio(row["mbp_bwd"], row["mbp_fwd"])
@@ -125,7 +127,8 @@ def detail_table(table_rows: list[dict[str, Any]]) -> str:
     """manual_bp's forward and backward, and the floor without the first layer's input gradient."""
     head = (
         "| config | dtype | mbp fwd+loss | mbp bwd | bwd/fwd | GEMM floor | GEMM floor w/o dX₀ "
-        "| mbp/GEMM | mbp/GEMM w/o dX₀ |\n|---|---|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| mbp/GEMM | mbp/GEMM w/o dX₀ | torch's GEMMs w/o dX₀ | NumPy/torch GEMMs |\n"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
     )
     lines = []
     for r in table_rows:
@@ -134,7 +137,8 @@ def detail_table(table_rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['config']} | {r['dtype']} | {fmt_time(r['mbp_fwd'])} | {fmt_time(r['mbp_bwd'])} "
             f"| {fmt_ratio(r['bwd_over_fwd'])} | {fmt_time(r['gemm']['median'])} | {fmt_time(r['gemm_no_dx0'])} "
-            f"| {fmt_ratio(r['mbp_over_gemm'])} | {fmt_ratio(r['mbp_over_gemm_no_dx0'])} |"
+            f"| {fmt_ratio(r['mbp_over_gemm'])} | {fmt_ratio(r['mbp_over_gemm_no_dx0'])} "
+            f"| {fmt_time(r['torch_gemm_no_dx0'])} | {fmt_ratio(r['numpy_over_torch_gemm'])} |"
         )
     return head + "\n".join(lines) + "\n"
 

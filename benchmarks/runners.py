@@ -11,7 +11,7 @@ Each ``build_<framework>(cfg, x, y, layers)`` returns ``{variant: fn}``, where
 - manual_bp's backward is called with ``input_grad=False`` when its
   ``Sequential.backward`` accepts that argument (the first layer then skips
   dL/dx, as torch and JAX do); the cell records which (``mbp_input_grad``);
-- the GEMM floor only: ``grad`` (every product of the step) and
+- the GEMM floors only (NumPy's, and torch's for comparison): ``grad`` (every product of the step) and
   ``grad_no_dx0`` (without the first layer's input gradient, which torch and JAX
   skip because x needs no gradient but manual_bp's ``Sequential.backward`` computes).
 
@@ -102,6 +102,31 @@ def build_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dic
             if i > 0 or first_dx:
                 np.matmul(douts[i], Ws[i].T, out=dxs[i])  # dx = dout @ W.T
             np.matmul(acts[i].T, douts[i], out=dWs[i])  # dW = x.T @ dout
+
+    return {"grad": lambda: products(True), "grad_no_dx0": lambda: products(False)}
+
+
+def build_torch_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:
+    """The same products in torch (its BLAS: MKL), in the form its autograd computes them for
+    ``nn.Linear`` (weight (out, in)): ``x @ weight.T``, ``dout @ weight`` and ``dout.T @ x``, into
+    preallocated outputs. Against ``build_gemm`` it shows how much of a gap is the BLAS alone."""
+    import torch
+
+    acts = [torch.from_numpy(x.copy())] + [torch.full((cfg.batch, W.shape[1]), 0.5, dtype=torch.from_numpy(W).dtype)
+                                          for W, _ in layers[:-1]]  # layer inputs (N, D_l)
+    weights = [torch.from_numpy(np.ascontiguousarray(W.T)) for W, _ in layers]  # (M_l, D_l)
+    z = [torch.empty(cfg.batch, w.shape[0], dtype=w.dtype) for w in weights]  # (N, M_l)
+    douts = [torch.full_like(o, 1e-3) for o in z]  # (N, M_l)
+    dxs = [torch.empty(cfg.batch, w.shape[1], dtype=w.dtype) for w in weights]  # (N, D_l)
+    dws = [torch.empty_like(w) for w in weights]  # (M_l, D_l)
+
+    def products(first_dx: bool) -> None:
+        for a, w, o in zip(acts, weights, z):
+            torch.matmul(a, w.T, out=o)  # forward x @ weight.T
+        for i in reversed(range(len(weights))):
+            if i > 0 or first_dx:
+                torch.matmul(douts[i], weights[i], out=dxs[i])  # dx = dout @ weight
+            torch.matmul(douts[i].T, acts[i], out=dws[i])  # dweight = dout.T @ x
 
     return {"grad": lambda: products(True), "grad_no_dx0": lambda: products(False)}
 
@@ -227,4 +252,5 @@ FRAMEWORKS: dict[str, dict[str, Any]] = {
     "jax_jit": {"build": build_jax_jit, "warm": lambda t: warm_jax(), "numpy": False},
     "jax_nojit": {"build": build_jax_nojit, "warm": lambda t: warm_jax(), "numpy": False},
     "gemm": {"build": build_gemm, "warm": lambda t: warm_numpy(), "numpy": True},
+    "torch_gemm": {"build": build_torch_gemm, "warm": warm_torch, "numpy": False},
 }
