@@ -101,6 +101,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                          "of its rounds' medians")
     ap.add_argument("--quick", action="store_true", help="tiny and small only, few repeats: a < 60 s smoke run")
     ap.add_argument("--out", default=None, help="also write OUT.md and OUT.json")
+    ap.add_argument("--results", default=str(RESULTS), help="folder for latest.md / latest.json (default %(default)s)")
     ap.add_argument("--cell-timeout", type=float, default=1800.0)
     a = ap.parse_args(argv)
     if a.quick:
@@ -163,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     md = report.markdown(meta, cells, a.configs, a.dtypes)
     table_rows = report.rows(cells, a.configs, a.dtypes)
     data = {"meta": meta, "cells": cells, "rows": table_rows, "targets": report.targets(table_rows, cells)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    targets = [RESULTS / "latest"] + ([Path(a.out)] if a.out else [])
+    results = Path(a.results)
+    results.mkdir(parents=True, exist_ok=True)
+    targets = [results / "latest"] + ([Path(a.out)] if a.out else [])
     for prefix in targets:
         prefix = prefix.with_suffix("") if prefix.suffix in (".md", ".json") else prefix
         prefix.parent.mkdir(parents=True, exist_ok=True)

@@ -48,3 +48,36 @@ def test_the_floor_exception_applies_only_where_numpys_products_lose_to_torch(
     assert t["manual_bp <= 1.0x torch everywhere"]["met"] is strict_met
     assert t["manual_bp <= 1.0x torch where NumPy's GEMMs"]["met"] is rule_met
     assert t["elsewhere"]["met"] is floor_met
+
+
+def _run_benchmarks(tmp_path, frameworks: str, rounds: int) -> dict:
+    import json
+
+    from benchmarks import cli
+
+    argv = ["--configs", "tiny", "--dtypes", "float64", "--frameworks", frameworks, "--repeats", "3",
+            "--budget", "0.05", "--rounds", str(rounds), "--results", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert "| tiny | float64 | fwd+loss+bwd |" in (tmp_path / "latest.md").read_text()
+    return json.loads((tmp_path / "latest.json").read_text())
+
+
+def test_the_benchmark_command_runs_every_cell_in_rounds(tmp_path):
+    """A smoke run of `python -m benchmarks` (no timing is asserted: only that every step was measured)."""
+    data = _run_benchmarks(tmp_path, "manual_bp,gemm", rounds=2)
+    cells = {c["framework"]: c for c in data["cells"]}
+    assert set(cells["manual_bp"]["times"]) == {"grad", "sgd", "adam", "fwd", "bwd"}
+    assert set(cells["gemm"]["times"]) == {"grad", "grad_no_dx0"}
+    for cell in cells.values():
+        assert len(cell["rounds"]) == 2
+        assert all(t["q1"] <= t["median"] <= t["q3"] and t["median"] > 0 for t in cell["times"].values())
+    assert data["meta"]["rounds"] == 2
+
+
+@pytest.mark.parity
+def test_the_benchmark_command_runs_torch_and_jax_cells(tmp_path, frameworks):
+    data = _run_benchmarks(tmp_path, "manual_bp,torch,jax_jit,jax_nojit,gemm,torch_gemm", rounds=1)
+    assert not [c for c in data["cells"] if "error" in c]
+    grad = next(r for r in data["rows"] if r["variant"] == "grad")
+    for key in ("mbp_over_torch", "mbp_over_jax_jit", "mbp_over_gemm", "numpy_over_torch_gemm"):
+        assert grad[key] is not None and grad[key] > 0, key
