@@ -81,3 +81,16 @@ def test_the_benchmark_command_runs_torch_and_jax_cells(tmp_path, frameworks):
     grad = next(r for r in data["rows"] if r["variant"] == "grad")
     for key in ("mbp_over_torch", "mbp_over_jax_jit", "mbp_over_gemm", "numpy_over_torch_gemm"):
         assert grad[key] is not None and grad[key] > 0, key
+
+
+def test_each_steps_time_beyond_its_own_products():
+    """manual_bp's step minus NumPy's products, torch's step minus torch's products, and the BLAS ratio."""
+    cells = [_cell("manual_bp", "small", {"grad": 1.0, "fwd": 0.5, "bwd": 0.5}), _cell("torch", "small", {"grad": 0.9}),
+             _cell("gemm", "small", {"grad": 1.1, "grad_no_dx0": 0.8}),
+             _cell("torch_gemm", "small", {"grad": 0.8, "grad_no_dx0": 0.5})]
+    row = report.rows(cells, ["small"], ["float32"])[0]
+    assert row["mbp_beyond_gemm"] == pytest.approx(0.2)
+    assert row["torch_beyond_gemm"] == pytest.approx(0.4)
+    assert row["numpy_over_torch_gemm"] == pytest.approx(1.6)
+    assert report.fmt_signed_time(-0.015) == "−15.00 ms"
+    assert "| 200.00 ms | 400.00 ms |" in report.detail_table([row])
