@@ -13,7 +13,7 @@ Each ``build_<framework>(cfg, x, y, layers)`` returns ``{variant: fn}``, where
   dL/dx, as torch and JAX do); the cell records which (``mbp_input_grad``);
 - the GEMM floors only (NumPy's, and torch's for comparison): ``grad`` (every product of the step) and
   ``grad_no_dx0`` (without the first layer's input gradient, which torch and JAX
-  skip because x needs no gradient but manual_bp's ``Sequential.backward`` computes).
+  skip because x needs no gradient, and manual_bp skips with ``input_grad=False``).
 
 Frameworks are imported inside the builders: each cell runs in its own process
 with only its own framework loaded.

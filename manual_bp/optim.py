@@ -270,12 +270,12 @@ class Adam(Optimizer):
         if v_max is not None:
             np.maximum(v_max, v, out=v_max)
         bc1, bc2 = self.bias_correction(t)
-        step = np.sqrt(v if v_max is None else v_max)
-        step /= math.sqrt(bc2)
-        step += self.eps  # denom = sqrt(v_hat) / sqrt(1 - b2^t) + eps
-        np.divide(m, step, out=step)
-        step *= lr / bc1  # (lr / (1 - b1^t)) m / denom; in place, the same operations in the same order
-        p -= step
+        delta = np.sqrt(v if v_max is None else v_max)
+        delta /= math.sqrt(bc2)
+        delta += self.eps  # denom = sqrt(v_hat) / sqrt(1 - b2^t) + eps
+        np.divide(m, delta, out=delta)
+        delta *= lr / bc1  # (lr / (1 - b1^t)) m / denom; in place, the same operations in the same order
+        p -= delta
         return s
 
 
