@@ -23,20 +23,18 @@ round to opposite sides and legitimately disagree by a whole derivative jump.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 import manual_bp as mbp
+from crosscheck.kinks import near_kink, plant_kinks
 
 _SALT = 0x6D62  # "mb": keeps case streams apart from other uses of small seeds
-KINKED = ("relu", "leaky_relu", "elu")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "silu", "softplus", "gelu", "identity")
 LOSSES = ("softmax_cross_entropy", "mse", "bce_with_logits")
 INITS = ("torch", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")
-NEAR_KINK = {"float64": 1e-9, "float32": 1e-4}
 
 
 @dataclass
@@ -118,79 +116,6 @@ def _loss_and_target(
         return mbp.MSE(reduction), rng.standard_normal((N, C)).astype(dtype)
     t = rng.random((N, C)) if rng.random() < 0.6 else rng.integers(0, 2, (N, C)).astype(float)
     return mbp.BCEWithLogits(reduction), t.astype(dtype)
-
-
-def _plant_kinks(rng: np.random.Generator, layers: list[mbp.Module]) -> bool:
-    """Zero a weight column (and its bias) of each Linear followed by a kinked activation."""
-    planted = False
-    batch_norm = any(layer.kind == "batch_norm" for layer in layers)
-    for lin, act in itertools.pairwise(layers):
-        if batch_norm and lin.kind == "linear" and lin.out_features == 1:
-            continue  # zeroing the only unit makes every sample alike: BatchNorm would normalise rounding noise
-        if lin.kind == "linear" and act.kind in KINKED:
-            j = int(rng.integers(lin.out_features))
-            lin.params["W"][:, j] = 0
-            if "b" in lin.params:
-                lin.params["b"][j] = 0
-            planted = True
-    return planted
-
-
-def _near_kink(layers: list[mbp.Module], x: np.ndarray, dtype: str) -> bool:
-    """True if some kinked activation sees an input near, but not at, its kink.
-
-    "Near" is relative to the size of the terms summed into that input,
-    m = |h| @ |W| + |b| after a Linear, max |out| after a normalisation, which
-    is what its rounding error scales with. Residual branches are walked too.
-    Dropout masks drawn here are the ones ``build`` freezes for the comparison.
-    """
-    return _near_kink_walk(layers, x, np.abs(x) if x.dtype.kind == "f" else x, dtype)[2]
-
-
-def _norm_terms(layer: Any, h: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """The size of the terms behind a normalisation's output: |gamma| (max(m, |x|) + |mean|) rstd + |beta|.
-    A column that is constant up to rounding comes out as amplified rounding noise: this flags it."""
-    axis = -1 if layer.kind == "layer_norm" else 0
-    if layer.kind == "batch_norm" and not layer.training:
-        mu, var = layer.buffers["running_mean"], layer.buffers["running_var"]
-    else:
-        mu, var = h.mean(axis=axis, keepdims=True), h.var(axis=axis, keepdims=True)
-    big = np.maximum(np.abs(h), m).max(axis=axis, keepdims=True)
-    A = (big + np.abs(mu)) / np.sqrt(var + layer.eps)
-    gamma, beta = layer.params.get("gamma", 1.0), layer.params.get("beta", 0.0)
-    return np.broadcast_to(A * np.abs(gamma) + np.abs(beta), h.shape).astype(np.float64)
-
-
-def _near_kink_walk(layers: Any, h: np.ndarray, m: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray, bool]:
-    for layer in layers:
-        if layer.kind == "residual":
-            b, m_b, near = _near_kink_walk(layer, h, m, dtype)
-            if near:
-                return h, m, True
-            h, m = h + b, m + m_b
-            continue
-        if layer.kind == "linear":
-            m = np.abs(h) @ np.abs(layer.params["W"]) + np.abs(layer.params.get("b", 0.0))
-        elif layer.kind in KINKED or layer.kind == "softplus":
-            z = h * layer.beta - layer.threshold if layer.kind == "softplus" else h
-            width = NEAR_KINK[dtype] * (m * layer.beta if layer.kind == "softplus" else m)
-            if np.any((z != 0) & (np.abs(z) < width)):
-                return h, m, True
-            m = np.abs(h)
-        elif layer.kind in ("batch_norm", "layer_norm"):
-            m = _norm_terms(layer, h, m)
-        elif layer.kind == "embedding":
-            m = None  # set from the output below
-        elif layer.kind == "dropout":
-            m = m / (1 - layer.p)
-        elif layer.kind == "flatten":
-            m = m.reshape(m.shape[0], -1)
-        else:
-            m = np.abs(h)
-        h = layer.forward(h)
-        if m is None:
-            m = np.full(h.shape, np.abs(h).max(initial=0.0))
-    return h, m, False
 
 
 @dataclass(frozen=True)
@@ -322,7 +247,7 @@ def _layers(rng: np.random.Generator, bp: Blueprint, y: np.ndarray) -> tuple[lis
             layers.append(mbp.Residual(*branch))
     for layer in layers:
         layer.train(bp.train)
-    tags = ["kink"] if "kink" in bp.hard and _plant_kinks(rng, layers) else []
+    tags = ["kink"] if "kink" in bp.hard and plant_kinks(rng, layers) else []
     last = [layer for layer in layers if layer.kind == "linear"][-1]
     if "large" in bp.hard and bp.dtype == "float64":
         tags.append("large")
@@ -359,7 +284,7 @@ def build(bp: Blueprint, case_id: str | None = None) -> Case:
             x = _input(rng, bp, scale)
             if "ties" in tags:
                 x[1] = x[0]
-            if not _near_kink(layers, x, dtype):
+            if not near_kink(layers, x, dtype):
                 break
         else:
             continue
@@ -446,7 +371,7 @@ def seed_case(dtype: str = "float64", n: int = 64, seed: int = 0) -> Case:
     )
     X, y = mbp.data.two_moons(n, rng=rng)
     x = X.astype(dtype)
-    while _near_kink(list(model), x, dtype):
+    while near_kink(list(model), x, dtype):
         x = (X + 1e-3 * rng.standard_normal(X.shape)).astype(dtype)
     dout = rng.standard_normal((n, 2)).astype(dtype)
     return Case(f"seed-{dtype}", dtype, model, mbp.SoftmaxCrossEntropy(), x, y, 1.0, dout, ("seed",),

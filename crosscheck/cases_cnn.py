@@ -13,7 +13,7 @@ Hard inputs: with ``kink`` (40 %), one output channel of every conv followed by
 ReLU / LeakyReLU / ELU gets zero weights and bias, so its pre-activation is
 exactly 0 in every backend; a max-pool over such a channel then sees exact
 ties (all zeros), where every backend sends the gradient to the first element
-of the window (see ``manual_bp.conv``).
+of the window (see ``manual_bp.pool``).
 
 Inputs are redrawn (and, if that does not help, the weights) while
 
@@ -24,7 +24,7 @@ Inputs are redrawn (and, if that does not help, the weights) while
   most tol * m (m the largest term magnitude in the window), unless both are
   exactly 0 (the exact zeros above, or ReLU outputs);
 
-tol = 1e-9 in float64, 1e-4 in float32 (``crosscheck.cases.NEAR_KINK``): two
+tol = 1e-9 in float64, 1e-4 in float32 (``crosscheck.kinks.NEAR_KINK``): two
 correct backends may round such entries to opposite sides and then
 legitimately disagree by a whole derivative jump or a whole moved gradient.
 """
@@ -37,8 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 
 import manual_bp as mbp
-from crosscheck.cases import ACTIVATIONS, INITS, KINKED, LOSSES, NEAR_KINK, Case, _activation, _loss_and_target
-from manual_bp.conv import Geometry, conv2d_forward, max_pool2d_forward, windows
+from crosscheck.cases import ACTIVATIONS, INITS, LOSSES, Case, _activation, _loss_and_target
+from crosscheck.kinks import KINKED, NEAR_KINK
+from manual_bp.conv import conv2d_forward
+from manual_bp.pool import max_pool2d_forward
+from manual_bp.windows import Geometry, windows
 
 _SALT = 0x636E  # "cn": apart from crosscheck.cases' streams
 LIPSCHITZ = 2.0  # >= max |f'| of every activation drawn here

@@ -95,14 +95,6 @@ def check_dout(dout: Any, out_shape: tuple[int, ...], out_dtype: np.dtype, where
     return dout
 
 
-def check_positive(value: float, where: str, name: str, allow_zero: bool = False) -> None:
-    """Raise ValueError unless a hyperparameter is positive (or non-negative)."""
-    ok = value >= 0 if allow_zero else value > 0
-    if not (isinstance(value, (int, float, np.floating, np.integer)) and np.isfinite(value) and ok):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{where}: {name} must be a finite number {bound}, got {value!r}")
-
-
 def check_dtype_arg(dtype: Any, where: str) -> np.dtype:
     """Normalise a ``dtype=`` argument; only float32 and float64 are accepted."""
     try:
@@ -112,3 +104,19 @@ def check_dtype_arg(dtype: Any, where: str) -> np.dtype:
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{where}: dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def check_number(where: str, name: str, value: Any, positive: bool = False) -> float:
+    """``value`` as a float if it is a finite real number (and > 0 when ``positive``); ValueError otherwise."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not np.isfinite(value) or (positive and value <= 0):
+        need = "a finite number > 0" if positive else "a finite number"
+        raise ValueError(f"{where}: {name} must be {need}, got {value!r}")
+    return float(value)
+
+
+def check_features(where: str, name: str, value: Any) -> int:
+    """``value`` as an int if it is a positive integer (a feature or table size); ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+    return int(value)

@@ -18,6 +18,12 @@ Elementwise activations act on arrays of any shape; their backward is
 ``dx = dout * f'(x)`` with ``f'`` written out in each docstring. Derivatives at
 kinks follow PyTorch: ReLU'(0) = 0, LeakyReLU'(0) = negative_slope,
 ELU'(0) = alpha (see the conventions table in the README).
+
+This module holds the pairs of every dense, elementwise, normalisation and
+lookup layer; convolution, pooling and attention keep theirs beside their
+layers (``conv``, ``pool``, ``attention``). It is longer than the other
+modules on purpose: it is the one page where the math of a dense network reads
+in order, forward beside backward.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numpy as np
 
 from manual_bp import functional as F
 from manual_bp._checks import StateError, check_dout, check_like
-from manual_bp.layers import Module
+from manual_bp.module import Module
 
 
 class Sequential(Module):

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
-from manual_bp.layers import Module
+from manual_bp.module import Module
 
 DTYPES = [np.float32, np.float64]
 
@@ -105,7 +105,7 @@ REGISTERED = sorted(Module.registry)
 def kind_of(name: str) -> Kind:
     if name not in KINDS:
         pytest.fail(
-            f"layer kind {name!r} is registered in manual_bp.layers.Module.registry but has no entry in "
+            f"layer kind {name!r} is registered in manual_bp.module.Module.registry but has no entry in "
             f"tests/test_battery.py KINDS: add one (a model holding it, a valid input, wrong shapes) so the "
             f"bad-input battery covers it"
         )

@@ -18,9 +18,9 @@ from crosscheck.cases_cnn import cnn_case, hazards
 from crosscheck.compare import compare_case
 from crosscheck.scales import _conv_gains, _pool_counts
 from crosscheck.spec import read_spec
-from manual_bp import conv
-from manual_bp.conv import Geometry
+from manual_bp import conv, pool, windows
 from manual_bp.gradcheck import gradcheck
+from manual_bp.windows import Geometry
 from tests.test_gradcheck_layers import case_rng
 
 SEEDS = range(24)
@@ -178,9 +178,9 @@ def test_conv_groups_dilation_non_square() -> None:
 
 def test_max_pool_values_and_overlapping_windows_accumulate() -> None:
     x = np.array([[1.0, 5.0, 2.0], [7.0, 3.0, 0.0], [4.0, 8.0, 6.0]]).reshape(1, 1, 3, 3)
-    out, cache = conv.max_pool2d_forward(x, 2, stride=1)
+    out, cache = pool.max_pool2d_forward(x, 2, stride=1)
     np.testing.assert_array_equal(out[0, 0], [[7, 5], [8, 8]])
-    dx = conv.max_pool2d_backward(np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2), cache)
+    dx = pool.max_pool2d_backward(np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2), cache)
     np.testing.assert_array_equal(dx[0, 0], [[0, 2, 0], [1, 0, 0], [0, 3 + 4, 0]])  # 8 is the max of two windows
 
 
@@ -200,40 +200,40 @@ TIES = {  # input, (kernel, stride, padding, dilation), dx for dout = 1: the fir
 def test_max_pool_ties_go_to_the_first_maximum(name: str) -> None:
     """Values measured with torch 2.13 (CPU) and JAX 0.10 (``reduce_window`` max); see test_ties_match_torch_and_jax."""
     x, geometry, expected = TIES[name]
-    out, cache = conv.max_pool2d_forward(x.reshape(1, 1, *x.shape), *geometry)
-    np.testing.assert_array_equal(conv.max_pool2d_backward(np.ones_like(out), cache)[0, 0], expected)
+    out, cache = pool.max_pool2d_forward(x.reshape(1, 1, *x.shape), *geometry)
+    np.testing.assert_array_equal(pool.max_pool2d_backward(np.ones_like(out), cache)[0, 0], expected)
 
 
 def test_max_pool_non_finite_values_as_torch() -> None:
     """A NaN is its window's maximum (the last NaN gets the gradient, as torch's CPU kernel); a non-finite
     upstream gradient reaches only the selected elements (not NaN = inf * 0 on the others)."""
     x = np.arange(16.0).reshape(1, 1, 4, 4)
-    out, cache = conv.max_pool2d_forward(x, 2)
+    out, cache = pool.max_pool2d_forward(x, 2)
     dout = np.ones_like(out)
     dout[0, 0, 0, 0], dout[0, 0, 1, 1] = np.inf, np.nan
     expected = np.zeros((4, 4))
     expected[1, 1], expected[1, 3], expected[3, 1], expected[3, 3] = np.inf, 1.0, 1.0, np.nan
-    np.testing.assert_array_equal(conv.max_pool2d_backward(dout, cache)[0, 0], expected)
+    np.testing.assert_array_equal(pool.max_pool2d_backward(dout, cache)[0, 0], expected)
     x = np.array([[np.nan, 1.0], [np.nan, 2.0]]).reshape(1, 1, 2, 2)
-    out, cache = conv.max_pool2d_forward(x, 2)
+    out, cache = pool.max_pool2d_forward(x, 2)
     assert np.isnan(out).all()
-    np.testing.assert_array_equal(conv.max_pool2d_backward(np.ones_like(out), cache).ravel(), [0, 0, 1, 0])
+    np.testing.assert_array_equal(pool.max_pool2d_backward(np.ones_like(out), cache).ravel(), [0, 0, 1, 0])
 
 
 def test_avg_pool_values_both_divisors() -> None:
     x = np.arange(9.0).reshape(1, 1, 3, 3)
-    out, cache = conv.avg_pool2d_forward(x, 2, 1, 1, count_include_pad=True)
+    out, cache = pool.avg_pool2d_forward(x, 2, 1, 1, count_include_pad=True)
     np.testing.assert_array_equal(out[0, 0], [[0, 0.25, 0.75, 0.5], [0.75, 2, 3, 1.75], [2.25, 5, 6, 3.25],
                                               [1.5, 3.25, 3.75, 2]])
-    np.testing.assert_array_equal(conv.avg_pool2d_backward(np.ones_like(out), cache)[0, 0], np.ones((3, 3)))
-    out, cache = conv.avg_pool2d_forward(x, 2, 1, 1, count_include_pad=False)
+    np.testing.assert_array_equal(pool.avg_pool2d_backward(np.ones_like(out), cache)[0, 0], np.ones((3, 3)))
+    out, cache = pool.avg_pool2d_forward(x, 2, 1, 1, count_include_pad=False)
     np.testing.assert_array_equal(out[0, 0], [[0, 0.5, 1.5, 2], [1.5, 2, 3, 3.5], [4.5, 5, 6, 6.5],
                                               [6, 6.5, 7.5, 8]])
-    dx = conv.avg_pool2d_backward(np.ones_like(out), cache)[0, 0]  # corner: 1 + 1/2 + 1/2 + 1/4
+    dx = pool.avg_pool2d_backward(np.ones_like(out), cache)[0, 0]  # corner: 1 + 1/2 + 1/2 + 1/4
     np.testing.assert_array_equal(dx[0, 0], 2.25)
-    out, cache = conv.avg_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)
+    out, cache = pool.avg_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)
     np.testing.assert_array_equal(out[0, 0], [[2.5, 4.5], [10.5, 12.5]])
-    np.testing.assert_array_equal(conv.avg_pool2d_backward(np.ones_like(out), cache), np.full((1, 1, 4, 4), 0.25))
+    np.testing.assert_array_equal(pool.avg_pool2d_backward(np.ones_like(out), cache), np.full((1, 1, 4, 4), 0.25))
 
 
 def test_flatten_nchw() -> None:
@@ -320,10 +320,10 @@ def test_scales_window_counts_and_gains_are_exact() -> None:
         H, W = _fit(r, k[0], p[0], 1), _fit(r, k[1], p[1], 1)
         layer = mbp.AvgPool2d(k, s, p, count_include_pad=bool(r.random() < 0.5))
         spec = read_spec(mbp.Sequential(layer)).layers[0]
-        out, cache = conv.avg_pool2d_forward(np.ones((1, 1, H, W)), k, s, p, layer.count_include_pad)
+        out, cache = pool.avg_pool2d_forward(np.ones((1, 1, H, W)), k, s, p, layer.count_include_pad)
         g = Geometry(layer.geometry.k, layer.geometry.s, layer.geometry.p, (1, 1))
-        hits = conv.windows(np.ones((1, 1, H, W)), g).sum(axis=(-2, -1))  # real elements per window
-        windows_per_pixel = conv.avg_pool2d_backward(np.full(out.shape, float(k[0] * k[1])), (k[0] * k[1], *cache[1:]))
+        hits = windows.windows(np.ones((1, 1, H, W)), g).sum(axis=(-2, -1))  # real elements per window
+        windows_per_pixel = pool.avg_pool2d_backward(np.full(out.shape, float(k[0] * k[1])), (k[0] * k[1], *cache[1:]))
         m, divisor = _pool_counts(spec, (1, 1, H, W))
         assert m == windows_per_pixel.max()
         assert divisor == (k[0] * k[1] if layer.count_include_pad else hits.min())
@@ -486,14 +486,14 @@ def _stride_one_dx(dout, cache, need_dx=True):
     dout_t = dout.transpose(1, 2, 3, 0).reshape(groups, W.shape[0] // groups, -1)
     dcols = W.reshape(groups, -1, K).transpose(0, 2, 1) @ dout_t  # as conv2d_backward, then scattered
     dwin = dcols.reshape(x_shape[1], *g.k, *dout.shape[2:], N)  # as if the forward had used stride 1
-    return conv._scatter_windows(dwin, g._replace(s=(1, 1)), *x_shape[2:]) if need_dx else None, dW, db
+    return windows.scatter_windows(dwin, g._replace(s=(1, 1)), *x_shape[2:]) if need_dx else None, dW, db
 
 
 def _max_to_whole_window(dout, cache):
     _, x_shape, g = cache
     C, Ho, Wo, N = dout.transpose(1, 2, 3, 0).shape
     dwin = np.broadcast_to(dout.transpose(1, 2, 3, 0)[:, None, None], (C, *g.k, Ho, Wo, N))
-    return conv._scatter_windows(dwin, g, *x_shape[2:])  # every element of the window, not only the maximum
+    return windows.scatter_windows(dwin, g, *x_shape[2:])  # every element of the window, not only the maximum
 
 
 def _avg_not_divided(dout, cache):
@@ -502,12 +502,12 @@ def _avg_not_divided(dout, cache):
 
 GOOD = {name: getattr(conv, name) for name in
         ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_backward")}
-PLANTS = {
-    "conv forward flips the kernel": ("conv2d_forward", _flipped_forward),
-    "conv dx uses the flipped kernel": ("conv2d_backward", _flipped_dx),
-    "conv dx scattered with stride 1": ("conv2d_backward", _stride_one_dx),
-    "max-pool gradient to the whole window": ("max_pool2d_backward", _max_to_whole_window),
-    "avg-pool gradient not divided by the count": ("avg_pool2d_backward", _avg_not_divided),
+PLANTS = {  # (module whose layer calls it, function, planted replacement)
+    "conv forward flips the kernel": (conv, "conv2d_forward", _flipped_forward),
+    "conv dx uses the flipped kernel": (conv, "conv2d_backward", _flipped_dx),
+    "conv dx scattered with stride 1": (conv, "conv2d_backward", _stride_one_dx),
+    "max-pool gradient to the whole window": (pool, "max_pool2d_backward", _max_to_whole_window),
+    "avg-pool gradient not divided by the count": (pool, "avg_pool2d_backward", _avg_not_divided),
 }
 
 
@@ -534,7 +534,7 @@ def test_plant_net_passes_finite_differences() -> None:
 @pytest.mark.parametrize("name", list(PLANTS))
 def test_plant_is_caught_by_finite_differences(name: str, monkeypatch) -> None:
     model, x, y, _ = _plant_net(0)  # passes unpatched: test_plant_net_passes_finite_differences
-    monkeypatch.setattr(conv, *PLANTS[name])
+    monkeypatch.setattr(*PLANTS[name])
     result = gradcheck(model, mbp.SoftmaxCrossEntropy(), x, y)
     assert result.max_error > 1e-3, f"{name} went unnoticed:\n{result}"
 
@@ -560,7 +560,7 @@ def test_plant_net_agrees_with_the_references(frameworks) -> None:
 def test_plant_is_caught_by_the_references_at_the_right_tensor(name: str, monkeypatch, frameworks) -> None:
     model, x, y, dout = _plant_net(1)  # agrees unpatched: test_plant_net_agrees_with_the_references
     loss_fn = mbp.SoftmaxCrossEntropy()
-    monkeypatch.setattr(conv, *PLANTS[name])
+    monkeypatch.setattr(*PLANTS[name])
     result = compare_case(model, loss_fn, x, y, dloss=1.3, dout=dout, frameworks=frameworks)
     assert not result.ok, f"{name} went unnoticed"
     comp, bad = result.first_divergence
@@ -576,10 +576,10 @@ def _tied_forward(x, *geometry):
 def _to_every_tied_maximum(dout, cache):
     """Every element equal to its window's maximum gets the window's whole gradient (not only the first)."""
     (_, x_shape, g), x, _ = cache
-    win = conv.windows(x, g, -np.inf)  # (N, C, Ho, Wo, kH, kW)
+    win = windows.windows(x, g, -np.inf)  # (N, C, Ho, Wo, kH, kW)
     is_max = win == win.max(axis=(-2, -1), keepdims=True)
     dwin = np.where(is_max, dout[..., None, None], 0.0).transpose(1, 4, 5, 2, 3, 0)  # (C, kH, kW, Ho, Wo, N)
-    return conv._scatter_windows(dwin, g, *x_shape[2:])
+    return windows.scatter_windows(dwin, g, *x_shape[2:])
 
 
 @pytest.mark.parity
@@ -589,8 +589,8 @@ def test_plant_ties_duplicated_is_caught_on_exact_ties(monkeypatch, frameworks) 
     c = next(c for c in map(cnn_case, range(200)) if "kink" in c.tags and any(
         a.kind == "relu" and b.kind == "max_pool2d" for a, b in itertools.pairwise(c.model)))
     assert _compare(c, frameworks).ok
-    monkeypatch.setattr(conv, "max_pool2d_forward", _tied_forward)
-    monkeypatch.setattr(conv, "max_pool2d_backward", _to_every_tied_maximum)
+    monkeypatch.setattr(pool, "max_pool2d_forward", _tied_forward)
+    monkeypatch.setattr(pool, "max_pool2d_backward", _to_every_tied_maximum)
     result = _compare(c, frameworks)
     assert not result.ok, f"case {c.case_id}: duplicated tie gradients went unnoticed"
     _, bad = result.first_divergence

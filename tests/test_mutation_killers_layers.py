@@ -1,5 +1,6 @@
 """Value tests that pin exact formulas of manual_bp's convolution, pooling and attention, found by
-mutation testing of ``manual_bp/conv.py`` and ``manual_bp/attention.py`` (see mutation/README.md).
+mutation testing of ``manual_bp/conv.py``, ``pool.py``, ``windows.py`` and ``attention.py`` (see
+mutation/README.md).
 
 Finite differences cannot see a mutant that changes the forward and the cache consistently (the
 forward is the oracle), nor a default argument, an initialiser's draw or a message. These tests
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
-from manual_bp import attention, conv
+from manual_bp import attention, conv, pool
 
 SEEDS = range(8)
 
@@ -75,13 +76,13 @@ def test_avg_pool_divisor_by_loops(seed: int) -> None:
     for include in (True, False):
         ref_out, ref_dx = _avg_pool_loops(x, dout_of, k, s, p, include)
         dout = dout_of(ref_out.shape)
-        runs = [conv.avg_pool2d_forward(x, k, stride, p, include)]
+        runs = [pool.avg_pool2d_forward(x, k, stride, p, include)]
         layer = mbp.AvgPool2d(k, stride, p) if include else mbp.AvgPool2d(k, stride, p, count_include_pad=False)
         if include:
-            runs.append(conv.avg_pool2d_forward(x, k, stride, p))  # the pure pair's default
+            runs.append(pool.avg_pool2d_forward(x, k, stride, p))  # the pure pair's default
         for out, cache in runs:
             np.testing.assert_allclose(out, ref_out, rtol=1e-13, atol=1e-15, err_msg=f"seed={seed} {include}")
-            np.testing.assert_allclose(conv.avg_pool2d_backward(dout, cache), ref_dx, rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(pool.avg_pool2d_backward(dout, cache), ref_dx, rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(layer.forward(x), ref_out, rtol=1e-13, atol=1e-15, err_msg=f"seed={seed}")
         np.testing.assert_allclose(layer.backward(dout), ref_dx, rtol=1e-13, atol=1e-15)
         assert layer.config()["count_include_pad"] is include
@@ -136,12 +137,12 @@ def test_max_pool_kernel_of_257_elements(seed: int) -> None:
     x = r.permutation(257).astype(float).reshape(1, 1, 1, 257)
     where = 256 if seed == 0 else int(r.integers(0, 257))
     x[0, 0, 0, where] = 1000.0
-    out, cache = conv.max_pool2d_forward(x, (1, 257))
+    out, cache = pool.max_pool2d_forward(x, (1, 257))
     assert out.shape == (1, 1, 1, 1) and out[0, 0, 0, 0] == 1000.0
     dout = r.standard_normal((1, 1, 1, 1))
     expected = np.zeros_like(x)
     expected[0, 0, 0, where] = dout[0, 0, 0, 0]
-    np.testing.assert_array_equal(conv.max_pool2d_backward(dout, cache), expected)
+    np.testing.assert_array_equal(pool.max_pool2d_backward(dout, cache), expected)
 
 
 # ---------------------------------------------------------------- no bias, no bias gradient
@@ -331,14 +332,14 @@ MESSAGES = [
      "the kernel (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (2, 5)"),
     (lambda: conv.conv2d_forward(np.ones((1, 1, 5, 2)), np.ones((1, 1, 3, 3)), None), ValueError,
      "the kernel (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (5, 2)"),
-    (lambda: conv.max_pool2d_forward(X4, 0), ValueError, "max_pool2d: kernel_size must be an int >= 1"),
-    (lambda: conv.max_pool2d_forward(X4, 2, 0), ValueError, "max_pool2d: stride must be an int >= 1"),
-    (lambda: conv.max_pool2d_forward(X4, 2, 1, -1), ValueError, "max_pool2d: padding must be an int >= 0"),
-    (lambda: conv.max_pool2d_forward(X4, 2, 1, 0, 0), ValueError, "max_pool2d: dilation must be an int >= 1"),
-    (lambda: conv.avg_pool2d_forward(X4, 0), ValueError, "avg_pool2d: kernel_size must be an int >= 1"),
-    (lambda: conv.avg_pool2d_forward(X4, 2, (1, 0)), ValueError,
+    (lambda: pool.max_pool2d_forward(X4, 0), ValueError, "max_pool2d: kernel_size must be an int >= 1"),
+    (lambda: pool.max_pool2d_forward(X4, 2, 0), ValueError, "max_pool2d: stride must be an int >= 1"),
+    (lambda: pool.max_pool2d_forward(X4, 2, 1, -1), ValueError, "max_pool2d: padding must be an int >= 0"),
+    (lambda: pool.max_pool2d_forward(X4, 2, 1, 0, 0), ValueError, "max_pool2d: dilation must be an int >= 1"),
+    (lambda: pool.avg_pool2d_forward(X4, 0), ValueError, "avg_pool2d: kernel_size must be an int >= 1"),
+    (lambda: pool.avg_pool2d_forward(X4, 2, (1, 0)), ValueError,
      "avg_pool2d: stride must be an int >= 1 or a pair of them, got (1, 0)"),
-    (lambda: conv.avg_pool2d_forward(X4, 2, 1, -1), ValueError, "avg_pool2d: padding must be an int >= 0"),
+    (lambda: pool.avg_pool2d_forward(X4, 2, 1, -1), ValueError, "avg_pool2d: padding must be an int >= 0"),
     (lambda: mbp.MaxPool2d(0), ValueError, "MaxPool2d: kernel_size must be an int >= 1"),
     (lambda: mbp.MaxPool2d(2, 0), ValueError, "MaxPool2d: stride must be an int >= 1"),
     (lambda: mbp.MaxPool2d(2, 1, -1), ValueError, "MaxPool2d: padding must be an int >= 0"),

@@ -1,0 +1,95 @@
+"""Kinks on purpose, near-kinks never: the MLP cases' hazards at ReLU, LeakyReLU, ELU and Softplus.
+
+``plant_kinks`` zeroes a weight column (and its bias) before a kinked
+activation, so that unit's pre-activation is exactly 0 in every backend and the
+derivative conventions there are compared. ``near_kink`` flags inputs that are
+near a kink but not on it: there two correct implementations may round to
+opposite sides and legitimately disagree by a whole derivative jump, so such a
+case is redrawn. "Near" is ``NEAR_KINK[dtype]`` times the size of the terms
+summed into that input.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+import manual_bp as mbp
+
+KINKED = ("relu", "leaky_relu", "elu")
+NEAR_KINK = {"float64": 1e-9, "float32": 1e-4}
+
+
+def plant_kinks(rng: np.random.Generator, layers: list[mbp.Module]) -> bool:
+    """Zero a weight column (and its bias) of each Linear followed by a kinked activation."""
+    planted = False
+    batch_norm = any(layer.kind == "batch_norm" for layer in layers)
+    for lin, act in itertools.pairwise(layers):
+        if batch_norm and lin.kind == "linear" and lin.out_features == 1:
+            continue  # zeroing the only unit makes every sample alike: BatchNorm would normalise rounding noise
+        if lin.kind == "linear" and act.kind in KINKED:
+            j = int(rng.integers(lin.out_features))
+            lin.params["W"][:, j] = 0
+            if "b" in lin.params:
+                lin.params["b"][j] = 0
+            planted = True
+    return planted
+
+
+def near_kink(layers: list[mbp.Module], x: np.ndarray, dtype: str) -> bool:
+    """True if some kinked activation sees an input near, but not at, its kink.
+
+    "Near" is relative to the size of the terms summed into that input,
+    m = |h| @ |W| + |b| after a Linear, max |out| after a normalisation, which
+    is what its rounding error scales with. Residual branches are walked too.
+    Dropout masks drawn here are the ones ``build`` freezes for the comparison.
+    """
+    return _near_kink_walk(layers, x, np.abs(x) if x.dtype.kind == "f" else x, dtype)[2]
+
+
+def _norm_terms(layer: Any, h: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The size of the terms behind a normalisation's output: |gamma| (max(m, |x|) + |mean|) rstd + |beta|.
+    A column that is constant up to rounding comes out as amplified rounding noise: this flags it."""
+    axis = -1 if layer.kind == "layer_norm" else 0
+    if layer.kind == "batch_norm" and not layer.training:
+        mu, var = layer.buffers["running_mean"], layer.buffers["running_var"]
+    else:
+        mu, var = h.mean(axis=axis, keepdims=True), h.var(axis=axis, keepdims=True)
+    big = np.maximum(np.abs(h), m).max(axis=axis, keepdims=True)
+    A = (big + np.abs(mu)) / np.sqrt(var + layer.eps)
+    gamma, beta = layer.params.get("gamma", 1.0), layer.params.get("beta", 0.0)
+    return np.broadcast_to(A * np.abs(gamma) + np.abs(beta), h.shape).astype(np.float64)
+
+
+def _near_kink_walk(layers: Any, h: np.ndarray, m: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    for layer in layers:
+        if layer.kind == "residual":
+            b, m_b, near = _near_kink_walk(layer, h, m, dtype)
+            if near:
+                return h, m, True
+            h, m = h + b, m + m_b
+            continue
+        if layer.kind == "linear":
+            m = np.abs(h) @ np.abs(layer.params["W"]) + np.abs(layer.params.get("b", 0.0))
+        elif layer.kind in KINKED or layer.kind == "softplus":
+            z = h * layer.beta - layer.threshold if layer.kind == "softplus" else h
+            width = NEAR_KINK[dtype] * (m * layer.beta if layer.kind == "softplus" else m)
+            if np.any((z != 0) & (np.abs(z) < width)):
+                return h, m, True
+            m = np.abs(h)
+        elif layer.kind in ("batch_norm", "layer_norm"):
+            m = _norm_terms(layer, h, m)
+        elif layer.kind == "embedding":
+            m = None  # set from the output below
+        elif layer.kind == "dropout":
+            m = m / (1 - layer.p)
+        elif layer.kind == "flatten":
+            m = m.reshape(m.shape[0], -1)
+        else:
+            m = np.abs(h)
+        h = layer.forward(h)
+        if m is None:
+            m = np.full(h.shape, np.abs(h).max(initial=0.0))
+    return h, m, False

@@ -1,0 +1,138 @@
+"""``Module``: the base class of every layer and container.
+
+A layer validates its input, calls its forward pair, keeps the cache, and in
+``backward`` hands the cache to the backward pair and stores the parameter
+gradients in ``self.grads`` (overwritten, never accumulated). Subclasses
+provide ``_forward(x) -> (out, cache)`` and ``_backward(dout, cache) -> dx``;
+the checks and the bookkeeping live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from manual_bp._checks import StateError, check_dout, check_float_array, check_min_ndim, check_nonempty
+
+
+class Module:
+    """Base class: ``forward(x) -> out`` then ``backward(dout) -> dx``.
+
+    ``params`` and ``grads`` map names ("W", "b") to arrays; optimisers update
+    ``params`` in place. ``training`` switches train/eval behaviour where a
+    layer has any. ``name`` is set by the containing ``Sequential`` and appears
+    in error messages.
+    """
+
+    kind: ClassVar[str] = ""
+    min_ndim: ClassVar[int] = 0
+    registry: ClassVar[dict[str, type[Module]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            Module.registry[cls.kind] = cls
+
+    def __init__(self) -> None:
+        self._params: dict[str, np.ndarray] = {}
+        self._grads: dict[str, np.ndarray] = {}
+        self._buffers: dict[str, np.ndarray] = {}
+        self.training = True
+        self.name = ""
+        self._cache: Any = None
+        self._out: tuple[tuple[int, ...], np.dtype] | None = None
+
+    # -- to be provided by each layer
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        check_float_array(x, self.where)
+        check_min_ndim(x, self.min_ndim, self.where)
+        check_nonempty(x, self.where)
+        return x
+
+    def config(self) -> dict[str, Any]:
+        """Hyperparameters as plain data; ``type(layer)(**layer.config())`` rebuilds the layer."""
+        return {}
+
+    # -- shared machinery
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Trainable arrays by name; updated in place by optimisers."""
+        return self._params
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """dL/d(param) by the same names, filled by ``backward``."""
+        return self._grads
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Non-trainable state saved with the model (e.g. running statistics)."""
+        return self._buffers
+
+    @property
+    def where(self) -> str:
+        """How error messages name this layer, e.g. ``Linear '0'``."""
+        cls = type(self).__name__
+        return f"{cls} {self.name!r}" if self.name else cls
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output and keep what backward needs.
+
+        A forward that raises leaves no cache behind: ``backward`` then raises ``StateError``
+        instead of returning the gradient of an earlier call.
+        """
+        self._cache, self._out = None, None
+        x = self._check_input(x)
+        out, self._cache = self._forward(x)
+        self._out = (out.shape, out.dtype)
+        return out
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Return dL/dx for dout = dL/d(out); fill ``self.grads``.
+
+        ``input_grad=False``: only the parameter gradients are needed (the first
+        layer in training); a layer that can skip dx (Linear) then returns None.
+        """
+        if self._out is None:
+            raise StateError(f"{self.where}: backward() called before forward()")
+        check_dout(dout, *self._out, self.where)
+        self._grads.clear()  # free the last step's gradients before the new ones are allocated
+        if input_grad:
+            return self._backward(dout, self._cache)
+        return self._param_backward(dout, self._cache)
+
+    def _param_backward(self, dout: np.ndarray, cache: Any) -> np.ndarray | None:
+        """The parameter gradients only; layers that can save work by skipping dx override this."""
+        return self._backward(dout, cache)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module inside it, in execution order (containers first)."""
+        yield self
+
+    def zero_grad(self) -> None:
+        """Drop the gradients of the last ``backward`` (they are overwritten, never accumulated)."""
+        self._grads.clear()
+
+    def train(self, mode: bool = True) -> Module:
+        """Switch to training mode (``mode=False``: evaluation mode)."""
+        self.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Switch to evaluation mode."""
+        return self.train(False)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
