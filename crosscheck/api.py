@@ -115,11 +115,29 @@ def run_tasks(
         return _collect((run_task(t, frameworks) for t in tasks), progress)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
     from functools import partial
 
+    done: list[CaseResult] = []
     with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
                              initializer=one_thread_per_process) as pool:
-        return _collect(pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2), progress)
+        try:
+            for r in pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2):
+                done.append(r)
+                if progress is not None:
+                    progress(len(done) - 1, r)
+        except BrokenProcessPool as err:  # a worker killed by native code (an abort, a segfault), not an exception
+            running = tasks[len(done): len(done) + 2 * jobs]  # chunks of 2 in flight on each worker
+            raise WorkerDied(
+                f"crosscheck: a worker process died while running one of the tasks {running} (after {len(done)} "
+                f"of {len(tasks)} finished): a crash in a framework's native code, which no exception reports; "
+                f"run those tasks one by one with --jobs 1 (e.g. --case ID) to see which and its message"
+            ) from err
+    return done
+
+
+class WorkerDied(RuntimeError):
+    """A sweep's worker process ended without an exception (killed by a crash in native code)."""
 
 
 class ProgressBar:

@@ -16,9 +16,11 @@ odd ids float32). Hard inputs are planted on purpose:
 - ``tiny``: inputs of order 1e-8;
 - Softplus with small thresholds, so inputs land on both sides of it.
 
-Pre-activations that are *near* a kink but not on it (0 < |z| < 1e-4 |z|_max in
-float32, 1e-9 in float64) are redrawn: there two correct implementations may
-round to opposite sides and legitimately disagree by a whole derivative jump.
+Pre-activations *near* a kink (|z| < 1e-4 m in float32, 1e-9 m in float64, m
+the size of the terms summed into z) are redrawn: there two correct
+implementations may round to opposite sides and legitimately disagree by a
+whole derivative jump. Only the exact zeros that every backend computes exactly
+(all terms zero, m = 0, as the planted ones) sit on a kink (``crosscheck.kinks``).
 """
 
 from __future__ import annotations

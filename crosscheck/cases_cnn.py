@@ -17,9 +17,12 @@ of the window (see ``manual_bp.pool``).
 
 Inputs are redrawn (and, if that does not help, the weights) while
 
-- a kinked activation (or a Softplus threshold) sees an input near, but not at,
-  its kink: 0 < |z| < tol * m, m the magnitude of the terms summed into z
-  (|x| (*) |W| + |b| for a convolution);
+- a kinked activation (or a Softplus threshold) sees an input near its kink:
+  |z| < tol * m, m the magnitude of the terms summed into z (|x| (*) |W| + |b|
+  for a convolution; 0 after a ReLU that output an exact 0). An input exactly
+  at the kink passes only with m = 0, i.e. when it is exact in every backend
+  (the planted zeros); one that a rounded sum of nonzero terms puts there does
+  not;
 - a max-pool window has a near-tie: its two largest entries a >= b differ by at
   most tol * m (m the largest term magnitude in the window), unless both are
   exactly 0 (the exact zeros above, or ReLU outputs);
@@ -181,9 +184,9 @@ def hazards(layers: list[mbp.Module], x: np.ndarray, dtype: str) -> bool:
         elif layer.kind in KINKED or layer.kind == "softplus":
             z = h * layer.beta - layer.threshold if layer.kind == "softplus" else h
             width = tol * (m * layer.beta if layer.kind == "softplus" else m)
-            if np.any((z != 0) & (np.abs(z) < width)):
+            if np.any(np.abs(z) < width):  # z = 0 passes only with m = 0: exact zeros, as the planted ones
                 return True
-            m = LIPSCHITZ * m
+            m = np.where(h > 0, LIPSCHITZ * m, 0.0) if layer.kind == "relu" else LIPSCHITZ * m  # ReLU's 0 is exact
         elif layer.kind == "max_pool2d":
             if _near_tie(h, m, layer.geometry, tol):
                 return True

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from crosscheck.api import ProgressBar, Task, run_tasks
+from crosscheck.api import ProgressBar, Task, WorkerDied, run_tasks
 from crosscheck.compare import FRAMEWORKS
 from crosscheck.report import Report
 from crosscheck.trajectory import trajectory_ids
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = ([] if args.trajectory else plan(args)) + [("trajectory", t) for t in traj]
         bar = ProgressBar(len(todo), enabled=not args.quiet)
         results = run_tasks(todo, args.frameworks, jobs=args.jobs, progress=bar)
-    except ImportError as err:
+    except (ImportError, WorkerDied) as err:
         print(err, file=sys.stderr)
         return 2
     settings = {

@@ -165,16 +165,33 @@ def compare_running_buffers(
 
 
 def reduction_length(spec: NetSpec, x: np.ndarray) -> int:
-    """The longest sum in the case: rows summed into dW/db or a batch statistic, features, classes."""
+    """The longest sum in the case: rows summed into dW/db or a batch statistic, features, classes, and for
+    a convolution its window C_in / groups * kH * kW and the N * H_out * W_out positions summed into dW, db."""
     rows = int(np.prod(x.shape[:-1])) if np.asarray(x).dtype.kind == "f" else int(np.size(x))
     widths = [x.shape[-1]]
+    image = tuple(x.shape) if x.ndim == 4 else None  # (N, C, H, W) while the layers are convolutions or pools
     for layer in walk(spec.layers):
+        c = layer.config
         if layer.kind == "linear":
-            widths += [layer.config["in_features"], layer.config["out_features"]]
+            widths += [c["in_features"], c["out_features"]]
         elif layer.kind in ("layer_norm", "batch_norm", "embedding"):
-            widths += [layer.config.get("normalized_shape") or layer.config.get("num_features")
-                       or layer.config["embedding_dim"]]
+            widths += [c.get("normalized_shape") or c.get("num_features") or c["embedding_dim"]]
+        elif layer.kind in ("conv2d", "max_pool2d", "avg_pool2d") and image is not None:
+            N, C, H, W = image
+            k, s, p = (_pair(c[n]) for n in ("kernel_size", "stride", "padding"))
+            d = _pair(c.get("dilation", 1))
+            Ho, Wo = ((size + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, size in enumerate((H, W)))
+            C_out = c["out_channels"] if layer.kind == "conv2d" else C
+            if layer.kind == "conv2d":
+                widths += [c["in_channels"] // c["groups"] * k[0] * k[1], N * Ho * Wo]
+            image = (N, C_out, Ho, Wo)
+        elif layer.kind == "flatten":
+            image = None
     return max(rows, *widths)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
 @dataclass

@@ -148,10 +148,17 @@ def _self_attention(layer: LayerSpec, p: dict[str, Array], x: Array) -> Array:
 
 def _conv2d(x: Array, p: dict[str, Array], c: dict[str, Any]) -> Array:
     """``lax.conv_general_dilated`` (a cross-correlation, like torch's) on NCHW with an OIHW kernel: the
-    spec's W (C_out, C_in / groups, kH, kW) is used as is; groups via ``feature_group_count``."""
+    spec's W (C_out, C_in / groups, kH, kW) is used as is; groups via ``feature_group_count``.
+
+    The zero padding is a separate ``jnp.pad`` and the convolution itself unpadded: the same sums, but
+    with the padding inside the convolution, XLA 0.10's CPU compiler aborts the process on the input
+    gradient of some strided geometries (``algebraic_simplifier.cc`` "Window dimensions do not match RHS
+    shape"; e.g. x (5, 4, 1, 10), kernel (3, 2), stride (3, 2), padding (1, 1)). See
+    ``tests/test_conv.py::test_jax_reference_survives_padded_strided_geometries``."""
     (ph, pw) = c["padding"]
+    xp = jnp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, H + 2 ph, W + 2 pw)
     out = jax.lax.conv_general_dilated(
-        x, p["W"], window_strides=tuple(c["stride"]), padding=((ph, ph), (pw, pw)),
+        xp, p["W"], window_strides=tuple(c["stride"]), padding=((0, 0), (0, 0)),
         rhs_dilation=tuple(c["dilation"]), dimension_numbers=("NCHW", "OIHW", "NCHW"),
         feature_group_count=c["groups"], precision=_HIGHEST)
     return out + p["b"].reshape(-1, 1, 1) if c["bias"] else out

@@ -2,11 +2,14 @@
 
 ``plant_kinks`` zeroes a weight column (and its bias) before a kinked
 activation, so that unit's pre-activation is exactly 0 in every backend and the
-derivative conventions there are compared. ``near_kink`` flags inputs that are
-near a kink but not on it: there two correct implementations may round to
+derivative conventions there are compared. ``near_kink`` flags inputs within
+``NEAR_KINK[dtype]`` times the size m of the terms summed into them of a kink
+(or of a Softplus threshold): there two correct implementations may round to
 opposite sides and legitimately disagree by a whole derivative jump, so such a
-case is redrawn. "Near" is ``NEAR_KINK[dtype]`` times the size of the terms
-summed into that input.
+case is redrawn. An input exactly at the kink is safe only when it is exact in
+every backend, i.e. every term summed into it is zero (m = 0, as for the planted
+zeros); one that lands there by the rounding of nonzero terms (a float32 sum
+that happens to equal ``threshold / beta``) is a hazard like any other.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ def plant_kinks(rng: np.random.Generator, layers: list[mbp.Module]) -> bool:
 
 
 def near_kink(layers: list[mbp.Module], x: np.ndarray, dtype: str) -> bool:
-    """True if some kinked activation sees an input near, but not at, its kink.
+    """True if some kinked activation (or Softplus threshold) sees an input near its kink, or exactly at it
+    without being exact in every backend (see the module docstring).
 
     "Near" is relative to the size of the terms summed into that input,
     m = |h| @ |W| + |b| after a Linear, max |out| after a normalisation, which
@@ -51,8 +55,11 @@ def near_kink(layers: list[mbp.Module], x: np.ndarray, dtype: str) -> bool:
 
 def _norm_terms(layer: Any, h: np.ndarray, m: np.ndarray) -> np.ndarray:
     """The size of the terms behind a normalisation's output: |gamma| (max(m, |x|) + |mean|) rstd + |beta|.
-    A column that is constant up to rounding comes out as amplified rounding noise: this flags it."""
+    A column that is constant up to rounding comes out as amplified rounding noise: this flags it. Over a
+    single feature a LayerNorm gives x - mean = 0 exactly, so its output is exactly beta: no rounding, m = 0."""
     axis = -1 if layer.kind == "layer_norm" else 0
+    if layer.kind == "layer_norm" and h.shape[-1] == 1:
+        return np.zeros(h.shape)
     if layer.kind == "batch_norm" and not layer.training:
         mu, var = layer.buffers["running_mean"], layer.buffers["running_var"]
     else:
@@ -76,7 +83,7 @@ def _near_kink_walk(layers: Any, h: np.ndarray, m: np.ndarray, dtype: str) -> tu
         elif layer.kind in KINKED or layer.kind == "softplus":
             z = h * layer.beta - layer.threshold if layer.kind == "softplus" else h
             width = NEAR_KINK[dtype] * (m * layer.beta if layer.kind == "softplus" else m)
-            if np.any((z != 0) & (np.abs(z) < width)):
+            if np.any(np.abs(z) < width):  # z = 0 passes only with m = 0: exact zeros, as the planted ones
                 return h, m, True
             m = np.abs(h)
         elif layer.kind in ("batch_norm", "layer_norm"):

@@ -23,12 +23,15 @@ by 1e-3 to 1e0: eight orders of magnitude above the bound.
 
 Float32 (second tier): ``16 * eps32 * sqrt(K) * (L + 1)``, with eps32 = 1.19e-7,
 K the longest reduction in the case (batch rows for dW and db, features for a
-product, classes for a softmax) and L the number of layers (+1 for the loss).
+product, classes for a softmax; for a convolution its window C_in / groups * kH * kW
+and the N * H_out * W_out positions summed into dW and db) and L the number of
+layers, containers and their children counted (+1 for the loss).
 Each layer adds a rounding error of about eps32 * sqrt(K) (the random-walk
 estimate for a sum of K terms); errors add along the L layers; the factor 16
 covers the conditioning of activations at initialisation scale and the gap
 between the random-walk estimate and unlucky sums. For the seed network with a
-batch of 64 it is 6e-5; for the largest cases 2e-4.
+batch of 64 it is 6e-5; over the float32 cases of the default sweep the median is
+about 1e-4 and the largest 7e-4 (an MLP whose residual blocks count 29 layers).
 """
 
 from __future__ import annotations

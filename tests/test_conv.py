@@ -7,15 +7,20 @@ Every random case is rebuilt from its test id (layer name and seed, or the CNN c
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import manual_bp as mbp
 from crosscheck.cases_cnn import cnn_case, hazards
-from crosscheck.compare import compare_case
+from crosscheck.compare import compare_case, reduction_length
 from crosscheck.scales import _conv_gains, _pool_counts
 from crosscheck.spec import read_spec
 from manual_bp import conv, pool, windows
@@ -293,7 +298,23 @@ def test_hazards_flag_near_ties_and_near_kinks_only() -> None:
     for gap, near in ((1e-13, True), (1e-6, False)):
         x = np.array([3.0, 3.0 - gap]).reshape(1, 2, 1, 1)
         assert hazards([diff, mbp.ReLU()], x, "float64") is near, gap
-    assert not hazards([diff, mbp.ReLU()], np.full((1, 2, 1, 1), 3.0), "float64")  # exactly 0: on the kink
+    # exactly 0, but by cancelling nonzero terms: another summation order may round it off the kink
+    assert hazards([diff, mbp.ReLU()], np.full((1, 2, 1, 1), 3.0), "float64")
+    diff.params["W"][:] = 0.0  # a planted zero: every term is 0, so is z in every backend
+    assert not hazards([diff, mbp.ReLU()], np.full((1, 2, 1, 1), 3.0), "float64")
+    diff.params["W"][:] = np.array([1.0, -1.0]).reshape(1, 2, 1, 1)
+    clear = np.array([1.0, 3.0]).reshape(1, 2, 1, 1)  # z = -2, well clear of the kink: ReLU gives an exact 0
+    assert not hazards([diff, mbp.ReLU(), mbp.Conv2d(1, 1, 1, bias=False, rng=0), mbp.ReLU()], clear, "float64")
+
+
+def test_hazards_flag_a_softplus_threshold_hit_by_rounding() -> None:
+    """A float32 sum that rounds to exactly threshold / beta (found on a random CNN case: 1.5 with beta 2,
+    threshold 3) may round to the other side in another backend, and the branches differ by 1.6%."""
+    conv = mbp.Conv2d(1, 1, 1, rng=0, dtype=np.float32)
+    conv.params["W"][:], conv.params["b"][:] = 0.5, 1.0
+    x = np.full((1, 1, 1, 1), 1.0, np.float32)  # z = 0.5 x + 1 = 1.5 exactly
+    assert hazards([conv, mbp.Softplus(beta=2.0, threshold=3.0)], x, "float32")
+    assert not hazards([conv, mbp.Softplus(beta=2.0, threshold=3.5)], x, "float32")
 
 
 @pytest.mark.parity
@@ -596,3 +617,65 @@ def test_plant_ties_duplicated_is_caught_on_exact_ties(monkeypatch, frameworks) 
     _, bad = result.first_divergence
     pools = {layer.name for layer in c.model if layer.kind == "max_pool2d"}
     assert bad.name.endswith(".dx") and bad.name[:-3] in pools, bad.name
+
+
+# (x shape, Conv2d arguments) on which XLA 0.10's CPU compiler aborted the process while compiling the input
+# gradient, when the JAX reference put the padding inside lax.conv_general_dilated (crosscheck.jax_ref._conv2d)
+JAX_ABORT_GEOMETRIES = [
+    ((5, 4, 1, 10), {"in_channels": 4, "out_channels": 3, "kernel_size": (3, 2), "stride": (3, 2), "padding": (1, 1)}),
+    ((5, 4, 2, 10), {"in_channels": 4, "out_channels": 3, "kernel_size": (3, 2), "stride": (3, 2), "padding": (1, 1)}),
+    ((5, 4, 1, 10), {"in_channels": 4, "out_channels": 3, "kernel_size": (2, 2), "stride": (2, 2), "padding": (1, 1)}),
+]
+_ABORT_CHILD = """
+import json, sys
+import numpy as np
+import manual_bp as mbp
+from crosscheck.compare import compare_case, reduction_length
+for shape, kw in json.loads(sys.argv[1]):
+    r = np.random.default_rng(0)
+    x = r.standard_normal(shape)
+    conv = mbp.Conv2d(**kw, rng=r)
+    features = mbp.Sequential(conv, mbp.Flatten()).forward(x).shape[1]
+    model = mbp.Sequential(conv, mbp.Tanh(), mbp.Flatten(), mbp.Linear(features, 2, rng=r))
+    result = compare_case(model, mbp.SoftmaxCrossEntropy(), x, r.integers(0, 2, shape[0]), dloss=1.3,
+                          dout=r.standard_normal((shape[0], 2)), frameworks=tuple(sys.argv[2].split(",")))
+    print("ok" if result.ok else result.summary(), flush=True)
+"""
+
+
+@pytest.mark.parity
+def test_jax_reference_survives_padded_strided_geometries(frameworks) -> None:
+    """Compiled in a child process: an abort inside XLA would otherwise take the test process down with it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    cases = json.dumps([[list(shape), {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}]
+                        for shape, kw in JAX_ABORT_GEOMETRIES])
+    child = subprocess.run([sys.executable, "-c", _ABORT_CHILD, cases, ",".join(frameworks)],
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert child.returncode == 0, f"exit {child.returncode}:\n{child.stderr[-3000:]}"
+    assert child.stdout.split("\n")[:-1] == ["ok"] * len(JAX_ABORT_GEOMETRIES), child.stdout
+
+
+
+def test_float32_bound_counts_the_convolutions_reductions() -> None:
+    """K of the float32 bound is the longest sum: for a convolution also C_in / groups * kH * kW (the forward)
+    and N * H_out * W_out (dW, db), read here off the layers' actual outputs."""
+    grown = 0
+    for case_id in range(60):
+        c = cnn_case(case_id)
+        rows = int(np.prod(c.x.shape[:-1]))
+        sums = [rows, c.x.shape[-1]]
+        h = c.x
+        for layer in c.model:
+            out = layer.forward(h)
+            if layer.kind == "conv2d":
+                kh, kw = layer.geometry.k
+                sums += [layer.in_channels // layer.groups * kh * kw, out.shape[0] * out.shape[2] * out.shape[3]]
+            elif layer.kind == "linear":
+                sums += [layer.in_features, layer.out_features]
+            h = out
+        K = reduction_length(read_spec(c.model, c.loss_fn), c.x)
+        assert K == max(sums), (c.case_id, K, sums)
+        dense = [n for layer in c.model if layer.kind == "linear" for n in (layer.in_features, layer.out_features)]
+        grown += K > max(rows, c.x.shape[-1], *dense)
+    assert grown >= 10, grown  # the convolutions' sums are the longest in many cases

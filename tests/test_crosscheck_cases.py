@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import manual_bp as mbp
-from crosscheck import cli, verify
+from crosscheck import api, cli, verify
 from crosscheck.api import run_tasks
 from crosscheck.cases import ACTIVATIONS, LOSSES, blueprints, build, case, seed_case
 from crosscheck.compare import compare_case
+from crosscheck.kinks import near_kink
 
 IDS = range(500)
 
@@ -110,6 +111,36 @@ def test_hypothesis_cnn_and_transformer_cases_match(case_id, family, frameworks)
 
 
 # ---------------------------------------------------------------- CLI and report
+
+
+def test_near_kink_flags_exact_hits_unless_exact_in_every_backend():
+    lin = mbp.Linear(2, 1, rng=0)
+    lin.params["W"][:], lin.params["b"][:] = [[1.0], [-1.0]], 0.0  # z = x0 - x1
+    x = np.array([[3.0, 3.0]])
+    assert near_kink([lin, mbp.ReLU()], x, "float64")  # 0 by cancelling nonzero terms: order-dependent
+    assert not near_kink([lin, mbp.ReLU()], np.array([[3.0, 4.0]]), "float64")  # z = -1: clear of the kink
+    lin.params["W"][:] = 0.0
+    assert not near_kink([lin, mbp.ReLU()], x, "float64")  # a planted zero: every term is 0
+    lin.params["W"][:] = 1.0
+    softplus = mbp.Softplus(beta=0.5, threshold=3.0)
+    assert near_kink([lin, softplus], np.array([[2.5, 3.5]]), "float64")  # beta z = threshold exactly, by rounding
+    one = mbp.LayerNorm(1, elementwise_affine=False)
+    assert not near_kink([lin, one, mbp.ReLU()], x, "float64")  # over one feature x - mean is exactly 0
+
+
+def _dies_on_task_3(task, frameworks=()):
+    """A sweep task whose worker process ends without an exception, as an abort in native code does."""
+    if task[1] == 3:
+        os._exit(134)
+    return task
+
+
+def test_a_worker_killed_by_native_code_is_named_not_a_traceback(monkeypatch):
+    monkeypatch.setattr(api, "run_task", _dies_on_task_3)  # pickled by name: the spawned workers import it
+    tasks = [("probe", i) for i in range(8)]
+    assert run_tasks(tasks[:3], frameworks=(), jobs=2) == tasks[:3]
+    with pytest.raises(api.WorkerDied, match=r"worker process died while running one of the tasks .*\('probe', 3\)"):
+        run_tasks(tasks, frameworks=(), jobs=2)
 
 
 def test_shards_partition_the_sweep():
