@@ -42,7 +42,8 @@ backward, from G(dlogits) = dloss * r * A (A = 2 for cross-entropies, 2 (S(z) + 
 for MSE; in a VJP run G = max|dout|):
     Linear          G(dx) = G(dout) * max_k sum_j |W_kj|,  G(db) = rows * G(dout),
                     G(dW) = rows * (S(x) a + max|x| (G(dout) + a)), a = max|dout| (first order, as below)
-    elementwise f   G(dx) = c * G(dout)   (c = 2; LogSoftmax: 1 + C, as dx = dout - p sum(dout))
+    elementwise f   G(dx) = c * G(dout) + a k S(x)   (c = 2; LogSoftmax: 1 + C, as dx = dout - p sum(dout));
+                    a = max|dout|, k = sup |f''| (see _curvature): x's rounding eps S(x) moves f'(x) too
     LayerNorm,      G(dx) = |gamma| max rstd (G(dout) (2 + X) + a A (3 + 2 X)), first order in the three terms of
     BatchNorm1d       dx = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat)), dxhat = dout gamma: X = max|xhat|
                       (mean|xhat| <= 1), a = max|dout| (as for attention); xhat carries eps A, rstd a relative
@@ -99,6 +100,28 @@ def _lipschitz(layer: LayerSpec) -> float:
     if layer.kind == "elu":
         return max(1.0, abs(c["alpha"]))
     return LIPSCHITZ
+
+
+# sup |f''|: x arrives with rounding eps S(x), which moves f'(x) by up to sup |f''| eps S(x)
+_SUP_CURVATURE = {"identity": 0.0, "relu": 0.0, "leaky_relu": 0.0, "sigmoid": 0.0963, "tanh": 0.77, "silu": 0.5,
+                  "gelu": 0.8}
+
+
+def _curvature(layer: LayerSpec, C: int) -> float:
+    """sup |d(dx)/dx| / max|dout| of an elementwise layer's backward, how much dx moves with an error in x:
+    sup |f''| (Sigmoid 0.0963, Tanh 0.77, SiLU 1/2, GELU 0.8 in both forms, Softplus beta / 4, ELU alpha,
+    the piecewise linear ones 0); Softmax 6 (dx = p (dout - <dout, p>), each p_j off by at most 2 p_j
+    eps S(x)); LogSoftmax 2 C (dx = dout - p sum dout)."""
+    c = layer.config
+    if layer.kind in _SUP_CURVATURE:
+        return _SUP_CURVATURE[layer.kind]
+    if layer.kind == "softplus":
+        return c["beta"] / 4
+    if layer.kind == "elu":
+        return abs(c["alpha"])
+    if layer.kind == "log_softmax":
+        return 2.0 * C
+    return 6.0  # softmax
 
 
 def _amax(a: Any) -> float:
@@ -266,7 +289,7 @@ class _Scales:
                 S[f"{name}.db"] = max(n_rows * g, _amax(ref[f"{name}.db"]))
             g_in = g * _row_abs_sum(W)
         elif layer.kind == "log_softmax":
-            g_in = g * (1 + h_in.shape[-1])
+            g_in = g * (1 + h_in.shape[-1]) + self._curved(layer, g, h_in, s_x)
         elif layer.kind in ("layer_norm", "batch_norm"):
             # dx = rstd * (dxhat - mean dxhat - xhat * mean(dxhat xhat)), dxhat = dout * gamma; eval: dout gamma rstd
             rstd, A = _norm_terms(h_in, layer, s_x)
@@ -308,10 +331,17 @@ class _Scales:
                 g_b = self.bwd(child, g_b)
             g_in = g + g_b
         else:
-            g_in = LIPSCHITZ * g
+            g_in = LIPSCHITZ * g + self._curved(layer, g, h_in, s_x)
         S[f"{name}.dx"] = max(g_in, _amax(ref[f"{name}.dx"]))
         return S[f"{name}.dx"]
 
+
+    def _curved(self, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
+        """The first-order term of an elementwise backward dx = dout f'(x) from x's own rounding:
+        max|dout| sup|f''| S(x), next to f' G(dout). It dominates after a normalisation of a nearly
+        constant column, where x is amplified rounding (S(x) >> |x|)."""
+        a = min(self.dout_size.get(layer.name, g), g)  # max |dout|
+        return a * _curvature(layer, h_in.shape[-1]) * s_x
 
     def _attention_bwd(self, layer: LayerSpec, g: float, rows: int, T: int, s_x: float) -> float:
         """G of a multi-head self-attention's parameter gradients (stored) and of its dx (returned)."""

@@ -82,6 +82,27 @@ def test_large_cases_have_large_logits():
     assert np.abs(last.params["W"]).max() == pytest.approx(1e3)
 
 
+# case ids beyond the default sweep on which correct backends once disagreed past the bound: each names the
+# cause, now accounted for (or the hazard, now redrawn); they must keep agreeing
+FOUND_BY_RANDOM_SEARCH = {  # (maker, id): cause
+    ("case", 5000741): "GELU after a BatchNorm of a nearly constant column: dx moves with x's rounding "
+                       "(scales._curved)",
+    ("cnn_case", 2000005487): "a float32 conv output rounding to exactly a Softplus threshold (kinks: exact "
+                              "hits are hazards)",
+}
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("maker, case_id", list(FOUND_BY_RANDOM_SEARCH))
+def test_cases_found_by_random_search_agree(maker, case_id, frameworks):
+    from crosscheck.cases_cnn import cnn_case
+
+    c = {"case": case, "cnn_case": cnn_case}[maker](case_id)
+    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
+                          case_id=c.case_id, description=c.description, replay=c.replay)
+    assert result.ok, f"{maker}({case_id}), {FOUND_BY_RANDOM_SEARCH[maker, case_id]}: {result.summary()}"
+
+
 @pytest.mark.parity
 # `frameworks` only skips or fails; it holds no state, so a function-scoped fixture is safe here.
 # the example budget is the profile's (tests/conftest.py): 60 in CI, 2000 with HYPOTHESIS_PROFILE=thorough
