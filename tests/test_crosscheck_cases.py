@@ -104,6 +104,21 @@ def test_cases_found_by_random_search_agree(maker, case_id, frameworks):
 
 
 @pytest.mark.parity
+@pytest.mark.xfail(strict=True, reason="known limit of crosscheck.scales: G(dlogits) = 2 dloss r leaves out the "
+                   "logits' own rounding, which moves p = softmax(z) by up to 2 p eps S(z)")
+def test_logits_of_amplified_rounding_exceed_the_loss_gradient_scale(frameworks):
+    """Case 7001327 (float32): a LayerNorm over 17 multiples of one rounding-level BatchNorm output makes the
+    logits amplified rounding, and torch and JAX then disagree on dlogits by 1.3e-3 (bound 2.0e-4), manual_bp
+    lying between them. Counting 2 Y S(z) in G(dlogits) passes it but, with S(z) 1e4 times |z| through a
+    Transformer block, weakens every backward check of such cases by as much (the planted attention bugs
+    fell from over 100 to 12 times their bound), so the limit is kept and documented. Strict: if this passes,
+    the scale was changed and the README's tolerance section must say so."""
+    c = case(7001327)
+    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks)
+    assert result.ok, result.summary()
+
+
+@pytest.mark.parity
 # `frameworks` only skips or fails; it holds no state, so a function-scoped fixture is safe here.
 # the example budget is the profile's (tests/conftest.py): 60 in CI, 2000 with HYPOTHESIS_PROFILE=thorough
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
