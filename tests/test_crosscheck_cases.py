@@ -103,6 +103,26 @@ def test_cases_found_by_random_search_agree(maker, case_id, frameworks):
     assert result.ok, f"{maker}({case_id}), {FOUND_BY_RANDOM_SEARCH[maker, case_id]}: {result.summary()}"
 
 
+# random MLP ids where the hazard walker (crosscheck.kinks) measures an activation's output by its size, not its
+# rounding: units at rounding level land on different sides of a kink in different backends
+KINK_WALKER_LIMITS = {
+    9001444: "a one-feature LayerNorm makes the rows equal, a BatchNorm of them is 0 here and 1e-14 in torch, "
+             "then a ReLU (float64)",
+    9001583: "GELU outputs deep in the float32 tail (1e-11, torch's (1 + erf) / 2 cancels there) reach an ELU at "
+             "+7e-11 here and below 0 in torch",
+}
+
+
+@pytest.mark.parity
+@pytest.mark.xfail(strict=True, reason="known limit of crosscheck.kinks: after an activation m = |h| forgets the "
+                   "rounding scale; carrying max(|h|, m) instead left cases of the default sweep undrawable")
+@pytest.mark.parametrize("case_id", list(KINK_WALKER_LIMITS))
+def test_rounding_level_units_at_a_kink_are_not_yet_redrawn(case_id, frameworks):
+    c = case(case_id)
+    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks)
+    assert result.ok, f"{case_id}, {KINK_WALKER_LIMITS[case_id]}: {result.summary()}"
+
+
 @pytest.mark.parity
 @pytest.mark.xfail(strict=True, reason="known limit of crosscheck.scales: G(dlogits) = 2 dloss r leaves out the "
                    "logits' own rounding, which moves p = softmax(z) by up to 2 p eps S(z)")
