@@ -65,13 +65,16 @@ def run_sweep(
     return _collect((run_case(c, frameworks) for c in cases), progress)
 
 
-def _collect(results: Iterable[CaseResult], progress: Callable[[int, CaseResult], None] | None) -> list[CaseResult]:
-    """The results as a list, calling ``progress(i, result)`` as each arrives."""
-    done = []
-    for i, r in enumerate(results):
+def _collect(
+    results: Iterable[CaseResult], progress: Callable[[int, CaseResult], None] | None,
+    done: list[CaseResult] | None = None,
+) -> list[CaseResult]:
+    """The results as a list (``done``, filled as they arrive), calling ``progress(i, result)`` after each."""
+    done = [] if done is None else done
+    for r in results:
         done.append(r)
         if progress is not None:
-            progress(i, r)
+            progress(len(done) - 1, r)
     return done
 
 
@@ -122,10 +125,7 @@ def run_tasks(
     with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
                              initializer=one_thread_per_process) as pool:
         try:
-            for r in pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2):
-                done.append(r)
-                if progress is not None:
-                    progress(len(done) - 1, r)
+            return _collect(pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2), progress, done)
         except BrokenProcessPool as err:  # a worker killed by native code (an abort, a segfault), not an exception
             running = tasks[len(done): len(done) + 2 * jobs]  # chunks of 2 in flight on each worker
             raise WorkerDied(
@@ -133,7 +133,6 @@ def run_tasks(
                 f"of {len(tasks)} finished): a crash in a framework's native code, which no exception reports; "
                 f"run those tasks one by one with --jobs 1 (e.g. --case ID) to see which and its message"
             ) from err
-    return done
 
 
 class WorkerDied(RuntimeError):

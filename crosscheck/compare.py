@@ -21,7 +21,7 @@ import numpy as np
 
 from crosscheck import tolerance
 from crosscheck.scales import scales
-from crosscheck.spec import NetSpec, read_spec, tensor_names, walk
+from crosscheck.spec import NetSpec, read_spec, tensor_names, walk, window_count
 
 FRAMEWORKS = ("torch", "jax")
 MODES = ("loss", "vjp")
@@ -178,9 +178,8 @@ def reduction_length(spec: NetSpec, x: np.ndarray) -> int:
             widths += [c.get("normalized_shape") or c.get("num_features") or c["embedding_dim"]]
         elif layer.kind in ("conv2d", "max_pool2d", "avg_pool2d") and image is not None:
             N, C, H, W = image
-            k, s, p = (_pair(c[n]) for n in ("kernel_size", "stride", "padding"))
-            d = _pair(c.get("dilation", 1))
-            Ho, Wo = ((size + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, size in enumerate((H, W)))
+            k, s, p, d = c["kernel_size"], c["stride"], c["padding"], c.get("dilation", (1, 1))
+            Ho, Wo = (window_count(size, k[i], s[i], p[i], d[i]) for i, size in enumerate((H, W)))
             C_out = c["out_channels"] if layer.kind == "conv2d" else C
             if layer.kind == "conv2d":
                 widths += [c["in_channels"] // c["groups"] * k[0] * k[1], N * Ho * Wo]
@@ -188,10 +187,6 @@ def reduction_length(spec: NetSpec, x: np.ndarray) -> int:
         elif layer.kind == "flatten":
             image = None
     return max(rows, *widths)
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
 @dataclass

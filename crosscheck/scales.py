@@ -79,7 +79,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.spec import LayerSpec, NetSpec
+from crosscheck.spec import LayerSpec, NetSpec, window_count
 
 LIPSCHITZ = 2.0  # >= max |f'| for every elementwise layer (GELU 1.13, ELU alpha <= 2, softmax rows)
 
@@ -200,7 +200,7 @@ def _pool_counts(layer: LayerSpec, shape: tuple[int, ...]) -> tuple[int, int]:
     for axis, size in enumerate(shape[2:]):
         k, s, p = c["kernel_size"][axis], c["stride"][axis], c["padding"][axis]
         d = c.get("dilation", (1, 1))[axis]
-        n_out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        n_out = window_count(size, k, s, p, d)
         pos = (np.arange(n_out)[:, None] * s + np.arange(k) * d - p).reshape(-1)  # unpadded position of every read
         inside = pos[(pos >= 0) & (pos < size)]
         m *= int(np.bincount(inside, minlength=size).max(initial=1))
@@ -334,7 +334,6 @@ class _Scales:
             g_in = LIPSCHITZ * g + self._curved(layer, g, h_in, s_x)
         S[f"{name}.dx"] = max(g_in, _amax(ref[f"{name}.dx"]))
         return S[f"{name}.dx"]
-
 
     def _curved(self, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
         """The first-order term of an elementwise backward dx = dout f'(x) from x's own rounding:

@@ -66,6 +66,11 @@ class NetSpec:
         return tuple(layer.kind for layer in walk(self.layers))
 
 
+def window_count(size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    """The windows of a convolution or pooling along one axis: floor((size + 2 p - d (k - 1) - 1) / s) + 1."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
 def walk(layers: tuple[LayerSpec, ...]) -> list[LayerSpec]:
     """Every layer of a spec tree, each container before its children."""
     return [node for layer in layers for node in (layer, *walk(layer.children))]
