@@ -51,19 +51,20 @@ def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> tuple[
 
 
 def linear_backward(
-    dout: np.ndarray, cache: Cache, need_dx: bool = True
+    dout: np.ndarray, cache: Cache, need_dx: bool = True, dW_out: np.ndarray | None = None
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """dx = dout @ W.T,  dW = x^T dout (summed over N and *),  db = sum of dout over N and *.
 
     dout: (N, *, M)  ->  dx: (N, *, D), dW: (D, M), db: (M,) or None.
     ``need_dx=False`` returns dx = None and skips its product (the first layer in training).
+    ``dW_out``: a C-contiguous (D, M) array of W's dtype to write dW into (else a new one).
     """
     x, W, has_bias = cache
     D, M = W.shape
     dx = dout @ W.T if need_dx else None  # (N, *, D)
     x2 = x.reshape(-1, D)  # (N*, D)
     dout2 = dout.reshape(-1, M)  # (N*, M)
-    dW = x2.T @ dout2  # (D, M)
+    dW = np.matmul(x2.T, dout2, out=dW_out)  # (D, M)
     db = dout2.sum(axis=0) if has_bias else None  # (M,)
     return dx, dW, db
 

@@ -108,7 +108,8 @@ class Linear(Module):
         return F.linear_forward(x, self.params["W"], self.params.get("b"))
 
     def _backward(self, dout: np.ndarray, cache: Any, need_dx: bool = True) -> np.ndarray | None:
-        dx, dW, db = F.linear_backward(dout, cache) if need_dx else F.linear_backward(dout, cache, need_dx=False)
+        W = self.params["W"]
+        dx, dW, db = F.linear_backward(dout, cache, need_dx, dW_out=self._grad_storage("W", W.shape, W.dtype))
         self.grads["W"] = dW
         if db is not None:
             self.grads["b"] = db

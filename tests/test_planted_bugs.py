@@ -34,7 +34,7 @@ def away_from_zero(r: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray
 # ---------------------------------------------------------------- the wrong rules
 
 
-def linear_dW_layout(dout: np.ndarray, cache: Any) -> tuple:
+def linear_dW_layout(dout: np.ndarray, cache: Any, need_dx: bool = True, dW_out: Any = None) -> tuple:
     """dW computed as (dout^T x), then reshaped into (D, M): right size, wrong layout."""
     x, W, has_bias = cache
     D, M = W.shape
@@ -42,7 +42,7 @@ def linear_dW_layout(dout: np.ndarray, cache: Any) -> tuple:
     return dout @ W.T, (dout2.T @ x2).reshape(D, M), dout2.sum(0) if has_bias else None
 
 
-def linear_dW_transposed(dout: np.ndarray, cache: Any) -> tuple:
+def linear_dW_transposed(dout: np.ndarray, cache: Any, need_dx: bool = True, dW_out: Any = None) -> tuple:
     """dW = (x^T dout)^T: shape (M, D) instead of (D, M)."""
     x, W, has_bias = cache
     D, M = W.shape
@@ -50,7 +50,7 @@ def linear_dW_transposed(dout: np.ndarray, cache: Any) -> tuple:
     return dout @ W.T, (x2.T @ dout2).T, dout2.sum(0) if has_bias else None
 
 
-def linear_db_first_row(dout: np.ndarray, cache: Any) -> tuple:
+def linear_db_first_row(dout: np.ndarray, cache: Any, need_dx: bool = True, dW_out: Any = None) -> tuple:
     """db from the first sample only: the sum over the batch dropped."""
     x, W, _ = cache
     D, M = W.shape
@@ -58,7 +58,7 @@ def linear_db_first_row(dout: np.ndarray, cache: Any) -> tuple:
     return dout @ W.T, x2.T @ dout2, dout2[0].copy()
 
 
-def linear_dx_untransposed(dout: np.ndarray, cache: Any) -> tuple:
+def linear_dx_untransposed(dout: np.ndarray, cache: Any, need_dx: bool = True, dW_out: Any = None) -> tuple:
     """dx = dout @ W instead of dout @ W.T (only shape-valid for a square W)."""
     x, W, has_bias = cache
     D, M = W.shape
@@ -66,7 +66,7 @@ def linear_dx_untransposed(dout: np.ndarray, cache: Any) -> tuple:
     return dout @ W, x2.T @ dout2, dout2.sum(0) if has_bias else None
 
 
-def linear_dW_averaged(dout: np.ndarray, cache: Any) -> tuple:
+def linear_dW_averaged(dout: np.ndarray, cache: Any, need_dx: bool = True, dW_out: Any = None) -> tuple:
     """dW divided by N: a mean where the chain rule gives a sum."""
     dx, dW, db = _orig_linear_backward(dout, cache)
     return dx, dW / dout.shape[0], db
