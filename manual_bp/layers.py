@@ -109,7 +109,7 @@ class Linear(Module):
 
     def _backward(self, dout: np.ndarray, cache: Any, need_dx: bool = True) -> np.ndarray | None:
         W = self.params["W"]
-        dx, dW, db = F.linear_backward(dout, cache, need_dx, dW_out=self._grad_storage("W", W.shape, W.dtype))
+        dx, dW, db = F.linear_backward(dout, cache, need_dx, dW_out=self._grad_storage("W", like=W))
         self.grads["W"] = dW
         if db is not None:
             self.grads["b"] = db

@@ -13,8 +13,10 @@ holds it), so that no one can see it change. A gradient you kept is never
 touched: the new one then goes to a fresh array. Why: a fresh array of tens of
 MB is fresh memory that the kernel zeroes page by page on the first write
 (about 30 ms of a 850 ms float64 step for the 4096 x 4096 dW of
-``benchmarks``' large MLP). NumPy applies the same rule when it reuses an
-operand no one else holds as the output of an expression (temporary elision).
+``benchmarks``' large MLP); arrays under ``REUSE_MIN_BYTES`` are always new,
+as their memory is recycled by malloc anyway. NumPy applies the same rule when
+it reuses an operand no one else holds as the output of an expression
+(temporary elision).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def _pop_with_refcount(store: dict[str, np.ndarray], name: str) -> tuple[np.ndar
     a = store.pop(name, None)
     return a, sys.getrefcount(a)
 
+
+REUSE_MIN_BYTES = 1 << 20  # smaller arrays come from malloc's pool, whose pages are mapped already
 
 # the count of an array that only ``store`` held, measured through the same code (it varies across CPython versions)
 _, _ALONE = _pop_with_refcount({"a": np.empty(0)}, "a")
@@ -70,7 +74,7 @@ class Module:
     def __init__(self) -> None:
         self._params: dict[str, np.ndarray] = {}
         self._grads: dict[str, np.ndarray] = {}
-        self._spare: dict[str, np.ndarray] = {}  # last backward's gradients, during the next backward
+        self._spare: dict[str, np.ndarray] = {}  # the last gradients, while backward computes new ones
         self._buffers: dict[str, np.ndarray] = {}
         self.training = True
         self.name = ""
@@ -137,22 +141,24 @@ class Module:
         if self._out is None:
             raise StateError(f"{self.where}: backward() called before forward()")
         check_dout(dout, *self._out, self.where)
-        self._spare.update(self._grads)  # storage for the new gradients (see _grad_storage)
-        self._grads.clear()
-        try:
-            if input_grad:
-                return self._backward(dout, self._cache)
-            return self._param_backward(dout, self._cache)
-        finally:
-            self._spare.clear()  # free what was not reused before the next layer allocates
+        if self._grads:
+            self._spare = dict(self._grads)  # storage for the new gradients (see _grad_storage)
+            self._grads.clear()
+        dx = self._backward(dout, self._cache) if input_grad else self._param_backward(dout, self._cache)
+        if self._spare:
+            self._spare = {}  # what was not reused is freed here, before the next layer allocates
+        return dx
 
-    def _grad_storage(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
-        """The last backward's gradient ``name`` to write the new one into, or None (allocate).
+    def _grad_storage(self, name: str, like: np.ndarray) -> np.ndarray | None:
+        """The last backward's gradient ``name`` to write the new one (shaped like ``like``) into, or None.
 
-        Only an array that nothing outside this layer refers to is returned
-        (module docstring: gradient storage); pass it as ``out=``.
+        Only an array of at least ``REUSE_MIN_BYTES`` that nothing outside this
+        layer refers to is returned (module docstring: gradient storage); pass it
+        as ``out=``. None: let the product allocate.
         """
-        return take_unshared(self._spare, name, shape, dtype)
+        if like.nbytes < REUSE_MIN_BYTES:
+            return None
+        return take_unshared(self._spare, name, like.shape, like.dtype)
 
     def _param_backward(self, dout: np.ndarray, cache: Any) -> np.ndarray | None:
         """The parameter gradients only; layers that can save work by skipping dx override this."""

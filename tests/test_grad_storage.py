@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
+from manual_bp import module
 from manual_bp.module import take_unshared
+
+
+@pytest.fixture(autouse=True)
+def reuse_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The small layers here are under REUSE_MIN_BYTES: take them too (one test below keeps the default)."""
+    monkeypatch.setattr(module, "REUSE_MIN_BYTES", 0)
 
 
 def address(a: np.ndarray) -> int:
@@ -78,6 +85,19 @@ def test_a_held_gradient_is_never_overwritten(seed: int, holder: str) -> None:
     step(model, xs[1], douts[1])
     np.testing.assert_array_equal(read(held), part(before), err_msg=f"seed={seed}, held through {holder}")
     assert not np.array_equal(dW0(model), before), f"seed={seed}: the new dW must differ"
+
+
+@pytest.mark.parametrize("D, M, reused", [(512, 256, True), (8, 8, False)])
+def test_only_arrays_of_at_least_reuse_min_bytes_are_taken(monkeypatch, D: int, M: int, reused: bool) -> None:
+    monkeypatch.setattr(module, "REUSE_MIN_BYTES", 1 << 20)  # the default: 512 x 256 float64 is exactly 1 MiB
+    calls: list[str] = []
+    monkeypatch.setattr(module, "take_unshared", lambda *a: calls.append(a[1]) or take_unshared(*a))
+    r = np.random.default_rng(0)
+    layer = mbp.Linear(D, M, rng=r)
+    for _ in range(2):
+        layer.forward(r.standard_normal((3, D)))
+        layer.backward(r.standard_normal((3, M)))
+    assert calls == (["W", "W"] if reused else [])
 
 
 def test_zero_grad_frees_the_gradients() -> None:
