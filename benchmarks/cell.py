@@ -14,6 +14,10 @@ one JSON line is printed. Memory (bytes):
   data, gradients, optimiser state and the step's temporaries;
 - ``traced_step`` (NumPy runners only): ``tracemalloc``'s peak over one call of
   each variant, i.e. what one step allocates on top of the model and data.
+
+manual_bp's cell then also times its step against its own products in turn
+(``paired``: the step over the products w/o dX0, and the products' time), after
+the memory is read, so that the products' preallocated outputs are not counted.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     cpus = _pin(a.threads)
     from benchmarks.configs import CONFIGS, make_data
     from benchmarks.runners import FRAMEWORKS
-    from benchmarks.timing import measure, peak_bytes, reset_peak, rss_bytes
+    from benchmarks.timing import measure, measure_paired, peak_bytes, reset_peak, rss_bytes
 
     fw = FRAMEWORKS[a.framework]
     cfg = CONFIGS[a.config]
@@ -85,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             fn()
         memory["traced_step"] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+    paired = {}
+    if "paired" in fw:
+        del fns, fn
+        gc.collect()
+        step, floor = fw["paired"](cfg, *make_data(cfg, a.dtype))
+        res = measure_paired(step, floor, repeats=a.repeats, budget_s=2 * a.budget, min_samples=a.min_samples,
+                             warmup=a.warmup)
+        paired = {"grad/own_gemm_no_dx0": res["ratio"].to_dict(), "own_gemm_no_dx0": res["b"].to_dict()}
 
     threads_info: dict[str, object] = {"requested": a.threads, "cpus": cpus}
     try:
@@ -119,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             manual_bp.Sequential.backward).parameters
     out = {
         "framework": a.framework, "config": a.config, "dtype": a.dtype, "times": times,
-        "memory": memory, "threads": threads_info, "versions": versions,
+        "memory": memory, "paired": paired, "threads": threads_info, "versions": versions,
         "python": platform.python_version(),
     }
     print(json.dumps(out), flush=True)

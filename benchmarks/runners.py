@@ -13,7 +13,9 @@ Each ``build_<framework>(cfg, x, y, layers)`` returns ``{variant: fn}``, where
   dL/dx, as torch and JAX do); the cell records which (``mbp_input_grad``);
 - the GEMM floors only (NumPy's, and torch's for comparison): ``grad`` (every product of the step) and
   ``grad_no_dx0`` (without the first layer's input gradient, which torch and JAX
-  skip because x needs no gradient, and manual_bp skips with ``input_grad=False``).
+  skip because x needs no gradient, and manual_bp skips with ``input_grad=False``);
+- ``paired_manual_bp``: manual_bp's ``grad`` step and those products on the model's own
+  weights, timed in turn in manual_bp's process (``timing.measure_paired``) after the rest.
 
 Frameworks are imported inside the builders: each cell runs in its own process
 with only its own framework loaded.
@@ -38,19 +40,25 @@ def warm_numpy() -> None:
     _ = a @ a
 
 
-def build_manual_bp(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:
+def _manual_bp_model(x: np.ndarray, layers: Layers) -> Any:
+    """``Sequential(Linear, ReLU, ..., Linear)`` holding ``layers``' weights."""
     import manual_bp as mbp
 
-    dtype = x.dtype
     mods: list[Any] = []
     for i, (W, b) in enumerate(layers):
-        lin = mbp.Linear(W.shape[0], W.shape[1], rng=0, dtype=dtype)
+        lin = mbp.Linear(W.shape[0], W.shape[1], rng=0, dtype=x.dtype)
         np.copyto(lin.params["W"], W)
         np.copyto(lin.params["b"], b)
         mods.append(lin)
         if i < len(layers) - 1:
             mods.append(mbp.ReLU())
-    model = mbp.Sequential(*mods)
+    return mbp.Sequential(*mods)
+
+
+def build_manual_bp(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:
+    import manual_bp as mbp
+
+    model = _manual_bp_model(x, layers)
     # like torch and JAX, skip dL/dx of the input where manual_bp offers it (x needs no gradient)
     params_only = {"input_grad": False} if "input_grad" in inspect.signature(model.backward).parameters else {}
     loss_fn = mbp.SoftmaxCrossEntropy()
@@ -84,12 +92,11 @@ def build_manual_bp(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -
     return {"grad": grad, "sgd": step_sgd, "adam": step_adam, "fwd": fwd, "bwd": bwd_after_fwd}
 
 
-def build_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:
-    """Only the matrix products of one step, into preallocated outputs (no other work)."""
-    dtype = x.dtype
-    N = cfg.batch
-    acts = [x] + [np.ones((N, W.shape[1]), dtype) * 0.5 for W, _ in layers[:-1]]  # layer inputs (N, D_l)
-    Ws = [W for W, _ in layers]  # (D_l, M_l)
+def _products(x: np.ndarray, Ws: list[np.ndarray]) -> Callable[[bool], None]:
+    """The matrix products of one step on weights ``Ws``, into preallocated outputs (no other work);
+    the argument says whether the first layer's dx = dout @ W.T is computed too."""
+    dtype, N = x.dtype, x.shape[0]
+    acts = [x] + [np.ones((N, W.shape[1]), dtype) * 0.5 for W in Ws[:-1]]  # layer inputs (N, D_l)
     z = [np.empty((N, W.shape[1]), dtype) for W in Ws]  # (N, M_l)
     douts = [np.full((N, W.shape[1]), 1e-3, dtype) for W in Ws]  # (N, M_l)
     dxs = [np.empty((N, W.shape[0]), dtype) for W in Ws]  # (N, D_l)
@@ -103,7 +110,29 @@ def build_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dic
                 np.matmul(douts[i], Ws[i].T, out=dxs[i])  # dx = dout @ W.T
             np.matmul(acts[i].T, douts[i], out=dWs[i])  # dW = x.T @ dout
 
+    return products
+
+
+def build_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:
+    """Only the matrix products of one step, into preallocated outputs (no other work)."""
+    products = _products(x, [W for W, _ in layers])
     return {"grad": lambda: products(True), "grad_no_dx0": lambda: products(False)}
+
+
+def paired_manual_bp(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> tuple[Step, Step]:
+    """manual_bp's training step (fwd+loss+bwd without dX0) and the same products on the model's
+    own weight arrays, for ``timing.measure_paired`` in one process."""
+    import manual_bp as mbp
+
+    model = _manual_bp_model(x, layers)
+    loss_fn = mbp.SoftmaxCrossEntropy()
+    products = _products(x, [m.params["W"] for m in model if isinstance(m, mbp.Linear)])
+
+    def grad() -> None:
+        loss_fn.forward(model.forward(x), y)
+        model.backward(loss_fn.backward(), input_grad=False)
+
+    return grad, lambda: products(False)
 
 
 def build_torch_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:
@@ -247,7 +276,8 @@ def build_jax_nojit(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -
 
 
 FRAMEWORKS: dict[str, dict[str, Any]] = {
-    "manual_bp": {"build": build_manual_bp, "warm": lambda t: warm_numpy(), "numpy": True},
+    "manual_bp": {"build": build_manual_bp, "warm": lambda t: warm_numpy(), "numpy": True,
+                  "paired": paired_manual_bp},
     "torch": {"build": build_torch, "warm": warm_torch, "numpy": False},
     "jax_jit": {"build": build_jax_jit, "warm": lambda t: warm_jax(), "numpy": False},
     "jax_nojit": {"build": build_jax_nojit, "warm": lambda t: warm_jax(), "numpy": False},

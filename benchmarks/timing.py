@@ -40,6 +40,31 @@ class Timing:
         return asdict(self)
 
 
+def _plan(fn: Callable[[], object], warmup: int, min_sample_s: float) -> tuple[int, float]:
+    """Warm ``fn`` up; return (calls per sample, the last warm call's seconds)."""
+    t_call = 0.0
+    for _ in range(max(1, warmup)):
+        t0 = time.perf_counter()
+        fn()
+        t_call = time.perf_counter() - t0  # the last warm call estimates one call
+    return max(1, math.ceil(min_sample_s / max(t_call, 1e-9))), t_call
+
+
+def _sample(fn: Callable[[], object], inner: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - t0) / inner
+
+
+def _summary(times: list[float], inner: int) -> Timing:
+    if len(times) >= 2:
+        q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    else:
+        q1 = q3 = times[0]
+    return Timing(statistics.median(times), q1, q3, len(times), inner)
+
+
 def measure(
     fn: Callable[[], object],
     *,
@@ -50,24 +75,36 @@ def measure(
     min_sample_s: float = 2e-3,
 ) -> Timing:
     """Median and quartiles of the per-call time of ``fn`` (see the module docstring)."""
-    t_call = 0.0
-    for _ in range(max(1, warmup)):
-        t0 = time.perf_counter()
-        fn()
-        t_call = time.perf_counter() - t0  # the last warm call estimates one call
-    inner = max(1, math.ceil(min_sample_s / max(t_call, 1e-9)))
+    inner, t_call = _plan(fn, warmup, min_sample_s)
     n = max(min_samples, min(repeats, int(budget_s / max(inner * t_call, 1e-9))))
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    if len(times) >= 2:
-        q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    else:
-        q1 = q3 = times[0]
-    return Timing(statistics.median(times), q1, q3, len(times), inner)
+    return _summary([_sample(fn, inner) for _ in range(n)], inner)
+
+
+def measure_paired(
+    fa: Callable[[], object],
+    fb: Callable[[], object],
+    *,
+    repeats: int = 25,
+    budget_s: float = 3.0,
+    min_samples: int = 3,
+    warmup: int = 2,
+    min_sample_s: float = 2e-3,
+) -> dict[str, Timing]:
+    """``fa``'s time over ``fb``'s, from samples taken in turn (a, b, a, b, ...) in one process.
+
+    Each pair's ratio sees the same memory placement and the same slow or quiet
+    spell of the machine, which separate processes do not. Returns the Timing of
+    the ratios (``"ratio"``) and of each function (``"a"``, ``"b"``).
+    """
+    inner_a, t_a = _plan(fa, warmup, min_sample_s)
+    inner_b, t_b = _plan(fb, warmup, min_sample_s)
+    n = max(min_samples, min(repeats, int(budget_s / max(inner_a * t_a + inner_b * t_b, 1e-9))))
+    pairs = [(_sample(fa, inner_a), _sample(fb, inner_b)) for _ in range(n)]
+    return {
+        "ratio": _summary([a / b for a, b in pairs], 1),
+        "a": _summary([a for a, _ in pairs], inner_a),
+        "b": _summary([b for _, b in pairs], inner_b),
+    }
 
 
 def _status_kb(field: str) -> int | None:

@@ -24,8 +24,9 @@ def test_rounds_merge_to_the_median_of_their_medians():
     assert report.merge_rounds([runs[0], failed]) is failed  # a failed round fails the cell
 
 
-def _targets(mbp: float, torch: float, floor_no_dx0: float) -> dict[str, dict]:
-    cells = [_cell("manual_bp", "small", {"grad": mbp, "fwd": mbp / 2, "bwd": mbp / 2}),
+def _targets(mbp: float, torch: float, floor_no_dx0: float, paired: float | None = None) -> dict[str, dict]:
+    own = {} if paired is None else {"grad/own_gemm_no_dx0": {"median": paired, "q1": paired, "q3": paired}}
+    cells = [{**_cell("manual_bp", "small", {"grad": mbp, "fwd": mbp / 2, "bwd": mbp / 2}), "paired": own},
              _cell("torch", "small", {"grad": torch}),
              _cell("gemm", "small", {"grad": floor_no_dx0 * 1.2, "grad_no_dx0": floor_no_dx0})]
     rows = [r for r in report.rows(cells, ["small"], ["float32"]) if r["variant"] == "grad"]
@@ -50,6 +51,40 @@ def test_the_floor_exception_applies_only_where_numpys_products_lose_to_torch(
     assert t["elsewhere"]["met"] is floor_met
 
 
+@pytest.mark.parametrize("paired, met", [(1.04, True), (1.07, False)])
+def test_the_floor_target_takes_the_paired_ratio_where_the_cell_has_one(paired, met):
+    """Separate processes say 1.06x (not met); the in-process paired ratio decides."""
+    t = _targets(1.06, 1.0, 1.0, paired=paired)
+    assert t["elsewhere"]["worst"] == paired
+    assert t["elsewhere"]["met"] is met
+
+
+def test_paired_rounds_merge_like_times():
+    runs = [{**_cell("manual_bp", "small", {"grad": g}), "paired": {"grad/own_gemm_no_dx0": {"median": r}}}
+            for g, r in ((3.0, 1.02), (1.0, 1.08), (2.0, 1.04))]
+    assert report.merge_rounds(runs)["paired"]["grad/own_gemm_no_dx0"] == {"median": 1.04, "q1": 1.02, "q3": 1.08}
+
+
+def test_measure_paired_divides_each_pair_of_samples(monkeypatch):
+    """A fake clock: fa takes 3 ticks, fb 1 tick, except fb's 2nd sample (2 ticks): ratios 3, 1.5, 3, 3."""
+    from benchmarks import timing
+
+    clock = {"now": 0.0, "b_calls": 0}
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["now"])
+
+    def fa():
+        clock["now"] += 3.0
+
+    def fb():
+        clock["b_calls"] += 1
+        clock["now"] += 2.0 if clock["b_calls"] == 3 else 1.0  # call 1 is fb's warm-up
+
+    res = timing.measure_paired(fa, fb, repeats=4, budget_s=1e9, min_samples=4, warmup=1)
+    assert res["ratio"].samples == res["a"].samples == res["b"].samples == 4
+    assert res["ratio"].median == 3.0 and res["ratio"].q1 == 2.625
+    assert res["a"].median == 3.0 and res["b"].median == 1.0
+
+
 def _run_benchmarks(tmp_path, frameworks: str, rounds: int) -> dict:
     import json
 
@@ -68,6 +103,8 @@ def test_the_benchmark_command_runs_every_cell_in_rounds(tmp_path):
     cells = {c["framework"]: c for c in data["cells"]}
     assert set(cells["manual_bp"]["times"]) == {"grad", "sgd", "adam", "fwd", "bwd"}
     assert set(cells["gemm"]["times"]) == {"grad", "grad_no_dx0"}
+    assert set(cells["manual_bp"]["paired"]) == {"grad/own_gemm_no_dx0", "own_gemm_no_dx0"}
+    assert cells["manual_bp"]["paired"]["grad/own_gemm_no_dx0"]["median"] > 0
     for cell in cells.values():
         assert len(cell["rounds"]) == 2
         assert all(t["q1"] <= t["median"] <= t["q3"] and t["median"] > 0 for t in cell["times"].values())
