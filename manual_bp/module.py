@@ -115,10 +115,20 @@ class Module:
         return self._buffers
 
     @property
+    def name(self) -> str:
+        """The layer's dotted position, set by the containing ``Sequential`` ("0", "1.2")."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+        cls = type(self).__name__
+        self._where = f"{cls} {value!r}" if value else cls  # formatted once, not on every call's checks
+
+    @property
     def where(self) -> str:
         """How error messages name this layer, e.g. ``Linear '0'``."""
-        cls = type(self).__name__
-        return f"{cls} {self.name!r}" if self.name else cls
+        return self._where
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Compute the output and keep what backward needs.
