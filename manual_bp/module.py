@@ -12,7 +12,7 @@ layer refers to that array any more (no variable, view, dict or optimiser
 holds it), so that no one can see it change. A gradient you kept is never
 touched: the new one then goes to a fresh array. Why: a fresh array of tens of
 MB is fresh memory that the kernel zeroes page by page on the first write
-(about 30 ms of a 850 ms float64 step for the 4096 x 4096 dW of
+(20-30 ms of a 850 ms float64 step for the 4096 x 4096 dW of
 ``benchmarks``' large MLP); arrays under ``REUSE_MIN_BYTES`` are always new,
 as their memory is recycled by malloc anyway. NumPy applies the same rule when
 it reuses an operand no one else holds as the output of an expression
