@@ -260,7 +260,7 @@ class MultiHeadSelfAttention(Module):
             if mask.shape != x.shape[:2]:
                 raise ValueError(f"{self.where}: key_padding_mask must have shape (N, T) = {x.shape[:2]} "
                                  f"for input {x.shape}, got {mask.shape}")
-        return x
+        return np.ascontiguousarray(x)  # same bits for every layout on every NumPy, as in Linear
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         p = self.params
@@ -268,7 +268,7 @@ class MultiHeadSelfAttention(Module):
                            where=self.where)
 
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        dx, *grads = mha_backward(dout, cache)
+        dx, *grads = mha_backward(np.ascontiguousarray(dout), cache)
         self.grads.update({k: g for k, g in zip(PARAMS, grads) if g is not None})
         return dx
 
