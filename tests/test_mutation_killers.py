@@ -63,6 +63,19 @@ def test_functional_defaults_are_torchs(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_linear_backward_writes_dW_into_dW_out(seed: int) -> None:
+    r = rng_of(seed, 3)
+    x, W = r.standard_normal((5, 3)), r.standard_normal((3, 2))
+    dout = r.standard_normal((5, 2))
+    _, cache = F.linear_forward(x, W, None)
+    storage = np.full((3, 2), np.nan)
+    _, dW, _ = F.linear_backward(dout, cache, dW_out=storage)
+    assert dW is storage
+    np.testing.assert_array_equal(storage, F.linear_backward(dout, cache)[1])
+    np.testing.assert_allclose(storage, x.T @ dout, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_linear_backward_without_dx(seed: int) -> None:
     r = rng_of(seed, 2)
     x, W, b = r.standard_normal((4, 3)), r.standard_normal((3, 2)), r.standard_normal(2)
@@ -71,6 +84,7 @@ def test_linear_backward_without_dx(seed: int) -> None:
     dx, dW, db = F.linear_backward(dout, cache, need_dx=False)
     assert dx is None
     full = F.linear_backward(dout, cache)
+    np.testing.assert_allclose(full[0], dout @ W.T, rtol=1e-12, atol=0)  # dx by default
     np.testing.assert_array_equal(dW, full[1])
     np.testing.assert_array_equal(db, full[2])
     model = mbp.Sequential(mbp.Linear(3, 2, rng=seed))
