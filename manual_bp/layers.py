@@ -59,6 +59,7 @@ class Linear(Module):
     """
 
     kind = "linear"
+    reusable_grads = ("W",)
 
     def __init__(
         self,

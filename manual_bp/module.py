@@ -63,6 +63,7 @@ class Module:
     """
 
     kind: ClassVar[str] = ""
+    reusable_grads: ClassVar[tuple[str, ...]] = ()  # gradients the layer writes through _grad_storage
     min_ndim: ClassVar[int] = 0
     registry: ClassVar[dict[str, type[Module]]] = {}
 
@@ -151,8 +152,10 @@ class Module:
         if self._out is None:
             raise StateError(f"{self.where}: backward() called before forward()")
         check_dout(dout, *self._out, self.where)
-        if self._grads:
-            self._spare = dict(self._grads)  # storage for the new gradients (see _grad_storage)
+        if self._grads:  # keep what _grad_storage may reuse; free the rest before the new ones exist
+            grads = self._grads  # (no local name may hold a gradient: it would count as a holder)
+            self._spare = {k: grads[k] for k in self.reusable_grads
+                           if k in grads and grads[k].nbytes >= REUSE_MIN_BYTES}
             self._grads.clear()
         dx = self._backward(dout, self._cache) if input_grad else self._param_backward(dout, self._cache)
         if self._spare:
@@ -162,13 +165,11 @@ class Module:
     def _grad_storage(self, name: str, like: np.ndarray) -> np.ndarray | None:
         """The last backward's gradient ``name`` to write the new one (shaped like ``like``) into, or None.
 
-        Only an array of at least ``REUSE_MIN_BYTES`` that nothing outside this
-        layer refers to is returned (module docstring: gradient storage); pass it
-        as ``out=``. None: let the product allocate.
+        Only a gradient named in ``reusable_grads``, of at least ``REUSE_MIN_BYTES``,
+        that nothing outside this layer refers to is returned (module docstring:
+        gradient storage); pass it as ``out=``. None: let the product allocate.
         """
-        if like.nbytes < REUSE_MIN_BYTES:
-            return None
-        return take_unshared(self._spare, name, like.shape, like.dtype)
+        return take_unshared(self._spare, name, like.shape, like.dtype) if self._spare else None
 
     def _param_backward(self, dout: np.ndarray, cache: Any) -> np.ndarray | None:
         """The parameter gradients only; layers that can save work by skipping dx override this."""

@@ -7,6 +7,7 @@ kernel zeroing fresh pages, and must never change an array anyone can still see.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
+from manual_bp import functional as F
 from manual_bp import module
 from manual_bp.module import take_unshared
 
@@ -97,7 +99,31 @@ def test_only_arrays_of_at_least_reuse_min_bytes_are_taken(monkeypatch, D: int, 
     for _ in range(2):
         layer.forward(r.standard_normal((3, D)))
         layer.backward(r.standard_normal((3, M)))
-    assert calls == (["W", "W"] if reused else [])
+    assert calls == (["W"] if reused else [])  # the first backward has no earlier dW
+
+
+@pytest.mark.parametrize("default_threshold", [True, False])
+def test_gradients_not_reused_are_freed_before_the_new_ones_are_computed(monkeypatch, default_threshold: bool) -> None:
+    """db is never reused, and a dW under REUSE_MIN_BYTES is not: neither may stay alive beside its successor."""
+    if default_threshold:
+        monkeypatch.setattr(module, "REUSE_MIN_BYTES", 1 << 20)
+    r = np.random.default_rng(5)
+    layer = mbp.Linear(6, 4, rng=r)
+    x, dout = r.standard_normal((3, 6)), r.standard_normal((3, 4))
+    layer.forward(x)
+    layer.backward(dout)
+    old = {k: weakref.ref(v) for k, v in layer.grads.items()}
+    alive: list[dict[str, bool]] = []
+    compute = F.linear_backward
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        alive.append({k: ref() is not None for k, ref in old.items()})
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(F, "linear_backward", spy)
+    layer.forward(x)
+    layer.backward(dout)
+    assert alive == [{"W": not default_threshold, "b": False}]
 
 
 def test_zero_grad_frees_the_gradients() -> None:
