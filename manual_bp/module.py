@@ -124,12 +124,8 @@ class Module:
     def name(self, value: str) -> None:
         self._name = value
         cls = type(self).__name__
-        self._where = f"{cls} {value!r}" if value else cls  # formatted once, not on every call's checks
-
-    @property
-    def where(self) -> str:
-        """How error messages name this layer, e.g. ``Linear '0'``."""
-        return self._where
+        # how error messages name this layer, e.g. ``Linear '0'``: formatted once, read by every check
+        self.where = f"{cls} {value!r}" if value else cls
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Compute the output and keep what backward needs.
