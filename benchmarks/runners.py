@@ -56,9 +56,12 @@ def _manual_bp_model(x: np.ndarray, layers: Layers) -> Any:
 
 
 def build_manual_bp(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:
+    return _manual_bp_steps(_manual_bp_model(x, layers), x, y)
+
+
+def _manual_bp_steps(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, Step]:
     import manual_bp as mbp
 
-    model = _manual_bp_model(x, layers)
     # like torch and JAX, skip dL/dx of the input where manual_bp offers it (x needs no gradient)
     params_only = {"input_grad": False} if "input_grad" in inspect.signature(model.backward).parameters else {}
     loss_fn = mbp.SoftmaxCrossEntropy()
@@ -125,14 +128,8 @@ def paired_manual_bp(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) 
     import manual_bp as mbp
 
     model = _manual_bp_model(x, layers)
-    loss_fn = mbp.SoftmaxCrossEntropy()
     products = _products(x, [m.params["W"] for m in model if isinstance(m, mbp.Linear)])
-
-    def grad() -> None:
-        loss_fn.forward(model.forward(x), y)
-        model.backward(loss_fn.backward(), input_grad=False)
-
-    return grad, lambda: products(False)
+    return _manual_bp_steps(model, x, y)["grad"], lambda: products(False)
 
 
 def build_torch_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:

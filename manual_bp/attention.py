@@ -209,6 +209,7 @@ class MultiHeadSelfAttention(Module):
     """
 
     kind = "multi_head_attention"
+    contiguous = True  # see Module.contiguous
 
     def __init__(
         self, embed_dim: int, num_heads: int, bias: bool = True, causal: bool = False, *,
@@ -260,7 +261,7 @@ class MultiHeadSelfAttention(Module):
             if mask.shape != x.shape[:2]:
                 raise ValueError(f"{self.where}: key_padding_mask must have shape (N, T) = {x.shape[:2]} "
                                  f"for input {x.shape}, got {mask.shape}")
-        return np.ascontiguousarray(x)  # same bits for every layout on every NumPy, as in Linear
+        return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         p = self.params
@@ -268,7 +269,7 @@ class MultiHeadSelfAttention(Module):
                            where=self.where)
 
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        dx, *grads = mha_backward(np.ascontiguousarray(dout), cache)
+        dx, *grads = mha_backward(dout, cache)
         self.grads.update({k: g for k, g in zip(PARAMS, grads) if g is not None})
         return dx
 

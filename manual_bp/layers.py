@@ -60,6 +60,7 @@ class Linear(Module):
 
     kind = "linear"
     reusable_grads = ("W",)
+    contiguous = True  # see Module.contiguous
 
     def __init__(
         self,
@@ -103,17 +104,13 @@ class Linear(Module):
             )
         check_nonempty(x, self.where)
         check_same_dtype(x, self.dtype, self.where)
-        return np.ascontiguousarray(x)  # see below
-
-    # A strided view is copied to C order before its products (a no-op for a contiguous array):
-    # NumPy < 2.3 multiplies non-contiguous operands without BLAS, in another summation order,
-    # so every layout of the same values gives the contiguous input's bits on every NumPy.
+        return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         return F.linear_forward(x, self.params["W"], self.params.get("b"))
 
     def _backward(self, dout: np.ndarray, cache: Any, need_dx: bool = True) -> np.ndarray | None:
-        W, dout = self.params["W"], np.ascontiguousarray(dout)  # C order: see _check_input
+        W = self.params["W"]
         dx, dW, db = F.linear_backward(dout, cache, need_dx, dW_out=self._grad_storage("W", like=W))
         self.grads["W"] = dW
         if db is not None:

@@ -64,6 +64,10 @@ class Module:
 
     kind: ClassVar[str] = ""
     reusable_grads: ClassVar[tuple[str, ...]] = ()  # gradients the layer writes through _grad_storage
+    # True: x and dout are copied to C order before the layer's products (a no-op for a contiguous
+    # array). NumPy < 2.3 multiplies strided operands without BLAS, in another summation order, so
+    # this keeps every layout of the same values at the contiguous input's bits on every NumPy.
+    contiguous: ClassVar[bool] = False
     min_ndim: ClassVar[int] = 0
     registry: ClassVar[dict[str, type[Module]]] = {}
 
@@ -135,6 +139,8 @@ class Module:
         """
         self._cache, self._out = None, None
         x = self._check_input(x)
+        if self.contiguous:
+            x = np.ascontiguousarray(x)
         out, self._cache = self._forward(x)
         self._out = (out.shape, out.dtype)
         return out
@@ -148,6 +154,8 @@ class Module:
         if self._out is None:
             raise StateError(f"{self.where}: backward() called before forward()")
         check_dout(dout, *self._out, self.where)
+        if self.contiguous:
+            dout = np.ascontiguousarray(dout)
         if self._grads:  # keep what _grad_storage may reuse; free the rest before the new ones exist
             grads = self._grads  # (no local name may hold a gradient: it would count as a holder)
             self._spare = {k: grads[k] for k in self.reusable_grads
