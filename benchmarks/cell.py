@@ -15,8 +15,9 @@ one JSON line is printed. Memory (bytes):
 - ``traced_step`` (NumPy runners only): ``tracemalloc``'s peak over one call of
   each variant, i.e. what one step allocates on top of the model and data.
 
-manual_bp's cell then also times its step against its own products in turn
-(``paired``: the step over the products w/o dX0, and the products' time), after
+manual_bp's cell then also times its step, and the same step in plain NumPy
+(``runners.plain_numpy_step``), each in turn with its own products (``paired``:
+each step over the products w/o dX0, the steps' and the products' times), after
 the memory is read, so that the products' preallocated outputs are not counted.
 """
 
@@ -93,10 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     if "paired" in fw:
         del fns, fn
         gc.collect()
-        step, floor = fw["paired"](cfg, *make_data(cfg, a.dtype))
-        res = measure_paired(step, floor, repeats=a.repeats, budget_s=2 * a.budget, min_samples=a.min_samples,
-                             warmup=a.warmup)
-        paired = {"grad/own_gemm_no_dx0": res["ratio"].to_dict(), "own_gemm_no_dx0": res["b"].to_dict()}
+        steps = fw["paired"](cfg, *make_data(cfg, a.dtype))
+        for name in ("grad", "plain"):
+            res = measure_paired(steps[name], steps["products"], repeats=a.repeats, budget_s=2 * a.budget,
+                                 min_samples=a.min_samples, warmup=a.warmup)
+            paired[f"{name}/own_gemm_no_dx0"] = res["ratio"].to_dict()
+            paired[name] = res["a"].to_dict()
+        paired["own_gemm_no_dx0"] = res["b"].to_dict()
 
     threads_info: dict[str, object] = {"requested": a.threads, "cpus": cpus}
     try:

@@ -101,6 +101,10 @@ def rows(cells: list[dict[str, Any]], configs: list[str], dtypes: list[str]) -> 
                     row["mbp_over_gemm_no_dx0"] = ratio(m, t(ix, "gemm", cfg, dt, "grad_no_dx0"))
                     paired = ix.get(("manual_bp", cfg, dt), {}).get("paired", {})
                     row["mbp_over_own_gemm_paired"] = paired.get("grad/own_gemm_no_dx0", {}).get("median")
+                    # the plain NumPy step (no checks; runners.plain_numpy_step), timed in the same process
+                    row["plain_over_own_gemm_paired"] = paired.get("plain/own_gemm_no_dx0", {}).get("median")
+                    row["plain"] = paired.get("plain", {}).get("median")
+                    row["plain_over_torch"] = ratio(row["plain"], t(ix, "torch", cfg, dt, v))
                     row["gemm_no_dx0"] = t(ix, "gemm", cfg, dt, "grad_no_dx0")
                     row["torch_gemm_no_dx0"] = t(ix, "torch_gemm", cfg, dt, "grad_no_dx0")
                     row["numpy_over_torch_gemm"] = ratio(row["gemm_no_dx0"], row["torch_gemm_no_dx0"])
@@ -143,9 +147,10 @@ def detail_table(table_rows: list[dict[str, Any]]) -> str:
     """manual_bp's forward and backward, and the floor without the first layer's input gradient."""
     head = (
         "| config | dtype | mbp fwd+loss | mbp bwd | bwd/fwd | GEMM floor | GEMM floor w/o dX₀ "
-        "| mbp/GEMM | mbp/GEMM w/o dX₀ | mbp/own GEMMs w/o dX₀, paired | torch's GEMMs w/o dX₀ "
-        "| NumPy/torch GEMMs | mbp beyond its GEMMs | torch beyond its GEMMs |\n"
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| mbp/GEMM | mbp/GEMM w/o dX₀ | mbp/own GEMMs w/o dX₀, paired | plain NumPy/own GEMMs, paired "
+        "| plain NumPy/torch | torch's GEMMs w/o dX₀ | NumPy/torch GEMMs | mbp beyond its GEMMs "
+        "| torch beyond its GEMMs |\n"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
     )
     lines = []
     for r in table_rows:
@@ -155,7 +160,8 @@ def detail_table(table_rows: list[dict[str, Any]]) -> str:
             f"| {r['config']} | {r['dtype']} | {fmt_time(r['mbp_fwd'])} | {fmt_time(r['mbp_bwd'])} "
             f"| {fmt_ratio(r['bwd_over_fwd'])} | {fmt_time(r['gemm']['median'])} | {fmt_time(r['gemm_no_dx0'])} "
             f"| {fmt_ratio(r['mbp_over_gemm'])} | {fmt_ratio(r['mbp_over_gemm_no_dx0'])} "
-            f"| {fmt_ratio(r['mbp_over_own_gemm_paired'])} | {fmt_time(r['torch_gemm_no_dx0'])} "
+            f"| {fmt_ratio(r['mbp_over_own_gemm_paired'])} | {fmt_ratio(r['plain_over_own_gemm_paired'])} "
+            f"| {fmt_ratio(r['plain_over_torch'])} | {fmt_time(r['torch_gemm_no_dx0'])} "
             f"| {fmt_ratio(r['numpy_over_torch_gemm'])} "
             f"| {fmt_signed_time(r['mbp_beyond_gemm'])} | {fmt_signed_time(r['torch_beyond_gemm'])} |"
         )
@@ -219,6 +225,11 @@ def targets(table_rows: list[dict[str, Any]], cells: list[dict[str, Any]]) -> li
          lambda r: r["config"] in ("medium", "large") and r["variant"] == "grad", 1.10),
         ("manual_bp <= 1.10x JAX jit on medium/large", "mbp_over_jax_jit",
          lambda r: r["config"] in ("medium", "large"), 1.10),
+        # not targets: can NumPy code meet the first two at all? the plain NumPy step (no checks, in place)
+        ("reference: plain NumPy step <= 1.0x torch where NumPy's GEMMs are faster than torch's step",
+         "plain_over_torch", lambda r: (r["config"], r["dtype"]) not in floor_above, 1.0),
+        ("reference: plain NumPy step <= 1.05x its own GEMMs w/o dX₀ (paired) elsewhere",
+         "plain_over_own_gemm_paired", lambda r: (r["config"], r["dtype"]) in floor_above, 1.05),
     ]
     out = []
     for name, key, pred, bound in checks:

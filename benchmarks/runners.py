@@ -14,8 +14,10 @@ Each ``build_<framework>(cfg, x, y, layers)`` returns ``{variant: fn}``, where
 - the GEMM floors only (NumPy's, and torch's for comparison): ``grad`` (every product of the step) and
   ``grad_no_dx0`` (without the first layer's input gradient, which torch and JAX
   skip because x needs no gradient, and manual_bp skips with ``input_grad=False``);
-- ``paired_manual_bp``: manual_bp's ``grad`` step and those products on the model's own
-  weights, timed in turn in manual_bp's process (``timing.measure_paired``) after the rest.
+- ``paired_manual_bp``: manual_bp's ``grad`` step, the same step in plain NumPy
+  (``plain_numpy_step``: no checks, in place where it can be) and those products, on the model's own
+  weights, each step timed in turn with the products in manual_bp's process
+  (``timing.measure_paired``) after the rest.
 
 Frameworks are imported inside the builders: each cell runs in its own process
 with only its own framework loaded.
@@ -122,14 +124,53 @@ def build_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dic
     return {"grad": lambda: products(True), "grad_no_dx0": lambda: products(False)}
 
 
-def paired_manual_bp(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> tuple[Step, Step]:
-    """manual_bp's training step (fwd+loss+bwd without dX0) and the same products on the model's
-    own weight arrays, for ``timing.measure_paired`` in one process."""
+def plain_numpy_step(x: np.ndarray, y: np.ndarray, layers: Layers) -> Callable[[], tuple[Any, list]]:
+    """The same fwd+loss+bwd (without dX0) in plain NumPy: no modules, no checks, no caches beyond the
+    activations and masks, every elementwise operation in place where it can be, and the products in
+    manual_bp's form. What any NumPy step must spend beyond its products; it returns (loss, grads),
+    grads as [(dW, db)] from the last layer to the first."""
+    N = x.shape[0]
+    rows = np.arange(N)
+
+    def step() -> tuple[Any, list]:
+        acts, masks = [x], []  # layer inputs (N, D_l); ReLU masks (N, D_l+1)
+        for W, b in layers[:-1]:
+            z = acts[-1] @ W  # (N, M)
+            z += b
+            masks.append(z > 0)
+            acts.append(np.maximum(z, 0, out=z))
+        W, b = layers[-1]
+        p = acts[-1] @ W  # logits (N, C), turned into softmax probabilities in place
+        p += b
+        p -= p.max(axis=1, keepdims=True)
+        np.exp(p, out=p)
+        p /= p.sum(axis=1, keepdims=True)
+        loss = -np.log(p[rows, y]).mean()
+        d = p  # dL/dz = (p - onehot(y)) / N, in place
+        d[rows, y] -= 1
+        d *= 1.0 / N
+        grads = []
+        for i in reversed(range(len(layers))):
+            grads.append((acts[i].T @ d, d.sum(axis=0)))  # dW = x^T dout, db = 1^T dout
+            if i > 0:
+                d = d @ layers[i][0].T  # dx = dout W^T, then the ReLU mask, in place
+                d *= masks[i - 1]
+        return loss, grads
+
+    return step
+
+
+def paired_manual_bp(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:
+    """For ``timing.measure_paired`` in one process: manual_bp's training step (fwd+loss+bwd without
+    dX0, ``grad``), the plain NumPy step (``plain``) and the products alone (``products``), all on the
+    model's own weight arrays."""
     import manual_bp as mbp
 
     model = _manual_bp_model(x, layers)
-    products = _products(x, [m.params["W"] for m in model if isinstance(m, mbp.Linear)])
-    return _manual_bp_steps(model, x, y)["grad"], lambda: products(False)
+    linears = [m for m in model if isinstance(m, mbp.Linear)]
+    products = _products(x, [m.params["W"] for m in linears])
+    plain = plain_numpy_step(x, y, [(m.params["W"], m.params["b"]) for m in linears])
+    return {"grad": _manual_bp_steps(model, x, y)["grad"], "plain": plain, "products": lambda: products(False)}
 
 
 def build_torch_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dict[str, Step]:

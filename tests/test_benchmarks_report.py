@@ -24,13 +24,19 @@ def test_rounds_merge_to_the_median_of_their_medians():
     assert report.merge_rounds([runs[0], failed]) is failed  # a failed round fails the cell
 
 
-def _targets(mbp: float, torch: float, floor_no_dx0: float, paired: float | None = None) -> dict[str, dict]:
+def _targets(mbp: float, torch: float, floor_no_dx0: float, paired: float | None = None,
+             plain: float | None = None) -> dict[str, dict]:
+    """The targets of one small cell; ``plain``: the plain NumPy step's time, paired with the floor."""
     own = {} if paired is None else {"grad/own_gemm_no_dx0": {"median": paired, "q1": paired, "q3": paired}}
+    if plain is not None:
+        own["plain"] = {"median": plain, "q1": plain, "q3": plain}
+        own["plain/own_gemm_no_dx0"] = {"median": plain / floor_no_dx0, "q1": 0.0, "q3": 0.0}
     cells = [{**_cell("manual_bp", "small", {"grad": mbp, "fwd": mbp / 2, "bwd": mbp / 2}), "paired": own},
              _cell("torch", "small", {"grad": torch}),
              _cell("gemm", "small", {"grad": floor_no_dx0 * 1.2, "grad_no_dx0": floor_no_dx0})]
     rows = [r for r in report.rows(cells, ["small"], ["float32"]) if r["variant"] == "grad"]
-    return {t["target"].split(" (")[0].split(":")[0]: t for t in report.targets(rows, cells)}
+    return {t["target"].split(" (")[0].split(":")[0] if not t["target"].startswith("reference")
+            else "ref " + t["target"].split(" ")[-1]: t for t in report.targets(rows, cells)}
 
 
 @pytest.mark.parametrize(
@@ -57,6 +63,53 @@ def test_the_floor_target_takes_the_paired_ratio_where_the_cell_has_one(paired, 
     t = _targets(1.06, 1.0, 1.0, paired=paired)
     assert t["elsewhere"]["worst"] == paired
     assert t["elsewhere"]["met"] is met
+
+
+@pytest.mark.parametrize(
+    "torch, floor, plain, step_met, floor_met",
+    [
+        (1.0, 0.8, 0.95, True, None),  # floor below torch: can plain NumPy beat torch? yes
+        (1.0, 0.8, 1.01, False, None),  # ... no
+        (1.0, 1.0, 1.04, None, True),  # products alone take torch's step: plain within 1.05x of them
+        (1.0, 1.0, 1.06, None, False),
+    ],
+)
+def test_the_plain_numpy_reference_rows_follow_the_targets_rules(torch, floor, plain, step_met, floor_met):
+    """The reference rows ask of the plain NumPy step what the targets ask of manual_bp, cell by cell."""
+    t = _targets(1.2, torch, floor, paired=1.2 / floor, plain=plain)
+    assert t["ref step"]["met"] is step_met
+    assert t["ref elsewhere"]["met"] is floor_met
+    if step_met is not None:
+        assert t["ref step"]["worst"] == pytest.approx(plain / torch)
+    else:
+        assert t["ref elsewhere"]["worst"] == pytest.approx(plain / floor)
+    assert t["manual_bp <= 1.0x torch everywhere"]["met"] is False  # the targets themselves are unchanged
+
+
+def test_the_plain_numpy_step_computes_manual_bps_loss_and_gradients():
+    """The reference is only worth its time if it computes the same step: its loss and every (dW, db)
+    equal manual_bp's (float64, random biases, several depths and seeds)."""
+    import numpy as np
+
+    import manual_bp as mbp
+    from benchmarks import runners
+    from benchmarks.configs import Config, make_data
+
+    for seed, sizes in enumerate([(5, 7, 3), (4, 9, 6, 2), (3, 4), (6, 8, 8, 8, 5)]):
+        x, y, layers = make_data(Config("t", 17, sizes), "float64", seed=seed)
+        rng = np.random.default_rng(seed)
+        layers = [(W, rng.standard_normal(b.shape)) for W, b in layers]
+        loss, grads = runners.plain_numpy_step(x, y, layers)()
+        model = runners._manual_bp_model(x, layers)
+        loss_fn = mbp.SoftmaxCrossEntropy()
+        expected = loss_fn.forward(model.forward(x), y)
+        model.backward(loss_fn.backward(), input_grad=False)
+        linears = [m for m in model if isinstance(m, mbp.Linear)][::-1]
+        assert len(grads) == len(linears), sizes
+        np.testing.assert_allclose(loss, expected, rtol=1e-13, err_msg=f"seed {seed}, sizes {sizes}")
+        for (dW, db), lin in zip(grads, linears):
+            np.testing.assert_allclose(dW, lin.grads["W"], rtol=1e-13, atol=1e-15, err_msg=f"seed {seed}")
+            np.testing.assert_allclose(db, lin.grads["b"], rtol=1e-13, atol=1e-15, err_msg=f"seed {seed}")
 
 
 def test_paired_rounds_merge_like_times():
@@ -103,8 +156,11 @@ def test_the_benchmark_command_runs_every_cell_in_rounds(tmp_path):
     cells = {c["framework"]: c for c in data["cells"]}
     assert set(cells["manual_bp"]["times"]) == {"grad", "sgd", "adam", "fwd", "bwd"}
     assert set(cells["gemm"]["times"]) == {"grad", "grad_no_dx0"}
-    assert set(cells["manual_bp"]["paired"]) == {"grad/own_gemm_no_dx0", "own_gemm_no_dx0"}
-    assert cells["manual_bp"]["paired"]["grad/own_gemm_no_dx0"]["median"] > 0
+    paired = cells["manual_bp"]["paired"]
+    assert set(paired) == {"grad/own_gemm_no_dx0", "plain/own_gemm_no_dx0", "grad", "plain", "own_gemm_no_dx0"}
+    assert all(v["median"] > 0 for v in paired.values())
+    row = next(r for r in data["rows"] if r["variant"] == "grad")
+    assert row["plain_over_own_gemm_paired"] == paired["plain/own_gemm_no_dx0"]["median"]
     for cell in cells.values():
         assert len(cell["rounds"]) == 2
         assert all(t["q1"] <= t["median"] <= t["q3"] and t["median"] > 0 for t in cell["times"].values())
