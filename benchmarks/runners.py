@@ -126,11 +126,13 @@ def build_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -> dic
 
 def plain_numpy_step(x: np.ndarray, y: np.ndarray, layers: Layers) -> Callable[[], tuple[Any, list]]:
     """The same fwd+loss+bwd (without dX0) in plain NumPy: no modules, no checks, no caches beyond the
-    activations and masks, every elementwise operation in place where it can be, and the products in
-    manual_bp's form. What any NumPy step must spend beyond its products; it returns (loss, grads),
+    activations and masks, every elementwise operation in place where it can be, the products in
+    manual_bp's form, and each dW written into the last call's array (as manual_bp's gradient storage
+    does for large ones). What any NumPy step must spend beyond its products; it returns (loss, grads),
     grads as [(dW, db)] from the last layer to the first."""
     N = x.shape[0]
     rows = np.arange(N)
+    dWs = [np.empty_like(W) for W, _ in layers]  # (D_l, M_l), reused by every call
 
     def step() -> tuple[Any, list]:
         acts, masks = [x], []  # layer inputs (N, D_l); ReLU masks (N, D_l+1)
@@ -151,7 +153,7 @@ def plain_numpy_step(x: np.ndarray, y: np.ndarray, layers: Layers) -> Callable[[
         d *= 1.0 / N
         grads = []
         for i in reversed(range(len(layers))):
-            grads.append((acts[i].T @ d, d.sum(axis=0)))  # dW = x^T dout, db = 1^T dout
+            grads.append((np.matmul(acts[i].T, d, out=dWs[i]), d.sum(axis=0)))  # dW = x^T dout, db = 1^T dout
             if i > 0:
                 d = d @ layers[i][0].T  # dx = dout W^T, then the ReLU mask, in place
                 d *= masks[i - 1]
