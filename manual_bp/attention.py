@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from manual_bp._checks import check_dtype_arg, check_float_array, check_ndim, check_nonempty, check_same_dtype
-from manual_bp.init import as_generator, torch_uniform, xavier_uniform
+from manual_bp.init import as_generator, constant, torch_uniform, xavier_uniform
 from manual_bp.layers import GELU, LayerNorm, Linear, Module
 from manual_bp.model import Residual, Sequential
 
@@ -234,10 +234,10 @@ class MultiHeadSelfAttention(Module):
         for i, name in enumerate(("q", "k", "v")):
             self.params[f"W{name}"] = W_qkv[:, i * D:(i + 1) * D].copy()
             if self.bias:
-                self.params[f"b{name}"] = np.zeros(D, self.dtype)
+                self.params[f"b{name}"] = constant((D,), 0.0, self.dtype)
         self.params["Wo"] = torch_uniform(gen, (D, D), D, D, self.dtype)
         if self.bias:
-            self.params["bo"] = np.zeros(D, self.dtype)
+            self.params["bo"] = constant((D,), 0.0, self.dtype)
 
     def config(self) -> dict[str, Any]:
         return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "bias": self.bias,

@@ -3,7 +3,10 @@
 ``save`` writes to a temporary file in the target directory and renames it
 over the target, so a crash never leaves a half-written file. ``load`` opens
 the file with ``allow_pickle=False``: a file holding pickled objects is refused
-without running anything.
+without running anything; and it builds the saved architecture within about
+twice the file's own number of entries (``init.entry_budget``), so an
+architecture that asks for far more parameters than the file holds fails before
+it allocates them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from manual_bp.init import entry_budget
 from manual_bp.model import Sequential, architecture, build
 
 _ARCH_KEY = "__architecture__"
@@ -56,19 +60,27 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.n
         raise ValueError(f"load: {path} has no {_ARCH_KEY!r} entry; it was not written by manual_bp.save")
     try:
         meta = json.loads(str(arrays.pop(_ARCH_KEY)))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"load: {path} has a corrupt architecture entry ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or "model" not in meta:
         raise ValueError(f"load: {path} has an unsupported format (expected version {FORMAT_VERSION})")
     return meta, arrays
 
 
+def _budget(arrays: dict[str, np.ndarray]) -> tuple[int, str]:
+    """Entries the saved architecture may allocate: twice the file's own, plus 2^20 so that a file
+    missing a small array still builds and reports the missing key by name."""
+    n = sum(a.size for a in arrays.values())
+    return 2 * n + 2**20, f" (twice the file's {n}, plus 2^20): the architecture does not match the file's arrays"
+
+
 def load(path: str | os.PathLike) -> Sequential:
     """Rebuild the model saved at ``path``; the round trip is bit-exact."""
     meta, arrays = read_arrays(path)
     try:
-        model = build(meta["model"])
-    except (TypeError, ValueError, AttributeError, KeyError) as err:  # a malformed architecture entry
+        with entry_budget(*_budget(arrays)):
+            model = build(meta["model"])
+    except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as err:  # a malformed architecture
         raise ValueError(f"load: {path} has an invalid architecture entry ({type(err).__name__}: {err})") from err
     if not isinstance(model, Sequential):
         raise ValueError(f"load: {path} does not describe a Sequential model")

@@ -40,7 +40,7 @@ from manual_bp.activations import (
     Softplus,
     Tanh,
 )
-from manual_bp.init import as_generator, get_initializer
+from manual_bp.init import as_generator, get_initializer, standard_normal
 from manual_bp.module import Module
 from manual_bp.norm import BatchNorm1d, LayerNorm
 
@@ -181,7 +181,7 @@ class Embedding(Module):
         self.embedding_dim = check_features("Embedding", "embedding_dim", embedding_dim)
         self.dtype = check_dtype_arg(dtype, "Embedding")
         gen = as_generator(rng, "Embedding")
-        self.params["W"] = gen.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
+        self.params["W"] = standard_normal(gen, (self.num_embeddings, self.embedding_dim), self.dtype)
 
     def config(self) -> dict[str, Any]:
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim, "dtype": self.dtype.name}

@@ -16,6 +16,7 @@ from manual_bp._checks import (
     check_number,
     check_same_dtype,
 )
+from manual_bp.init import constant
 from manual_bp.module import Module
 
 
@@ -33,8 +34,8 @@ class _Norm(Module):
         self.eps = check_number(where, "eps", eps, positive=True)
         self.dtype = check_dtype_arg(dtype, where)
         if affine:
-            self.params["gamma"] = np.ones(D, self.dtype)
-            self.params["beta"] = np.zeros(D, self.dtype)
+            self.params["gamma"] = constant((D,), 1.0, self.dtype)
+            self.params["beta"] = constant((D,), 0.0, self.dtype)
 
     def _check_norm_input(self, x: Any, D: int, ndim: int, layout: str) -> np.ndarray:
         check_float_array(x, self.where)
@@ -105,8 +106,8 @@ class BatchNorm1d(_Norm):
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum!r}")
         self.num_features, self.affine = D, bool(affine)
-        self.buffers["running_mean"] = np.zeros(D, self.dtype)
-        self.buffers["running_var"] = np.ones(D, self.dtype)
+        self.buffers["running_mean"] = constant((D,), 0.0, self.dtype)
+        self.buffers["running_var"] = constant((D,), 1.0, self.dtype)
 
     def config(self) -> dict[str, Any]:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,

@@ -144,6 +144,23 @@ def test_every_registered_kind_is_in_the_battery() -> None:
     )
 
 
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_parameter_and_buffer_is_counted_against_the_entry_budget(name: str) -> None:
+    """``io.load`` relies on it: each kind's parameters and buffers are made by ``manual_bp.init``'s
+    counting functions, each entry counted once, so a budget of exactly the state's size builds the
+    kind and one entry less refuses it."""
+    from manual_bp.init import entry_budget
+    from manual_bp.model import architecture, build
+
+    arch = architecture(kind_of(name).make(np.float64))
+    n = sum(a.size for a in build(arch).state_dict().values())
+    with entry_budget(n):
+        build(arch)
+    if n:
+        with entry_budget(n - 1), pytest.raises(ValueError, match="more than the"):
+            build(arch)
+
+
 # ---------------------------------------------------------------- wrong shapes, empty batches, wrong dtypes
 
 

@@ -211,6 +211,53 @@ def test_pickled_objects_are_refused_without_running(tmp_path: Path) -> None:
     assert same_state(model.state_dict(), before)
 
 
+def _crafted(tmp_path: Path, name: str, layer: dict) -> Path:
+    """A valid file whose architecture entry is replaced by one holding ``layer`` first."""
+    good = mbp.save(tmp_path / "good.npz", model_of(seed=0))
+    with np.load(good, allow_pickle=False) as f:
+        meta = json.loads(str(f["__architecture__"]))
+    meta["model"]["config"]["layers"][0] = layer
+    return rewrite(good, tmp_path / name, __architecture__=np.array(json.dumps(meta)))
+
+
+@pytest.mark.parametrize("layer", [
+    {"kind": "linear", "config": {"in_features": 6000, "out_features": 6000, "bias": True, "dtype": "float64",
+                                  "init": "torch"}},
+    {"kind": "layer_norm", "config": {"normalized_shape": 5_000_000, "eps": 1e-5, "elementwise_affine": True,
+                                      "dtype": "float64"}},
+    {"kind": "embedding", "config": {"num_embeddings": 100_000, "embedding_dim": 100, "dtype": "float64"}},
+])
+def test_a_crafted_architecture_fails_before_it_allocates(tmp_path: Path, layer: dict) -> None:
+    """A 67-byte change to the architecture entry must not make ``load`` allocate and fill 80-290 MB:
+    it is built within twice the file's own entries (plus 2^20), so it fails before allocating."""
+    import tracemalloc
+
+    path = _crafted(tmp_path, "crafted.npz", layer)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="does not match the file's arrays"):
+            mbp.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"load allocated {peak / 2**20:.0f} MiB before refusing the file"
+
+
+def test_a_small_architecture_mismatch_still_names_the_keys(tmp_path: Path) -> None:
+    """The budget's slack lets a file with a few entries too few build, so the key-by-key check names them."""
+    path = _crafted(tmp_path, "wider.npz", {"kind": "linear", "config": {
+        "in_features": 3, "out_features": 50, "bias": True, "dtype": "float64", "init": "torch"}})
+    with pytest.raises(ValueError, match=r"'0.W' has shape \(3, 5\), the model expects \(3, 50\)"):
+        mbp.load(path)
+
+
+def test_a_deeply_nested_architecture_entry_is_a_value_error(tmp_path: Path) -> None:
+    good = mbp.save(tmp_path / "good.npz", model_of(seed=0))
+    deep = rewrite(good, tmp_path / "deep.npz", __architecture__=np.array("[" * 100_000 + "]" * 100_000))
+    with pytest.raises(ValueError, match="corrupt architecture entry"):
+        mbp.load(deep)
+
+
 def test_saved_file_is_a_plain_npz(tmp_path: Path) -> None:
     path = mbp.save(tmp_path / "m.npz", model_of())
     with zipfile.ZipFile(path) as z:
