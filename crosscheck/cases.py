@@ -8,7 +8,8 @@ odd ids float32). Hard inputs are planted on purpose:
 
 - ``kink``: a zero weight column and bias before ReLU/LeakyReLU/ELU, so that
   unit's pre-activation is exactly 0 in every backend (derivative conventions);
-- ``ties``: a duplicated sample and two identical logit columns;
+- ``ties``: a duplicated sample and two identical logit columns (never in a batch of two before a
+  training BatchNorm, which would then normalise nothing but rounding);
 - ``large``: logits of order 1e3 (float64 only: in float32 their absolute
   rounding, 1e3 * eps32 = 1e-4, becomes relative error in the softmax). A
   Softmax layer on such logits saturates: dx = p * (dout - <dout, p>) is then a
@@ -255,7 +256,10 @@ def _layers(rng: np.random.Generator, bp: Blueprint, y: np.ndarray) -> tuple[lis
         tags.append("large")
         for p in last.params.values():
             p *= 1e3 / max(float(np.abs(last.params["W"]).max()), 1e-3)
-    if "ties" in bp.hard and bp.N >= 2 and bp.dims[-1] >= 2:
+    # a duplicated sample in a batch of two, normalised by a training BatchNorm: every sample alike, so the
+    # BatchNorm normalises rounding noise (as plant_kinks avoids when it zeroes a BatchNorm's only unit)
+    alike = bp.N == 2 and bp.train and any(layer.kind == "batch_norm" for layer in layers)
+    if "ties" in bp.hard and bp.N >= 2 and bp.dims[-1] >= 2 and not alike:
         tags.append("ties")
         last.params["W"][:, 1] = last.params["W"][:, 0]
         if "b" in last.params:

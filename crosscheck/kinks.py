@@ -10,6 +10,14 @@ case is redrawn. An input exactly at the kink is safe only when it is exact in
 every backend, i.e. every term summed into it is zero (m = 0, as for the planted
 zeros); one that lands there by the rounding of nonzero terms (a float32 sum
 that happens to equal ``threshold / beta``) is a hazard like any other.
+
+m is carried forward where a value sits at the rounding level of its own terms
+(|h| < ``NOISE`` eps m: the cancelled sums behind a normalisation of equal rows,
+a GELU deep in its negative tail, where the erf and tanh forms that torch and
+JAX use cancel to about eps |x|): there the next layer's terms are sized by m,
+not by |h|, through Linear layers and through smooth activations (times their
+slope). Everywhere else m restarts from the sizes of the values themselves, and
+an exact zero (a clamped ReLU output, a dropped unit) stays exact.
 """
 
 from __future__ import annotations
@@ -23,6 +31,23 @@ import manual_bp as mbp
 
 KINKED = ("relu", "leaky_relu", "elu")
 NEAR_KINK = {"float64": 1e-9, "float32": 1e-4}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+# |h| < NOISE eps m: h may be nothing but the rounding of its terms (a sum of n <= 64 terms, the cases'
+# widest layer, rounds by up to n eps m), so its size says nothing about its error
+NOISE = 64
+# |f'(x)| of the smooth activations, from the input x and the output y (GELU: its supremum, 1.129)
+SLOPES = {
+    "sigmoid": lambda x, y: y * (1 - y),
+    "tanh": lambda x, y: 1 - y * y,
+    "silu": lambda x, y: np.abs(_sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "gelu": lambda x, y: np.full(x.shape, 1.13),
+    "identity": lambda x, y: np.ones(x.shape),
+}
 
 
 def plant_kinks(rng: np.random.Generator, layers: list[mbp.Module]) -> bool:
@@ -78,20 +103,34 @@ def _near_kink_walk(layers: Any, h: np.ndarray, m: np.ndarray, dtype: str) -> tu
                 return h, m, True
             h, m = h + b, m + m_b
             continue
+        noise = np.abs(h) < NOISE * np.finfo(dtype).eps * m  # values at the rounding level of their terms
         if layer.kind == "linear":
-            m = np.abs(h) @ np.abs(layer.params["W"]) + np.abs(layer.params.get("b", 0.0))
+            m = np.where(noise, m, np.abs(h)) @ np.abs(layer.params["W"]) + np.abs(layer.params.get("b", 0.0))
         elif layer.kind in KINKED or layer.kind == "softplus":
             z = h * layer.beta - layer.threshold if layer.kind == "softplus" else h
             width = NEAR_KINK[dtype] * (m * layer.beta if layer.kind == "softplus" else m)
             if np.any(np.abs(z) < width):  # z = 0 passes only with m = 0: exact zeros, as the planted ones
                 return h, m, True
-            m = np.abs(h)
+            h = layer.forward(h)
+            m = np.abs(h)  # clear of the kink, the output is as exact as its input (a clamped 0 exactly)
+            continue
+        elif layer.kind in SLOPES:
+            y = layer.forward(h)
+            x64, y64 = np.asarray(h, np.float64), np.asarray(y, np.float64)
+            m = np.where(noise, SLOPES[layer.kind](x64, y64) * m, np.abs(y64))
+            if layer.kind == "gelu":  # x (1 + erf(x / sqrt 2)) / 2 and the tanh form cancel for x << 0
+                m = np.maximum(m, np.where(x64 < 0, np.abs(x64), 0.0))
+            h = y
+            continue
         elif layer.kind in ("batch_norm", "layer_norm"):
             m = _norm_terms(layer, h, m)
         elif layer.kind == "embedding":
             m = None  # set from the output below
         elif layer.kind == "dropout":
-            m = m / (1 - layer.p)
+            y = layer.forward(h)  # draws the mask that build freezes
+            m = np.where(layer.mask, m / (1 - layer.p), 0.0) if layer.training else m  # a dropped unit is an exact 0
+            h = y
+            continue
         elif layer.kind == "flatten":
             m = m.reshape(m.shape[0], -1)
         else:
