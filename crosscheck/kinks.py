@@ -103,39 +103,35 @@ def _near_kink_walk(layers: Any, h: np.ndarray, m: np.ndarray, dtype: str) -> tu
                 return h, m, True
             h, m = h + b, m + m_b
             continue
-        noise = np.abs(h) < NOISE * np.finfo(dtype).eps * m  # values at the rounding level of their terms
-        if layer.kind == "linear":
-            m = np.where(noise, m, np.abs(h)) @ np.abs(layer.params["W"]) + np.abs(layer.params.get("b", 0.0))
-        elif layer.kind in KINKED or layer.kind == "softplus":
+        if layer.kind in KINKED or layer.kind == "softplus":
             z = h * layer.beta - layer.threshold if layer.kind == "softplus" else h
             width = NEAR_KINK[dtype] * (m * layer.beta if layer.kind == "softplus" else m)
             if np.any(np.abs(z) < width):  # z = 0 passes only with m = 0: exact zeros, as the planted ones
                 return h, m, True
-            h = layer.forward(h)
-            m = np.abs(h)  # clear of the kink, the output is as exact as its input (a clamped 0 exactly)
-            continue
-        elif layer.kind in SLOPES:
-            y = layer.forward(h)
-            x64, y64 = np.asarray(h, np.float64), np.asarray(y, np.float64)
-            m = np.where(noise, SLOPES[layer.kind](x64, y64) * m, np.abs(y64))
-            if layer.kind == "gelu":  # x (1 + erf(x / sqrt 2)) / 2 and the tanh form cancel for x << 0
-                m = np.maximum(m, np.where(x64 < 0, np.abs(x64), 0.0))
-            h = y
-            continue
-        elif layer.kind in ("batch_norm", "layer_norm"):
-            m = _norm_terms(layer, h, m)
-        elif layer.kind == "embedding":
-            m = None  # set from the output below
-        elif layer.kind == "dropout":
-            y = layer.forward(h)  # draws the mask that build freezes
-            m = np.where(layer.mask, m / (1 - layer.p), 0.0) if layer.training else m  # a dropped unit is an exact 0
-            h = y
-            continue
-        elif layer.kind == "flatten":
-            m = m.reshape(m.shape[0], -1)
-        else:
-            m = np.abs(h)
-        h = layer.forward(h)
-        if m is None:
-            m = np.full(h.shape, np.abs(h).max(initial=0.0))
+        y = layer.forward(h)  # (a Dropout draws here the mask that build freezes)
+        h, m = y, _terms(layer, h, y, m, dtype)
     return h, m, False
+
+
+def _terms(layer: Any, x: np.ndarray, y: np.ndarray, m: np.ndarray, dtype: str) -> np.ndarray:
+    """The size of the terms behind each entry of ``layer``'s output y, from its input x and theirs, m."""
+    noise = np.abs(x) < NOISE * np.finfo(dtype).eps * m  # inputs at the rounding level of their terms
+    if layer.kind == "linear":
+        return np.where(noise, m, np.abs(x)) @ np.abs(layer.params["W"]) + np.abs(layer.params.get("b", 0.0))
+    if layer.kind in KINKED or layer.kind == "softplus":
+        return np.abs(y)  # clear of the kink, the output is as exact as its input (a clamped 0 exactly)
+    if layer.kind in SLOPES:
+        x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        m = np.where(noise, SLOPES[layer.kind](x64, y64) * m, np.abs(y64))
+        if layer.kind == "gelu":  # x (1 + erf(x / sqrt 2)) / 2 and the tanh form cancel for x << 0
+            m = np.maximum(m, np.where(x64 < 0, np.abs(x64), 0.0))
+        return m
+    if layer.kind in ("batch_norm", "layer_norm"):
+        return _norm_terms(layer, x, m)
+    if layer.kind == "embedding":
+        return np.full(y.shape, np.abs(y).max(initial=0.0))
+    if layer.kind == "dropout":
+        return np.where(layer.mask, m / (1 - layer.p), 0.0) if layer.training else m  # a dropped unit: exact 0
+    if layer.kind == "flatten":
+        return m.reshape(m.shape[0], -1)
+    return np.abs(x)
