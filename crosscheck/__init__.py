@@ -14,6 +14,6 @@ __all__ = ["verify"]
 
 def verify(model: Any, loss_fn: Any, X: Any, y: Any, **kwargs: Any) -> Any:
     """Compare a manual_bp model with PyTorch and JAX on (X, y); see ``crosscheck.api.verify``."""
-    from crosscheck.api import verify as _verify
+    from crosscheck.run.api import verify as _verify
 
     return _verify(model, loss_fn, X, y, **kwargs)

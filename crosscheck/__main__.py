@@ -1,5 +1,5 @@
 import sys
 
-from crosscheck.cli import main
+from crosscheck.run.cli import main
 
 sys.exit(main())

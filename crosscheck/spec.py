@@ -1,10 +1,8 @@
 """A network as plain data: layer kinds, hyperparameters, parameter arrays, the loss.
 
-``read_spec`` reads a manual_bp model by its public attributes only (``kind``,
-``config()``, ``params``, ``buffers``, ``training``, ``name``, ``layers``, a
-Dropout's ``mask``, an attention layer's ``key_padding_mask``); nothing here computes, and
-nothing here imports manual_bp. The PyTorch and JAX references are built from
-this data alone.
+``crosscheck.reference.read.read_spec`` fills it from a manual_bp model's public
+attributes; nothing here computes, and nothing here imports manual_bp or a kind
+entry. The PyTorch and JAX references are built from this data alone.
 
 Parameter arrays keep manual_bp's layout: a Linear weight ``W`` is (in, out).
 Each reference maps layouts in exactly one place (torch: ``weight = W.T``).
@@ -38,11 +36,7 @@ class LayerSpec:
     fixed: dict[str, np.ndarray] = field(default_factory=dict)
     training: bool = True
     children: tuple[LayerSpec, ...] = ()
-
-    @property
-    def integer_input(self) -> bool:
-        """True for layers that take integer indices (Embedding): no input gradient."""
-        return self.kind == "embedding"
+    integer_input: bool = False  # the layer takes integer indices (Embedding): no input gradient
 
 
 @dataclass(frozen=True)
@@ -74,46 +68,6 @@ def window_count(size: int, k: int, s: int, p: int, d: int = 1) -> int:
 def walk(layers: tuple[LayerSpec, ...]) -> list[LayerSpec]:
     """Every layer of a spec tree, each container before its children."""
     return [node for layer in layers for node in (layer, *walk(layer.children))]
-
-
-def leaves(model: Any) -> list[Any]:
-    """The model's top-level layers in execution order (nested plain ``Sequential`` flattened;
-    other containers, such as ``Residual``, stay whole)."""
-    if getattr(model, "kind", "") == "sequential":
-        return [leaf for child in model.layers for leaf in leaves(child)]
-    return [model]
-
-
-def _layer_spec(layer: Any, name: str) -> LayerSpec:
-    config = {k: v for k, v in layer.config().items() if k != "layers"}
-    params = {k: np.array(v, copy=True) for k, v in layer.params.items()}
-    children: tuple[LayerSpec, ...] = ()
-    if hasattr(layer, "layers"):  # a container: params and buffers belong to its children
-        params = {}
-        children = tuple(_layer_spec(c, c.name or f"{name}.{i}") for i, c in enumerate(
-            leaf for child in layer.layers for leaf in leaves(child)))
-    buffers = {} if children else {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
-    mask = getattr(layer, "mask", None) if layer.kind == "dropout" and layer.training else None
-    fixed = {"mask": np.array(mask, copy=True)} if mask is not None else {}
-    kpm = getattr(layer, "key_padding_mask", None) if layer.kind == "multi_head_attention" else None
-    if kpm is not None:  # attention's padding mask (N, T), True = padded key, set on the layer before forward
-        fixed["key_padding_mask"] = np.array(kpm, copy=True)
-    return LayerSpec(name, layer.kind, config, params, buffers, fixed, bool(layer.training), children)
-
-
-def read_spec(model: Any, loss_fn: Any | None = None) -> NetSpec:
-    """Describe a manual_bp layer or ``Sequential`` (and loss) as a ``NetSpec``.
-
-    Read it before the forward whose running statistics are compared (buffers
-    are the state the forward starts from) and after the forward that drew any
-    Dropout mask (``crosscheck.compare`` does both).
-    """
-    layers = tuple(_layer_spec(layer, layer.name or str(i)) for i, layer in enumerate(leaves(model)))
-    dtypes = {p.dtype.name for layer in walk(layers) for p in layer.params.values()}
-    if len(dtypes) > 1:
-        raise TypeError(f"crosscheck: the model mixes parameter dtypes {sorted(dtypes)}")
-    loss = LossSpec(loss_fn.kind, dict(loss_fn.config())) if loss_fn is not None else None
-    return NetSpec(layers, loss, dtypes.pop() if dtypes else "")
 
 
 # ---------------------------------------------------------------- tensor names

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.compare import CaseResult
+from crosscheck.run.compare import CaseResult
 from crosscheck.spec import walk
 from crosscheck.tolerance import TensorCheck
 

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from crosscheck import torch_ref
-from crosscheck.optim_spec import OptimSpec, step_name
+from crosscheck.kinds.layouts import weight_from_torch
+from crosscheck.reference import torch_ref
+from crosscheck.reference.optim_spec import OptimSpec, step_name
 from crosscheck.spec import NetSpec
 
 
@@ -55,7 +56,7 @@ def named_parameters(spec: NetSpec, modules: list[nn.Module]) -> list[tuple[str,
 def _to_numpy(name: str, t: torch.Tensor) -> np.ndarray:
     """A parameter or state tensor in manual_bp's layout (weights transposed by torch_ref)."""
     if name.endswith(".W"):
-        return torch_ref._weight_from_torch(t)
+        return weight_from_torch(t)
     return t.detach().numpy().copy()
 
 

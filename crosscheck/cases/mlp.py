@@ -1,28 +1,6 @@
-"""Seeded random cases: ``case(i)`` rebuilds the same model, data and upstream gradients from ``i``.
-
-A case draws: 1-6 Linear layers, widths 1-64, batch 1-64 (1 and width 1 often),
-an activation (or none) after each Linear with random hyperparameters, a loss
-(softmax cross-entropy with integer labels or class probabilities, label
-smoothing, mean or sum; MSE; BCE with logits), and the dtype (even ids float64,
-odd ids float32). Hard inputs are planted on purpose:
-
-- ``kink``: a zero weight column and bias before ReLU/LeakyReLU/ELU, so that
-  unit's pre-activation is exactly 0 in every backend (derivative conventions);
-- ``ties``: a duplicated sample and two identical logit columns (never in a batch of two before a
-  training BatchNorm, which would then normalise nothing but rounding);
-- ``large``: logits of order 1e3 (float64 only: in float32 their absolute
-  rounding, 1e3 * eps32 = 1e-4, becomes relative error in the softmax). A
-  Softmax layer on such logits saturates: dx = p * (dout - <dout, p>) is then a
-  difference of nearly equal numbers, which ``crosscheck.scales`` accounts for;
-- ``tiny``: inputs of order 1e-8;
-- Softplus with small thresholds, so inputs land on both sides of it.
-
-Pre-activations *near* a kink (|z| < 1e-4 m in float32, 1e-9 m in float64, m
-the size of the terms summed into z) are redrawn: there two correct
-implementations may round to opposite sides and legitimately disagree by a
-whole derivative jump. Only the exact zeros that every backend computes exactly
-(all terms zero, m = 0, as the planted ones) sit on a kink (``crosscheck.kinks``).
-"""
+"""MLP cases: 1-6 Linear layers, widths and batch 1-64, any activation, norms, dropout, residual blocks,
+embedding and flatten front-ends, any loss; hard inputs planted on purpose (``kink``, ``ties``,
+``large``, ``tiny``) and inputs near a kink redrawn (``crosscheck.cases.hazards``). docs/cases.md."""
 
 from __future__ import annotations
 
@@ -32,93 +10,10 @@ from typing import Any
 import numpy as np
 
 import manual_bp as mbp
-from crosscheck.kinks import near_kink, plant_kinks
+from crosscheck.cases.common import ACTIVATIONS, INITS, LOSSES, Case, activation, loss_and_target, size
+from crosscheck.cases.hazards import hazards, plant_kinks
 
-_SALT = 0x6D62  # "mb": keeps case streams apart from other uses of small seeds
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "silu", "softplus", "gelu", "identity")
-LOSSES = ("softmax_cross_entropy", "mse", "bce_with_logits")
-INITS = ("torch", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")
-
-
-@dataclass
-class Case:
-    """A model, its loss, the data and the upstream gradients of one comparison."""
-
-    case_id: str
-    dtype: str
-    model: mbp.Sequential
-    loss_fn: mbp.Loss
-    x: np.ndarray
-    y: np.ndarray
-    dloss: float
-    dout: np.ndarray
-    tags: tuple[str, ...] = ()
-    replay: str = ""  # one line that rebuilds and reruns this case
-
-    @property
-    def description(self) -> str:
-        """e.g. ``float64 N=5 3->4 ReLU()->2 SoftmaxCrossEntropy(...) labels [kink]``."""
-        arch = [str(self.x.shape[-1]) if self.x.dtype.kind == "f" else f"idx{self.x.shape}"]
-        for layer in self.model:
-            if layer.kind == "linear":
-                arch.append(str(layer.out_features) + ("" if layer.bias else "(no bias)"))
-            else:
-                arch[-1] += f" {_short(layer)}"
-        mode = "" if self.model.training else " eval"
-        label = "labels" if self.y.dtype.kind in "iu" else "targets"
-        tags = f" [{','.join(self.tags)}]" if self.tags else ""
-        return f"{self.dtype}{mode} N={self.x.shape[0]} {'->'.join(arch)} {self.loss_fn!r} {label}{tags}"
-
-
-def _short(layer: mbp.Module) -> str:
-    """A one-line description: ``Residual(Linear(4->4) LayerNorm() ReLU())``, ``Dropout(p=0.5)``."""
-    if layer.kind == "residual":
-        return "Residual(" + " ".join(_short(child) for child in layer) + ")"
-    if layer.kind == "linear":
-        return f"Linear({layer.in_features}->{layer.out_features})"
-    if layer.kind in ("batch_norm", "layer_norm"):
-        return f"{type(layer).__name__}(affine={'gamma' in layer.params})"
-    if layer.kind == "embedding":
-        return f"Embedding({layer.num_embeddings}, {layer.embedding_dim})"
-    return repr(layer)
-
-
-
-def _size(rng: np.random.Generator, hi: int = 64) -> int:
-    """1 with probability 0.15, else log-uniform in [2, hi]."""
-    if rng.random() < 0.15:
-        return 1
-    return int(np.clip(np.round(np.exp(rng.uniform(np.log(2), np.log(hi)))), 2, hi))
-
-
-def _activation(rng: np.random.Generator, kinds: tuple[str, ...] = ACTIVATIONS) -> mbp.Module:
-    kind = kinds[rng.integers(len(kinds))]
-    if kind == "leaky_relu":
-        return mbp.LeakyReLU(float(rng.choice([0.01, 0.1, 0.3, -0.2])))
-    if kind == "elu":
-        return mbp.ELU(float(rng.choice([1.0, 0.5, 1.7])))
-    if kind == "softplus":
-        return mbp.Softplus(beta=float(rng.choice([1.0, 0.5, 2.0])), threshold=float(rng.choice([20.0, 1.0, 3.0])))
-    if kind == "gelu":
-        return mbp.GELU(str(rng.choice(["none", "tanh"])))
-    return mbp.Module.registry[kind]()
-
-
-def _loss_and_target(
-    rng: np.random.Generator, kind: str, labels: str, dtype: str, N: int, C: int
-) -> tuple[mbp.Loss, np.ndarray]:
-    reduction = "mean" if rng.random() < 0.7 else "sum"
-    if kind == "softmax_cross_entropy":
-        eps = 0.0 if rng.random() < 0.6 else float(rng.choice([0.05, 0.1, 0.3]))
-        loss = mbp.SoftmaxCrossEntropy(reduction, label_smoothing=eps)
-        if labels == "int":
-            return loss, rng.integers(0, C, N)
-        t = rng.dirichlet(np.full(C, 0.5), N) if rng.random() < 0.7 else np.eye(C)[rng.integers(0, C, N)]
-        return loss, t.astype(dtype)
-    if kind == "mse":
-        return mbp.MSE(reduction), rng.standard_normal((N, C)).astype(dtype)
-    t = rng.random((N, C)) if rng.random() < 0.6 else rng.integers(0, 2, (N, C)).astype(float)
-    return mbp.BCEWithLogits(reduction), t.astype(dtype)
+SALT = 0x6D62  # "mb": keeps case streams apart from other uses of small seeds
 
 
 @dataclass(frozen=True)
@@ -159,16 +54,16 @@ class Blueprint:
 
 def blueprint(case_id: int, dtype: str | None = None) -> Blueprint:
     """Draw the structure of case ``case_id`` (even ids float64, odd float32 unless ``dtype``)."""
-    rng = np.random.default_rng([_SALT, case_id])
+    rng = np.random.default_rng([SALT, case_id])
     dtype = dtype or ("float64" if case_id % 2 == 0 else "float32")
-    N, d_in = _size(rng), _size(rng)
+    N, d_in = size(rng), size(rng)
     loss = LOSSES[rng.integers(len(LOSSES))]
     if loss == "softmax_cross_entropy":
-        C = max(_size(rng), 2)  # at least two classes
+        C = max(size(rng), 2)  # at least two classes
     else:
-        C = 1 if rng.random() < 0.3 else _size(rng)  # one output unit is natural for MSE and BCE
+        C = 1 if rng.random() < 0.3 else size(rng)  # one output unit is natural for MSE and BCE
     depth = int(rng.integers(1, 7))
-    dims = (d_in, *(_size(rng) for _ in range(depth - 1)), C)
+    dims = (d_in, *(size(rng) for _ in range(depth - 1)), C)
     acts: list[str | None] = [str(rng.choice(ACTIVATIONS)) for _ in range(depth - 1)]
     acts.append(str(rng.choice((*ACTIVATIONS, "softmax", "log_softmax"))) if rng.random() < 0.3 else None)
     hard = [tag for tag, p in (("kink", 0.4), ("large", 0.15), ("ties", 0.15), ("tiny", 0.1)) if rng.random() < p]
@@ -194,7 +89,7 @@ def _extras(rng: np.random.Generator, bp: Blueprint) -> Blueprint:
         e = max(1, min(bp.dims[0], 16))
         dims = (T * e, *bp.dims[1:])
     if front.startswith("embedding"):
-        V = max(_size(rng, 16), 2)  # one row only would make every sample alike
+        V = max(size(rng, 16), 2)  # one row only would make every sample alike
     hidden = len(dims) - 2
     norms = tuple(str(rng.choice(NORMS)) if rng.random() < 0.5 else None for _ in range(hidden))
     drops = tuple(float(rng.choice(DROPOUT_P)) if rng.random() < 0.35 else None for _ in range(hidden))
@@ -240,13 +135,13 @@ def _layers(rng: np.random.Generator, bp: Blueprint, y: np.ndarray) -> tuple[lis
         if norm is not None:
             layers.append(_norm(rng, norm, d_out, bp.dtype))
         if act is not None:
-            layers.append(_activation(rng, (act,)))
+            layers.append(activation(rng, (act,)))
         if i < n - 1 and bp.dropouts and bp.dropouts[i] is not None:
             layers.append(mbp.Dropout(bp.dropouts[i], rng=int(rng.integers(2**31))))
         if i < n - 1 and bp.residual and bp.residual[i]:
             branch = [mbp.Linear(d_out, d_out, bool(rng.random() > 0.2), rng=rng, dtype=bp.dtype, init=init)]
             branch += [_norm(rng, norm, d_out, bp.dtype)] if norm is not None else []
-            branch += [_activation(rng, (act,))] if act is not None else []
+            branch += [activation(rng, (act,))] if act is not None else []
             layers.append(mbp.Residual(*branch))
     for layer in layers:
         layer.train(bp.train)
@@ -276,9 +171,9 @@ def build(bp: Blueprint, case_id: str | None = None) -> Case:
     themselves put one there (tiny inputs make every sample alike), the weights
     are redrawn too.
     """
-    rng = np.random.default_rng([_SALT, 1, bp.seed])
+    rng = np.random.default_rng([SALT, 1, bp.seed])
     N, C, dtype = bp.N, bp.dims[-1], bp.dtype
-    loss_fn, y = _loss_and_target(rng, bp.loss, bp.labels, dtype, N, C)
+    loss_fn, y = loss_and_target(rng, bp.loss, bp.labels, dtype, N, C)
     scale = 1e-8 if "tiny" in bp.hard else float(rng.choice([0.5, 1.0, 3.0]))
     for _ in range(50):
         layers, tags = _layers(rng, bp, y)
@@ -290,7 +185,7 @@ def build(bp: Blueprint, case_id: str | None = None) -> Case:
             x = _input(rng, bp, scale)
             if "ties" in tags:
                 x[1] = x[0]
-            if not near_kink(layers, x, dtype):
+            if not hazards(layers, x, dtype):
                 break
         else:
             continue
@@ -320,28 +215,8 @@ def _input(rng: np.random.Generator, bp: Blueprint, scale: float) -> np.ndarray:
     return (scale * rng.standard_normal(shape)).astype(bp.dtype)
 
 
-FAMILIES = {"mlp": 0.70, "cnn": 0.15, "transformer": 0.15}  # share of case ids
-
-
-def family(case_id: int) -> str:
-    """Which generator draws case ``case_id``: an MLP (this module; with norms, dropout, residual
-    blocks, embeddings), a CNN (``crosscheck.cases_cnn``) or a Transformer block
-    (``crosscheck.cases_attention``), in the shares of ``FAMILIES``."""
-    u = np.random.default_rng([_SALT, 2, case_id]).random()
-    return "cnn" if u < FAMILIES["cnn"] else "transformer" if u < FAMILIES["cnn"] + FAMILIES["transformer"] else "mlp"
-
-
-def case(case_id: int, dtype: str | None = None) -> Case:
-    """The case with this id; ``dtype`` overrides the drawn one (even ids float64, odd float32)."""
-    kind = family(case_id)
-    if kind == "cnn":
-        from crosscheck.cases_cnn import cnn_case  # these modules import this one
-
-        return cnn_case(case_id, dtype)
-    if kind == "transformer":
-        from crosscheck.cases_attention import attention_case
-
-        return attention_case(case_id, dtype)
+def mlp_case(case_id: int, dtype: str | None = None) -> Case:
+    """The MLP case with this id; ``dtype`` overrides the drawn one (even ids float64, odd float32)."""
     c = build(blueprint(case_id, dtype), str(case_id))
     c.replay = f"python -m crosscheck --case {case_id}" + (f" --dtype {dtype}" if dtype else "")
     return c
@@ -377,7 +252,7 @@ def seed_case(dtype: str = "float64", n: int = 64, seed: int = 0) -> Case:
     )
     X, y = mbp.data.two_moons(n, rng=rng)
     x = X.astype(dtype)
-    while near_kink(list(model), x, dtype):
+    while hazards(list(model), x, dtype):
         x = (X + 1e-3 * rng.standard_normal(X.shape)).astype(dtype)
     dout = rng.standard_normal((n, 2)).astype(dtype)
     return Case(f"seed-{dtype}", dtype, model, mbp.SoftmaxCrossEntropy(), x, y, 1.0, dout, ("seed",),

@@ -1,41 +1,25 @@
-"""Seeded random Transformer cases: ``attention_case(i)`` rebuilds the same model, data and gradients from ``i``.
-
-A case draws x (N, T, D) with N in 1..6, T in 1..8, heads in 1..4 and D = heads * (1..6); then one
-pre-LN Transformer block (``manual_bp.transformer_block``: LayerNorm, multi-head self-attention,
-LayerNorm, Linear, GELU, Linear, in two residual branches) or a bare ``MultiHeadSelfAttention``;
-then Flatten and a Linear head to C outputs, and a loss (as ``crosscheck.cases`` draws them). Every
-block has its own causal flag, bias flag, LayerNorm eps, GELU form and d_ff (1..2D). LayerNorm
-gammas (both signs) and betas and the attention's biases are random, not torch's 1 / 0, so that a
-wrong dgamma, dbeta or db cannot hide. ``sharp``: the query weights scaled by 3..6, so the softmax
-rows are peaked and its backward works on nearly saturated weights.
-
-Key padding (half the cases): a random boolean mask (N, T), True = padded key, set on every attention
-layer with ``manual_bp.set_key_padding_mask``. A query must keep a visible key (manual_bp refuses one
-without; the frameworks disagree there, see the README): without a causal layer, at least one key per
-sample is kept; with one, key 0 is always kept (query 0 sees only key 0).
-"""
+"""Transformer cases: ``attention_case(i)`` draws x (N, T, D), one pre-LN Transformer block
+(``manual_bp.transformer_block``) or a bare multi-head self-attention, then Flatten, a Linear and a
+loss; random causal and bias flags, LayerNorm eps, GELU form and d_ff, random LayerNorm gammas and
+attention biases, sharper queries (``sharp``) and key padding (``padding``). docs/cases.md."""
 
 from __future__ import annotations
 
 import numpy as np
 
 import manual_bp as mbp
-from crosscheck.cases import LOSSES, Case, _loss_and_target
+from crosscheck.cases.common import LOSSES, Case, describe, loss_and_target
 
-_SALT = 0x6174  # "at": keeps these streams apart from crosscheck.cases'
+_SALT = 0x6174  # "at": keeps these streams apart from the other families'
 
 
 def _short(layer: mbp.Module) -> str:
-    """A one-line description: ``Block(h=2 causal d_ff=7)``, ``MHA(h=3)``, ``Flatten``, ``Linear(12->3)``."""
+    """A Transformer block as ``Block(h=2 causal d_ff=7)``; any other layer by its kind's entry."""
     if layer.kind == "sequential":
         mha = next(m for m in layer.modules() if m.kind == "multi_head_attention")
         ff = next(m for m in layer.modules() if m.kind == "linear")
         return f"Block(h={mha.num_heads}{' causal' if mha.causal else ''} d_ff={ff.out_features})"
-    if layer.kind == "multi_head_attention":
-        return f"MHA(h={layer.num_heads}{' causal' if layer.causal else ''}{'' if layer.bias else ' no bias'})"
-    if layer.kind == "linear":
-        return f"Linear({layer.in_features}->{layer.out_features})"
-    return type(layer).__name__
+    return describe(layer)
 
 
 class AttentionCase(Case):
@@ -45,9 +29,7 @@ class AttentionCase(Case):
     def description(self) -> str:
         N, T, D = self.x.shape
         arch = " -> ".join(_short(layer) for layer in self.model)
-        label = "labels" if self.y.dtype.kind in "iu" else "targets"
-        tags = f" [{','.join(self.tags)}]" if self.tags else ""
-        return f"{self.dtype} x=({N}, {T}, {D}) {arch} {self.loss_fn!r} {label}{tags}"
+        return f"{self.dtype} x=({N}, {T}, {D}) {arch} {self.loss_fn!r} {self._labels}{self._tags}"
 
 
 def _padding(rng: np.random.Generator, N: int, T: int, causal: bool) -> np.ndarray:
@@ -109,7 +91,7 @@ def attention_case(case_id: int, dtype: str | None = None) -> Case:
         mbp.set_key_padding_mask(model, _padding(rng, N, T, any_causal))
         tags.append("padding")
     labels = "int" if rng.random() < 0.6 else "prob"
-    loss_fn, y = _loss_and_target(rng, loss, labels, dtype, N, C)
+    loss_fn, y = loss_and_target(rng, loss, labels, dtype, N, C)
     x = (float(rng.choice([0.5, 1.0, 3.0])) * rng.standard_normal((N, T, D))).astype(dtype)
     dout = rng.standard_normal((N, C)).astype(dtype)
     dloss = float(rng.uniform(0.5, 2.0))

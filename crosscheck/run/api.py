@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.compare import FRAMEWORKS, CaseResult, compare_case, preserved_state, reference
-from crosscheck.report import Report
+from crosscheck.reference import FRAMEWORKS, reference
+from crosscheck.run.compare import CaseResult, compare_case, preserved_state
+from crosscheck.run.report import Report
 
 
 def verify(
@@ -96,7 +97,8 @@ Task = tuple[Any, ...]
 
 def run_task(task: Task, frameworks: tuple[str, ...] = FRAMEWORKS) -> CaseResult:
     """Build and compare the case a task names."""
-    from crosscheck import cases, trajectory
+    from crosscheck import cases
+    from crosscheck.run import trajectory
 
     kind, *args = task
     if kind == "trajectory":

@@ -1,37 +1,12 @@
-"""The tolerance policy: how close two tensors must be, and why.
-
-For a tensor ``a`` (one backend) against ``b`` (another) we compute
+"""The bounds: how close two tensors must be (derivation: docs/tolerance.md).
 
     rel_norm = ||a - b||_2       / max(||b||_2,   S, tiny)
     rel_max  = max_i |a_i - b_i| / max(||b||_inf, S, tiny)
 
-and require both to be at most the bound of the case's dtype. ``rel_norm`` is
-the headline figure; ``rel_max`` catches a single wrong entry that a large
-tensor's norm would dilute. ``tiny`` is the dtype's smallest normal number.
-``S`` is the magnitude of the terms that formed the tensor (see
-``crosscheck.scales``): it only matters when cancellation leaves a tensor far
-smaller than those terms (a gradient that is exactly zero in exact arithmetic,
-a saturated tanh), where rounding differences are eps * S, not eps * ||b||.
-
-Float64 (the verification tier): ``1e-10``. A correct implementation in float64
-differs from another by rounding alone: about eps64 * sqrt(K) per reduction of
-length K (eps64 = 2.2e-16), summed over the layers. For the largest cases here
-(K = 64 rows or features, 13 layers and a loss) that is ~2e-14, so 1e-10 leaves
-a margin of several thousand for summation order and library kernels, while a
-wrong formula (a dropped 1/N, a transposed product, a wrong derivative) is off
-by 1e-3 to 1e0: eight orders of magnitude above the bound.
-
-Float32 (second tier): ``16 * eps32 * sqrt(K) * (L + 1)``, with eps32 = 1.19e-7,
-K the longest reduction in the case (batch rows for dW and db, features for a
-product, classes for a softmax; for a convolution its window C_in / groups * kH * kW
-and the N * H_out * W_out positions summed into dW and db) and L the number of
-layers, containers and their children counted (+1 for the loss).
-Each layer adds a rounding error of about eps32 * sqrt(K) (the random-walk
-estimate for a sum of K terms); errors add along the L layers; the factor 16
-covers the conditioning of activations at initialisation scale and the gap
-between the random-walk estimate and unlucky sums. For the seed network with a
-batch of 64 it is 6e-5; over the float32 cases of the default sweep the median is
-about 1e-4 and the largest 7e-4 (an MLP whose residual blocks count 29 layers).
+both at most the case's bound: ``1e-10`` in float64 (the verification tier), and
+``16 eps32 sqrt(K) (L + 1)`` in float32, K the longest reduction in the case and L the
+number of layers, containers and their children counted. S is the size of the terms that
+formed the tensor (``crosscheck.tolerance.scales``); tiny, the dtype's smallest normal.
 """
 
 from __future__ import annotations

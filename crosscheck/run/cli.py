@@ -7,10 +7,10 @@ import os
 import sys
 import time
 
-from crosscheck.api import ProgressBar, Task, WorkerDied, run_tasks
-from crosscheck.compare import FRAMEWORKS
-from crosscheck.report import Report
-from crosscheck.trajectory import trajectory_ids
+from crosscheck.run.api import ProgressBar, Task, WorkerDied, run_tasks
+from crosscheck.reference import FRAMEWORKS
+from crosscheck.run.report import Report
+from crosscheck.run.trajectory import trajectory_ids
 
 SEED_BLOCK = 1_000_000  # --seed S runs case ids S * 10^6, S * 10^6 + 1, ...
 

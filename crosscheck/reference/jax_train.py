@@ -26,8 +26,8 @@ import jax
 import numpy as np
 import optax
 
-from crosscheck import jax_ref  # switches on jax_enable_x64 and the highest matmul precision
-from crosscheck.optim_spec import OptimSpec, step_name
+from crosscheck.reference import jax_ref  # switches on jax_enable_x64 and the highest matmul precision
+from crosscheck.reference.optim_spec import OptimSpec, step_name
 from crosscheck.spec import NetSpec
 
 

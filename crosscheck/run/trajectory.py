@@ -62,9 +62,11 @@ import numpy as np
 
 import manual_bp as mbp
 from crosscheck import tolerance
-from crosscheck.compare import FRAMEWORKS, CaseResult, Comparison, check_named, reduction_length, reference
-from crosscheck.optim_spec import ALL_STATE_FIELDS, read_optimizer, step_name, trajectory_names
-from crosscheck.spec import read_spec
+from crosscheck.reference import FRAMEWORKS, reference
+from crosscheck.run.compare import CaseResult, Comparison, check_named
+from crosscheck.tolerance import reduction_length
+from crosscheck.reference.optim_spec import ALL_STATE_FIELDS, read_optimizer, step_name, trajectory_names
+from crosscheck.reference.read import read_spec
 
 DEFAULT_STEPS = 20
 TRAJECTORY_SAFETY = 2.0
@@ -83,7 +85,7 @@ def bound(dtype: str, reduction_length: int, n_layers: int, step: int) -> float:
 def train_reference(framework: str) -> Any:
     """``crosscheck.torch_train`` or ``crosscheck.jax_train``; ImportError (with an install hint) if missing."""
     reference(framework)  # the framework itself first: compare's clear ImportError
-    return importlib.import_module(f"crosscheck.{framework}_train")
+    return importlib.import_module(f"crosscheck.reference.{framework}_train")
 
 
 @dataclass

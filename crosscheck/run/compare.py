@@ -11,7 +11,6 @@ an all-ones upstream gradient hides wrong transposes and sums.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,25 +19,12 @@ from typing import Any
 import numpy as np
 
 from crosscheck import tolerance
-from crosscheck.scales import scales
-from crosscheck.spec import NetSpec, read_spec, tensor_names, walk, window_count
+from crosscheck.reference import FRAMEWORKS, reference
+from crosscheck.reference.read import read_spec
+from crosscheck.spec import NetSpec, tensor_names, walk
+from crosscheck.tolerance import reduction_length, scales
 
-FRAMEWORKS = ("torch", "jax")
 MODES = ("loss", "vjp")
-
-
-def reference(framework: str) -> Any:
-    """The reference module for ``framework`` ("torch" or "jax"), imported on first use."""
-    if framework not in FRAMEWORKS:
-        raise ValueError(f"crosscheck: unknown framework {framework!r}; choose from {FRAMEWORKS}")
-    try:
-        return importlib.import_module(f"crosscheck.{framework}_ref")
-    except ImportError as err:
-        extra = "torch" if framework == "torch" else "jax"
-        raise ImportError(
-            f"crosscheck: the {framework} reference needs {err.name!r}; "
-            f"install it with `pip install manual-bp[{extra}]`"
-        ) from err
 
 
 def _recorded(model: Any) -> list[tuple[str, Any]]:
@@ -102,7 +88,7 @@ def preserved_state(model: Any) -> Iterator[None]:
     """Restore running statistics and Dropout masks (and their ``frozen`` flags) on exit."""
     mods = _modules(model)
     buffers = [(v, v.copy()) for m in mods if not hasattr(m, "layers") for v in m.buffers.values()]
-    masks = [(m, m.mask, m.frozen) for m in mods if m.kind == "dropout"]
+    masks = [(m, m.mask, m.frozen) for m in mods if hasattr(m, "frozen")]  # layers that draw a mask
     try:
         yield
     finally:
@@ -132,7 +118,7 @@ def run_manual_both(
             for v, old in start:  # rewind the running statistics
                 np.copyto(v, old)
             for m in mods:
-                if m.kind == "dropout":
+                if hasattr(m, "frozen"):
                     m.frozen = True  # later forwards reuse the mask just drawn
         spec = read_spec(model, loss_fn)
     return spec, runs
@@ -146,7 +132,7 @@ def compare_running_buffers(
     (``step<k>/<layer>.running_mean``). manual_bp's model is left as it was."""
     refs = {fw: reference(fw) for fw in frameworks}
     spec = read_spec(model)
-    mods = [m for m in _modules(model) if m.kind == "batch_norm"]
+    mods = [m for m in _modules(model) if not hasattr(m, "layers") and m.buffers]
     with preserved_state(model):
         mine = []
         for x in xs:
@@ -162,31 +148,6 @@ def compare_running_buffers(
             checks += [tolerance.check(f"step{k}/{n} [{fw}]", a[n], b[n], bound, s_x * s_x if "var" in n else s_x)
                        for n in a]
     return checks
-
-
-def reduction_length(spec: NetSpec, x: np.ndarray) -> int:
-    """The longest sum in the case: rows summed into dW/db or a batch statistic, features, classes, and for
-    a convolution its window C_in / groups * kH * kW and the N * H_out * W_out positions summed into dW, db."""
-    rows = int(np.prod(x.shape[:-1])) if np.asarray(x).dtype.kind == "f" else int(np.size(x))
-    widths = [x.shape[-1]]
-    image = tuple(x.shape) if x.ndim == 4 else None  # (N, C, H, W) while the layers are convolutions or pools
-    for layer in walk(spec.layers):
-        c = layer.config
-        if layer.kind == "linear":
-            widths += [c["in_features"], c["out_features"]]
-        elif layer.kind in ("layer_norm", "batch_norm", "embedding"):
-            widths += [c.get("normalized_shape") or c.get("num_features") or c["embedding_dim"]]
-        elif layer.kind in ("conv2d", "max_pool2d", "avg_pool2d") and image is not None:
-            N, C, H, W = image
-            k, s, p, d = c["kernel_size"], c["stride"], c["padding"], c.get("dilation", (1, 1))
-            Ho, Wo = (window_count(size, k[i], s[i], p[i], d[i]) for i, size in enumerate((H, W)))
-            C_out = c["out_channels"] if layer.kind == "conv2d" else C
-            if layer.kind == "conv2d":
-                widths += [c["in_channels"] // c["groups"] * k[0] * k[1], N * Ho * Wo]
-            image = (N, C_out, Ho, Wo)
-        elif layer.kind == "flatten":
-            image = None
-    return max(rows, *widths)
 
 
 @dataclass

@@ -1,0 +1,15 @@
+"""The kind registry: one entry per layer kind and per loss kind (``Kind``, ``LossKind``).
+
+``lookup(kind)`` gives a layer kind's entry, ``loss_kind(kind)`` a loss's. One module per family
+registers its entries here; ``register`` adds a user's own. See docs/adding-a-layer.md.
+"""
+
+from __future__ import annotations
+
+from crosscheck.kinds import activations, attention, containers, conv, dense, losses, norms
+from crosscheck.kinds.entry import LOSSES, REGISTRY, Kind, LossKind, loss_kind, lookup, register
+
+for _family in (dense, activations, norms, conv, attention, containers, losses):
+    register(*_family.KINDS)
+
+__all__ = ["LOSSES", "REGISTRY", "Kind", "LossKind", "loss_kind", "lookup", "register"]
