@@ -1,14 +1,10 @@
-"""Layers: thin classes over the pairs in ``manual_bp.functional``.
+"""Linear, Dropout, Embedding and Flatten: their pairs, then the layers over them; and every layer in one namespace.
 
-A layer validates its input, calls the forward pair, keeps the cache, and in
-``backward`` hands the cache to the backward pair and stores the parameter
-gradients in ``self.grads`` (overwritten, never accumulated). The math is not
-repeated here. Hyperparameters are plain attributes, listed by ``config()``.
-
-This module holds ``Linear``, ``Dropout``, ``Embedding`` and ``Flatten``, and
-gathers every layer in one namespace: the base class is in ``manual_bp.module``,
-the activations in ``manual_bp.activations``, the normalisations in
-``manual_bp.norm``.
+The base class is in ``manual_bp.module``, the activations in
+``manual_bp.activations``, the normalisations in ``manual_bp.norm``; all are
+re-exported here. A layer validates its input, calls its forward pair, keeps
+the cache, and in ``backward`` hands the cache to the backward pair and stores
+the parameter gradients in ``self.grads`` (overwritten, never accumulated).
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from manual_bp import functional as F
 from manual_bp._checks import (
     check_dtype_arg,
     check_features,
@@ -44,10 +39,107 @@ from manual_bp.init import as_generator, get_initializer, standard_normal
 from manual_bp.module import Module
 from manual_bp.norm import BatchNorm1d, LayerNorm
 
+Cache = Any
+
 __all__ = [
     "ELU", "GELU", "BatchNorm1d", "Dropout", "Embedding", "Flatten", "Identity", "LayerNorm", "LeakyReLU",
     "Linear", "LogSoftmax", "Module", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
 ]
+
+# ---------------------------------------------------------------- Linear
+
+
+def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, Cache]:
+    """out = x @ W + b.
+
+    x: (N, *, D), W: (D, M), b: (M,) or None  ->  out: (N, *, M).
+    The weight layout is (in, out), the transpose of torch's ``nn.Linear.weight``.
+    """
+    out = x @ W  # (N, *, M)
+    if b is not None:
+        out += b  # broadcast over the leading axes; ``out`` is fresh, x is untouched
+    return out, (x, W, b is not None)
+
+
+def linear_backward(
+    dout: np.ndarray, cache: Cache, need_dx: bool = True, dW_out: np.ndarray | None = None
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """dx = dout @ W.T,  dW = x^T dout (summed over N and *),  db = sum of dout over N and *.
+
+    dout: (N, *, M)  ->  dx: (N, *, D), dW: (D, M), db: (M,) or None.
+    ``need_dx=False`` returns dx = None and skips its product (the first layer in training).
+    ``dW_out``: a C-contiguous (D, M) array of W's dtype to write dW into (else a new one).
+    """
+    x, W, has_bias = cache
+    D, M = W.shape
+    dx = dout @ W.T if need_dx else None  # (N, *, D)
+    x2 = x.reshape(-1, D)  # (N*, D)
+    dout2 = dout.reshape(-1, M)  # (N*, M)
+    dW = np.matmul(x2.T, dout2, out=dW_out)  # (D, M)
+    db = dout2.sum(axis=0) if has_bias else None  # (M,)
+    return dx, dW, db
+
+
+# ---------------------------------------------------------------- dropout, embedding, reshaping
+
+
+def dropout_forward(x: np.ndarray, keep: np.ndarray | None, p: float) -> tuple[np.ndarray, Cache]:
+    """Inverted dropout: out = x * keep / (1 - p), as torch's ``F.dropout`` in training mode.
+
+    ``keep`` is a boolean mask of x's shape (True: the entry is kept), drawn by the
+    caller (``layers.Dropout`` draws it from its explicit generator with P(keep) = 1 - p);
+    ``keep=None`` is evaluation mode: out = x (a copy). 0 <= p < 1.
+    x: (N, *)  ->  out: (N, *). Cache: (keep, 1 / (1 - p)).
+    """
+    if keep is None:
+        return x.copy(), (None, 1.0)
+    scale = 1.0 / (1.0 - p)
+    return x * (keep * scale).astype(x.dtype, copy=False), (keep, scale)
+
+
+def dropout_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout * keep / (1 - p)  (eval mode: dx = dout)."""
+    keep, scale = cache
+    if keep is None:
+        return dout.copy()
+    return dout * (keep * scale).astype(dout.dtype, copy=False)
+
+
+def embedding_forward(idx: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = W[idx]: row idx of the table for every index.
+
+    idx: (N, *) integers in [0, V), W: (V, D)  ->  out: (N, *, D). Cache: (idx, V).
+    The table layout (num_embeddings, embedding_dim) is torch's ``nn.Embedding.weight``.
+    """
+    return W[idx], (idx, W.shape[0])
+
+
+def embedding_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dW[v] = sum of dout over every position where idx == v (np.add.at: repeated
+    indices accumulate; a plain ``dW[idx] = dout`` would keep only the last).
+
+    dout: (N, *, D)  ->  dW: (V, D). There is no gradient with respect to the integer indices.
+    """
+    idx, V = cache
+    dW = np.zeros((V, dout.shape[-1]), dtype=dout.dtype)  # (V, D)
+    np.add.at(dW, idx.reshape(-1), dout.reshape(-1, dout.shape[-1]))
+    return dW
+
+
+def flatten_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = x reshaped to (N, prod of the other axes), as torch's ``nn.Flatten()`` (a copy).
+
+    x: (N, d1, ..., dk)  ->  out: (N, d1 * ... * dk). Cache: x.shape.
+    """
+    return x.reshape(x.shape[0], -1).copy(), x.shape
+
+
+def flatten_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout reshaped back to x's shape.  dout: (N, d1 * ... * dk)  ->  dx: (N, d1, ..., dk)."""
+    return dout.reshape(cache).copy()
+
+
+# ---------------------------------------------------------------- layers
 
 
 class Linear(Module):
@@ -107,11 +199,11 @@ class Linear(Module):
         return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
-        return F.linear_forward(x, self.params["W"], self.params.get("b"))
+        return linear_forward(x, self.params["W"], self.params.get("b"))
 
     def _backward(self, dout: np.ndarray, cache: Any, need_dx: bool = True) -> np.ndarray | None:
         W = self.params["W"]
-        dx, dW, db = F.linear_backward(dout, cache, need_dx, dW_out=self._grad_storage("W", like=W))
+        dx, dW, db = linear_backward(dout, cache, need_dx, dW_out=self._grad_storage("W", like=W))
         self.grads["W"] = dW
         if db is not None:
             self.grads["b"] = db
@@ -147,7 +239,7 @@ class Dropout(Module):
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         if not self.training:
-            return F.dropout_forward(x, None, self.p)
+            return dropout_forward(x, None, self.p)
         if self.frozen:
             if self.mask is None or self.mask.shape != x.shape:
                 got = None if self.mask is None else self.mask.shape
@@ -156,10 +248,10 @@ class Dropout(Module):
             self.mask = np.ones(x.shape, dtype=bool)
         else:
             self.mask = self.rng.random(x.shape) >= self.p  # P(keep) = 1 - p
-        return F.dropout_forward(x, self.mask, self.p)
+        return dropout_forward(x, self.mask, self.p)
 
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        return F.dropout_backward(dout, cache)
+        return dropout_backward(dout, cache)
 
 
 class Embedding(Module):
@@ -205,10 +297,10 @@ class Embedding(Module):
         return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
-        return F.embedding_forward(x, self.params["W"])
+        return embedding_forward(x, self.params["W"])
 
     def _backward(self, dout: np.ndarray, cache: Any) -> None:  # type: ignore[override]
-        self.grads["W"] = F.embedding_backward(dout, cache)
+        self.grads["W"] = embedding_backward(dout, cache)
         return None
 
 
@@ -219,7 +311,7 @@ class Flatten(Module):
     min_ndim = 2
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
-        return F.flatten_forward(x)
+        return flatten_forward(x)
 
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        return F.flatten_backward(dout, cache)
+        return flatten_backward(dout, cache)

@@ -20,12 +20,12 @@ from manual_bp._checks import (
     check_nonempty,
     check_shape,
 )
-from manual_bp.functional import _sigmoid, log_softmax_forward
+from manual_bp.activations import _sigmoid, log_softmax_forward
 
 Cache = Any
 _REDUCTIONS = ("mean", "sum")
 
-# ---------------------------------------------------------------- functional pairs
+# ---------------------------------------------------------------- pairs
 
 
 def softmax_cross_entropy_forward(

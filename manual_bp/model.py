@@ -1,4 +1,4 @@
-"""``Sequential``: a chain of layers with named parameters, gradients and state."""
+"""``Sequential``: a chain of layers with named parameters, gradients and state; ``Residual`` and its pair."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from manual_bp import functional as F
 from manual_bp._checks import StateError, check_dout, check_like
 from manual_bp.module import Module
+
+Cache = Any
 
 
 class Sequential(Module):
@@ -133,6 +134,16 @@ class Sequential(Module):
             np.copyto(v, state[k])
 
 
+def residual_forward(x: np.ndarray, fx: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """out = x + f(x), f a sub-network evaluated by the caller.  x, fx: (N, *)  ->  out: (N, *)."""
+    return x + fx, None
+
+
+def residual_backward(dout: np.ndarray, dx_branch: np.ndarray) -> np.ndarray:
+    """dx = dout (the skip path) + dx_branch (dout pulled back through f by the caller)."""
+    return dout + dx_branch
+
+
 class Residual(Sequential):
     """y = x + f(x), f the sub-sequence of ``layers``; f must keep the shape of x.
 
@@ -152,7 +163,7 @@ class Residual(Sequential):
                 f"{self.where}: the branch maps input {x.shape} {x.dtype} to {fx.shape} {fx.dtype}; "
                 f"y = x + f(x) needs f to keep the shape and dtype (e.g. Linear(D, D))"
             )
-        out, _ = F.residual_forward(x, fx)
+        out, _ = residual_forward(x, fx)
         self._out = (out.shape, out.dtype)
         return out
 
@@ -161,7 +172,7 @@ class Residual(Sequential):
         if self._out is None:
             raise StateError(f"{self.where}: backward() called before forward()")
         check_dout(dout, *self._out, self.where)
-        return F.residual_backward(dout, super().backward(dout))
+        return residual_backward(dout, super().backward(dout))
 
     def __repr__(self) -> str:
         return "Residual(" + ", ".join(repr(layer) for layer in self.layers) + ")"

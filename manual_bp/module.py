@@ -4,53 +4,19 @@ A layer validates its input, calls its forward pair, keeps the cache, and in
 ``backward`` hands the cache to the backward pair and stores the parameter
 gradients in ``self.grads`` (overwritten, never accumulated). Subclasses
 provide ``_forward(x) -> (out, cache)`` and ``_backward(dout, cache) -> dx``;
-the checks and the bookkeeping live here once.
-
-Gradient storage. A new gradient may be written into the array that held the
-same gradient after the last ``backward``, but only when nothing outside the
-layer refers to that array any more (no variable, view, dict or optimiser
-holds it), so that no one can see it change. A gradient you kept is never
-touched: the new one then goes to a fresh array. Why: a fresh array of tens of
-MB is fresh memory that the kernel zeroes page by page on the first write
-(20-30 ms of a 850 ms float64 step for the 4096 x 4096 dW of
-``benchmarks``' large MLP); arrays under ``REUSE_MIN_BYTES`` are always new,
-as their memory is recycled by malloc anyway. NumPy applies the same rule when
-it reuses an operand no one else holds as the output of an expression
-(temporary elision).
+the checks and the bookkeeping live here once. The speed devices it calls
+(gradient storage, C-order operands) are in ``manual_bp.fast``.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 
+from manual_bp import fast
 from manual_bp._checks import StateError, check_dout, check_float_array, check_min_ndim, check_nonempty
-
-
-def _pop_with_refcount(store: dict[str, np.ndarray], name: str) -> tuple[np.ndarray | None, int]:
-    a = store.pop(name, None)
-    return a, sys.getrefcount(a)
-
-
-REUSE_MIN_BYTES = 1 << 20  # smaller arrays come from malloc's pool, whose pages are mapped already
-
-# the count of an array that only ``store`` held, measured through the same code (it varies across CPython versions)
-_, _ALONE = _pop_with_refcount({"a": np.empty(0)}, "a")
-
-
-def take_unshared(
-    store: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dtype: np.dtype
-) -> np.ndarray | None:
-    """Pop ``store[name]`` and return it if nothing else refers to it and it can hold a
-    C-contiguous ``shape``/``dtype`` result; else None (the caller allocates)."""
-    a, refs = _pop_with_refcount(store, name)
-    if a is None or refs > _ALONE:
-        return None
-    fits = a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
-    return a if fits and a.flags.owndata and a.flags.writeable else None
 
 
 class Module:
@@ -64,10 +30,7 @@ class Module:
 
     kind: ClassVar[str] = ""
     reusable_grads: ClassVar[tuple[str, ...]] = ()  # gradients the layer writes through _grad_storage
-    # True: x and dout are copied to C order before the layer's products (a no-op for a contiguous
-    # array). NumPy < 2.3 multiplies strided operands without BLAS, in another summation order, so
-    # this keeps every layout of the same values at the contiguous input's bits on every NumPy.
-    contiguous: ClassVar[bool] = False
+    contiguous: ClassVar[bool] = False  # True: x and dout go to the products in C order (fast.operand)
     min_ndim: ClassVar[int] = 0
     registry: ClassVar[dict[str, type[Module]]] = {}
 
@@ -138,9 +101,7 @@ class Module:
         instead of returning the gradient of an earlier call.
         """
         self._cache, self._out = None, None
-        x = self._check_input(x)
-        if self.contiguous:
-            x = np.ascontiguousarray(x)
+        x = fast.operand(self._check_input(x), self.contiguous)
         out, self._cache = self._forward(x)
         self._out = (out.shape, out.dtype)
         return out
@@ -154,13 +115,9 @@ class Module:
         if self._out is None:
             raise StateError(f"{self.where}: backward() called before forward()")
         check_dout(dout, *self._out, self.where)
-        if self.contiguous:
-            dout = np.ascontiguousarray(dout)
-        if self._grads:  # keep what _grad_storage may reuse; free the rest before the new ones exist
-            grads = self._grads  # (no local name may hold a gradient: it would count as a holder)
-            self._spare = {k: grads[k] for k in self.reusable_grads
-                           if k in grads and grads[k].nbytes >= REUSE_MIN_BYTES}
-            self._grads.clear()
+        dout = fast.operand(dout, self.contiguous)
+        if self._grads:  # the last gradients: storage for the new ones, or freed now (fast.set_aside)
+            self._spare = fast.set_aside(self._grads, self.reusable_grads)
         dx = self._backward(dout, self._cache) if input_grad else self._param_backward(dout, self._cache)
         if self._spare:
             self._spare = {}  # what was not reused is freed here, before the next layer allocates
@@ -169,11 +126,11 @@ class Module:
     def _grad_storage(self, name: str, like: np.ndarray) -> np.ndarray | None:
         """The last backward's gradient ``name`` to write the new one (shaped like ``like``) into, or None.
 
-        Only a gradient named in ``reusable_grads``, of at least ``REUSE_MIN_BYTES``,
-        that nothing outside this layer refers to is returned (module docstring:
+        Only a gradient named in ``reusable_grads``, of at least ``fast.REUSE_MIN_BYTES``,
+        that nothing outside this layer refers to is returned (``manual_bp.fast``:
         gradient storage); pass it as ``out=``. None: let the product allocate.
         """
-        return take_unshared(self._spare, name, like.shape, like.dtype) if self._spare else None
+        return fast.take_unshared(self._spare, name, like.shape, like.dtype) if self._spare else None
 
     def _param_backward(self, dout: np.ndarray, cache: Any) -> np.ndarray | None:
         """The parameter gradients only; layers that can save work by skipping dx override this."""

@@ -1,4 +1,4 @@
-"""Normalisation layers, LayerNorm and BatchNorm1d: thin classes over the pairs in ``manual_bp.functional``."""
+"""Normalisation: the LayerNorm and BatchNorm1d pairs, then the layers over them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from manual_bp import functional as F
 from manual_bp._checks import (
     check_dtype_arg,
     check_features,
@@ -18,6 +17,145 @@ from manual_bp._checks import (
 )
 from manual_bp.init import constant
 from manual_bp.module import Module
+
+Cache = Any
+
+# ---------------------------------------------------------------- normalisation
+
+
+def layer_norm_forward(
+    x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None, eps: float = 1e-5
+) -> tuple[np.ndarray, Cache]:
+    """Layer normalisation over the last axis, as torch's ``nn.LayerNorm(D)``.
+
+    mu = mean_d x,  var = mean_d (x - mu)^2 (biased),  rstd = 1 / sqrt(var + eps),
+    xhat = (x - mu) * rstd,  out = xhat * gamma + beta (gamma, beta: None without affine).
+
+    x: (N, *, D), gamma, beta: (D,)  ->  out: (N, *, D). Cache: (xhat, rstd, gamma, has_beta).
+    """
+    mu = x.mean(axis=-1, keepdims=True)  # (N, *, 1)
+    xc = x - mu  # (N, *, D)
+    var = (xc * xc).mean(axis=-1, keepdims=True)  # (N, *, 1), biased: divides by D
+    rstd = 1.0 / np.sqrt(var + eps)  # (N, *, 1)
+    xhat = xc * rstd  # (N, *, D)
+    out = xhat * gamma if gamma is not None else xhat.copy()
+    if beta is not None:
+        out += beta
+    return out, (xhat, rstd, gamma, beta is not None)
+
+
+def layer_norm_backward(
+    dout: np.ndarray, cache: Cache
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """dxhat = dout * gamma,
+    dx = rstd * (dxhat - mean_d dxhat - xhat * mean_d(dxhat * xhat)),
+    dgamma = sum over N, * of dout * xhat,  dbeta = sum over N, * of dout.
+
+    The three terms of dx come from xhat's direct path, mu and var (the same
+    derivation as ``batch_norm_backward``, along the last axis instead of the batch).
+    dout: (N, *, D)  ->  dx: (N, *, D), dgamma, dbeta: (D,) or None.
+    """
+    xhat, rstd, gamma, has_beta = cache
+    D = xhat.shape[-1]
+    dxhat = dout * gamma if gamma is not None else dout  # (N, *, D)
+    mean_dxhat = dxhat.mean(axis=-1, keepdims=True)  # (N, *, 1)
+    mean_dxhat_xhat = (dxhat * xhat).mean(axis=-1, keepdims=True)  # (N, *, 1)
+    dx = rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)  # (N, *, D)
+    dgamma = (dout * xhat).reshape(-1, D).sum(axis=0) if gamma is not None else None  # (D,)
+    dbeta = dout.reshape(-1, D).sum(axis=0) if has_beta else None  # (D,)
+    return dx, dgamma, dbeta
+
+
+def batch_norm_forward(
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, Cache, tuple[np.ndarray, np.ndarray]]:
+    """Batch normalisation over the batch axis, as torch's ``nn.BatchNorm1d(D)`` on (N, D).
+
+    Training (batch statistics; numbered lines are undone by ``batch_norm_backward``)::
+
+        (1) mu   = mean_n x                       (D,)
+        (2) xc   = x - mu                         (N, D)
+        (3) var  = mean_n xc^2                    (D,)   biased (/ N): used to normalise
+        (4) rstd = 1 / sqrt(var + eps)            (D,)
+        (5) xhat = xc * rstd                      (N, D)
+        (6) out  = xhat * gamma + beta            (N, D)
+
+        running_mean' = (1 - momentum) * running_mean + momentum * mu
+        running_var'  = (1 - momentum) * running_var  + momentum * var * N / (N - 1)   (unbiased)
+
+    Evaluation: xhat = (x - running_mean) / sqrt(running_var + eps); the running
+    statistics are returned unchanged. Nothing is updated in place: the caller
+    stores the returned statistics. Training needs N >= 2 (one sample has no
+    variance; torch raises too).
+
+    x: (N, D), gamma, beta: (D,) or None, running_mean, running_var: (D,)
+    ->  out: (N, D), cache, (running_mean', running_var').
+    """
+    if not training:
+        rstd = 1.0 / np.sqrt(running_var + eps)  # (D,)
+        xhat = (x - running_mean) * rstd  # (N, D)
+        out = xhat * gamma if gamma is not None else xhat.copy()
+        if beta is not None:
+            out += beta
+        return out, (False, xhat, None, rstd, gamma, beta is not None), (running_mean, running_var)
+    N = x.shape[0]
+    mu = x.mean(axis=0)  # (1) (D,)
+    xc = x - mu  # (2) (N, D)
+    var = (xc * xc).mean(axis=0)  # (3) (D,)
+    rstd = 1.0 / np.sqrt(var + eps)  # (4) (D,)
+    xhat = xc * rstd  # (5) (N, D)
+    out = xhat * gamma if gamma is not None else xhat.copy()  # (6)
+    if beta is not None:
+        out += beta
+    new_mean = (1.0 - momentum) * running_mean + momentum * mu
+    new_var = (1.0 - momentum) * running_var + momentum * (var * (N / (N - 1.0)))
+    return out, (True, xhat, xc, rstd, gamma, beta is not None), (new_mean, new_var)
+
+
+def batch_norm_backward(
+    dout: np.ndarray, cache: Cache
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Backward of ``batch_norm_forward``, one step per forward line, last line first.
+
+    Training::
+
+        dbeta  = sum_n dout                       (D,)    undoes (6), the + beta
+        dgamma = sum_n dout * xhat                (D,)    undoes (6), the * gamma
+        dxhat  = dout * gamma                     (N, D)  undoes (6), path to xhat
+        drstd  = sum_n dxhat * xc                 (D,)    undoes (5), path to rstd
+        dxc    = dxhat * rstd                     (N, D)  undoes (5), path to xc
+        dvar   = -0.5 * rstd^3 * drstd            (D,)    undoes (4)
+        dxc   += 2 * xc * dvar / N                (N, D)  undoes (3)
+        dmu    = -sum_n dxc                       (D,)    undoes (2), path to mu
+        dx     = dxc + dmu / N                    (N, D)  undoes (2) and (1)
+
+    Evaluation (the statistics are constants): dx = dout * gamma * rstd.
+    dout: (N, D)  ->  dx: (N, D), dgamma, dbeta: (D,) or None.
+    """
+    training, xhat, xc, rstd, gamma, has_beta = cache
+    dbeta = dout.sum(axis=0) if has_beta else None  # (D,)
+    dgamma = (dout * xhat).sum(axis=0) if gamma is not None else None  # (D,)
+    dxhat = dout * gamma if gamma is not None else dout  # (N, D)
+    if not training:
+        return dxhat * rstd, dgamma, dbeta
+    N = dout.shape[0]
+    drstd = (dxhat * xc).sum(axis=0)  # (D,)
+    dxc = dxhat * rstd  # (N, D)
+    dvar = -0.5 * rstd * rstd * rstd * drstd  # (D,)
+    dxc += (2.0 / N) * xc * dvar  # (N, D)
+    dmu = -dxc.sum(axis=0)  # (D,)
+    dx = dxc + dmu / N  # (N, D)
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------- layers
 
 
 def _check_last_dim(x: np.ndarray, D: int, where: str, layout: str) -> None:
@@ -76,10 +214,10 @@ class LayerNorm(_Norm):
         return self._check_norm_input(x, self.normalized_shape, 1, f"(..., {self.normalized_shape})")
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
-        return F.layer_norm_forward(x, self.params.get("gamma"), self.params.get("beta"), self.eps)
+        return layer_norm_forward(x, self.params.get("gamma"), self.params.get("beta"), self.eps)
 
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        dx, dgamma, dbeta = F.layer_norm_backward(dout, cache)
+        dx, dgamma, dbeta = layer_norm_backward(dout, cache)
         self._store_grads(dgamma, dbeta)
         return dx
 
@@ -127,7 +265,7 @@ class BatchNorm1d(_Norm):
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         b = self.buffers
-        out, cache, (mean, var) = F.batch_norm_forward(
+        out, cache, (mean, var) = batch_norm_forward(
             x, self.params.get("gamma"), self.params.get("beta"), b["running_mean"], b["running_var"],
             self.training, self.momentum, self.eps,
         )
@@ -137,6 +275,6 @@ class BatchNorm1d(_Norm):
         return out, cache
 
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        dx, dgamma, dbeta = F.batch_norm_backward(dout, cache)
+        dx, dgamma, dbeta = batch_norm_backward(dout, cache)
         self._store_grads(dgamma, dbeta)
         return dx

@@ -7,10 +7,10 @@ Each optimiser defines two methods for a single parameter array ``p``:
 
 ``Optimizer.step`` maps ``update`` over the named parameters (``"0.W"``,
 ``"0.b"``, ...), so the model's arrays stay the same objects. A large array is
-updated in blocks of ``BLOCK_BYTES`` (views of it and of its state), which
-gives the same numbers because every rule is elementwise; so ``update`` changes
-the state arrays in place and returns new arrays only for fields that were None. State is plain
-and inspectable: ``opt.state["0.W"].exp_avg``; ``opt.step_count`` is t, the
+updated block by block (``manual_bp.fast.update_in_blocks``: the same numbers,
+as every rule is elementwise), so ``update`` changes the state arrays in place
+and returns new arrays only for fields that were None. State is plain and
+inspectable: ``opt.state["0.W"].exp_avg``; ``opt.step_count`` is t, the
 number of steps taken (bias corrections start at t = 1, as in torch).
 
 In the formulas: gamma = lr, lambda = weight_decay, mu = momentum,
@@ -29,6 +29,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from manual_bp import fast
 from manual_bp._checks import FLOAT_DTYPES, StateError, check_like
 
 
@@ -39,11 +40,6 @@ def _number(where: str, name: str, value: Any, high: float | None = None) -> flo
         return float(value)
     accepted = f"in [0, {high:g})" if high is not None else ">= 0"
     raise ValueError(f"{where}: {name} must be a finite number {accepted}, got {value!r}")
-
-
-# bytes of each array in one block of an update: 64K float32 or 32K float64 elements, so that a block's
-# arrays and temporaries stay in a core's L2 cache (measured on Adam: 1.25x faster than 16K elements in float32)
-BLOCK_BYTES = 1 << 18
 
 
 class Optimizer:
@@ -106,30 +102,8 @@ class Optimizer:
             check_like(g, p, self.name, f"gradient of {k!r}", "parameter")
         self.step_count += 1
         for k, p in self.params.items():
-            self.state[k] = self._update_blocks(p, grads[k], self.state[k], self.step_count)
-
-    def _update_blocks(self, p: np.ndarray, g: np.ndarray, s: Any, t: int) -> Any:
-        """``update`` applied block by block over the flat arrays (an elementwise rule gives the same
-        numbers): each block's temporaries (g + lambda p, g^2, m / denom, ...) stay in cache instead
-        of streaming arrays the size of p through memory several times."""
-        if self.maximize:
-            g = -g
-        arrays = (p, g, *(a for a in s if a is not None))
-        n = max(BLOCK_BYTES // p.itemsize, 1)  # elements per block
-        if p.size <= n or not all(a.flags.c_contiguous for a in arrays):  # reshape(-1) must give views
-            return self.update(p, g, s, t)
-        p_flat, g_flat = p.reshape(-1), g.reshape(-1)
-        s_flat = [None if a is None else a.reshape(-1) for a in s]
-        new: list[Any] = []
-        for i in range(0, p.size, n):
-            block = slice(i, i + n)
-            s_i = type(s)(*(None if a is None else a[block] for a in s_flat))
-            new.append(self.update(p_flat[block], g_flat[block], s_i, t))
-        # fields that were None and now hold an array (SGD's first momentum buffer) are assembled;
-        # every other array was updated in place through its block views
-        fields = [a if a is not None or new[0][j] is None else np.concatenate([n[j] for n in new]).reshape(p.shape)
-                  for j, a in enumerate(s)]
-        return type(s)(*fields)
+            g = -grads[k] if self.maximize else grads[k]
+            self.state[k] = fast.update_in_blocks(self.update, p, g, self.state[k], self.step_count)
 
     def zero_grad(self) -> None:
         """Forget the model's gradients, so that a ``step()`` without a new ``backward`` fails loudly.

@@ -35,7 +35,7 @@ def rng() -> Callable[[int], np.random.Generator]:
 def require_frameworks(frameworks: tuple[str, ...] = ("torch", "jax")) -> tuple[str, ...]:
     """The references for a parity test: skip with a reason when one is missing,
     fail instead when ``CROSSCHECK_REQUIRE`` (set by CI) names it."""
-    from crosscheck.compare import reference
+    from crosscheck.reference import reference
 
     required = {f.strip() for f in os.environ.get("CROSSCHECK_REQUIRE", "").split(",") if f.strip()}
     for fw in frameworks:

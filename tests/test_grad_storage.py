@@ -1,6 +1,6 @@
 """Gradient storage: a new dW goes into the last one's array only when nothing else refers to it.
 
-``manual_bp.module`` (docstring, "Gradient storage"): reusing the array saves the
+``manual_bp.fast`` (docstring, "Gradient storage"): reusing the array saves the
 kernel zeroing fresh pages, and must never change an array anyone can still see.
 """
 
@@ -15,15 +15,14 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
-from manual_bp import functional as F
-from manual_bp import module
-from manual_bp.module import take_unshared
+from manual_bp import fast, layers
+from manual_bp.fast import take_unshared
 
 
 @pytest.fixture(autouse=True)
 def reuse_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """The small layers here are under REUSE_MIN_BYTES: take them too (one test below keeps the default)."""
-    monkeypatch.setattr(module, "REUSE_MIN_BYTES", 0)
+    monkeypatch.setattr(fast, "REUSE_MIN_BYTES", 0)
 
 
 def address(a: np.ndarray) -> int:
@@ -91,9 +90,9 @@ def test_a_held_gradient_is_never_overwritten(seed: int, holder: str) -> None:
 
 @pytest.mark.parametrize("D, M, reused", [(512, 256, True), (8, 8, False)])
 def test_only_arrays_of_at_least_reuse_min_bytes_are_taken(monkeypatch, D: int, M: int, reused: bool) -> None:
-    monkeypatch.setattr(module, "REUSE_MIN_BYTES", 1 << 20)  # the default: 512 x 256 float64 is exactly 1 MiB
+    monkeypatch.setattr(fast, "REUSE_MIN_BYTES", 1 << 20)  # the default: 512 x 256 float64 is exactly 1 MiB
     calls: list[str] = []
-    monkeypatch.setattr(module, "take_unshared", lambda *a: calls.append(a[1]) or take_unshared(*a))
+    monkeypatch.setattr(fast, "take_unshared", lambda *a: calls.append(a[1]) or take_unshared(*a))
     r = np.random.default_rng(0)
     layer = mbp.Linear(D, M, rng=r)
     for _ in range(2):
@@ -106,7 +105,7 @@ def test_only_arrays_of_at_least_reuse_min_bytes_are_taken(monkeypatch, D: int, 
 def test_gradients_not_reused_are_freed_before_the_new_ones_are_computed(monkeypatch, default_threshold: bool) -> None:
     """db is never reused, and a dW under REUSE_MIN_BYTES is not: neither may stay alive beside its successor."""
     if default_threshold:
-        monkeypatch.setattr(module, "REUSE_MIN_BYTES", 1 << 20)
+        monkeypatch.setattr(fast, "REUSE_MIN_BYTES", 1 << 20)
     r = np.random.default_rng(5)
     layer = mbp.Linear(6, 4, rng=r)
     x, dout = r.standard_normal((3, 6)), r.standard_normal((3, 4))
@@ -114,13 +113,13 @@ def test_gradients_not_reused_are_freed_before_the_new_ones_are_computed(monkeyp
     layer.backward(dout)
     old = {k: weakref.ref(v) for k, v in layer.grads.items()}
     alive: list[dict[str, bool]] = []
-    compute = F.linear_backward
+    compute = layers.linear_backward
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         alive.append({k: ref() is not None for k, ref in old.items()})
         return compute(*args, **kwargs)
 
-    monkeypatch.setattr(F, "linear_backward", spy)
+    monkeypatch.setattr(layers, "linear_backward", spy)
     layer.forward(x)
     layer.backward(dout)
     assert alive == [{"W": not default_threshold, "b": False}]

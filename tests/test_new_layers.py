@@ -15,6 +15,7 @@ import pytest
 import manual_bp as mbp
 from crosscheck.compare import compare_case, compare_running_buffers
 from manual_bp import functional as F
+from manual_bp import layers, norm
 from manual_bp.gradcheck import gradcheck
 from tests.test_gradcheck_layers import case_rng
 
@@ -404,6 +405,7 @@ def _embedding_overwrites(dout, cache):
 
 
 GOOD = {name: getattr(F, name) for name in ("batch_norm_forward", "batch_norm_backward", "embedding_backward")}
+HOME = {"batch_norm_forward": norm, "batch_norm_backward": norm, "embedding_backward": layers}  # the layers call these
 PLANTS = {
     "batch_norm_unbiased_variance": ("batch_norm_forward", _bn_unbiased_normalise, ("loss", "1.out")),
     "batch_norm_backward_missing_term": ("batch_norm_backward", _bn_backward_missing_term, ("loss", "1.dx")),
@@ -426,7 +428,7 @@ def test_planted_bug_is_caught_at_the_right_tensor(name: str, seed: int, monkeyp
     clean = compare_case(model, mbp.SoftmaxCrossEntropy(), x, y, dloss=1.3, dout=dout, frameworks=frameworks)
     assert clean.ok, clean.summary()
     attr, bad, expected = PLANTS[name]
-    monkeypatch.setattr(F, attr, bad)
+    monkeypatch.setattr(HOME[attr], attr, bad)
     result = compare_case(model, mbp.SoftmaxCrossEntropy(), x, y, dloss=1.3, dout=dout, frameworks=frameworks)
     assert not result.ok, "the planted bug went unnoticed"
     comp, first = result.first_divergence
@@ -440,6 +442,6 @@ def test_planted_backward_bugs_fail_finite_differences(name: str, monkeypatch) -
     model, x, y, _ = _plant_net(case_rng("plant-fd/" + name, 0))
     assert gradcheck(model, mbp.SoftmaxCrossEntropy(), x, y).ok
     attr, bad, _ = PLANTS[name]
-    monkeypatch.setattr(F, attr, bad)
+    monkeypatch.setattr(HOME[attr], attr, bad)
     result = gradcheck(model, mbp.SoftmaxCrossEntropy(), x, y)
     assert not result.ok and result.max_error > 1e-3, str(result)

@@ -485,15 +485,15 @@ BLOCKED = [
 def test_blocked_update_is_bit_identical_to_whole_arrays(cls, hp, dtype, monkeypatch):
     """Large arrays are updated block by block; the numbers, the state and the in-place arrays are
     exactly those of one update over the whole array (3 steps, a size that leaves a partial block)."""
-    import manual_bp.optim as optim
+    from manual_bp import fast
 
     rng = np.random.default_rng(7)
-    shape = (3 * optim.BLOCK_BYTES // np.dtype(dtype).itemsize // 64 + 1, 64 + 3)  # > 3 blocks, and a partial one
+    shape = (3 * fast.BLOCK_BYTES // np.dtype(dtype).itemsize // 64 + 1, 64 + 3)  # > 3 blocks, and a partial one
     p0 = rng.normal(size=shape).astype(dtype)
     grads = [rng.normal(size=shape).astype(dtype) * s for s in (1.0, 0.3, 2.0)]
     _, blocked, _ = run3(cls, p0, grads, **hp)
     opt_b = cls({"w": p0.copy()}, **hp)
-    monkeypatch.setattr(optim, "BLOCK_BYTES", p0.nbytes)  # one block: the plain whole-array update
+    monkeypatch.setattr(fast, "BLOCK_BYTES", p0.nbytes)  # one block: the plain whole-array update
     opt_w = cls({"w": p0.copy()}, **hp)
     for g in grads:
         opt_w.step({"w": g})

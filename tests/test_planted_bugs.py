@@ -1,8 +1,8 @@
 """The gradient checks can fail: plant a wrong backward, watch ``gradcheck`` reject it.
 
 Each plant replaces one backward rule with a plausible mistake through
-``monkeypatch``: module functions in ``manual_bp.functional`` (``Linear`` calls
-``F.linear_backward`` through the module) and ``manual_bp.losses`` (the loss
+``monkeypatch``: module functions in ``manual_bp.layers`` (``Linear`` calls
+``linear_backward`` through its module) and ``manual_bp.losses`` (the loss
 classes look their rule up in the module at call time), or the ``_bwd`` /
 ``_fwd`` class attributes of the elementwise layers. Every test first checks the
 same case passes unplanted, then that the plant was really called and that the
@@ -20,6 +20,7 @@ import pytest
 
 import manual_bp as mbp
 from manual_bp import functional as F
+from manual_bp import layers
 from manual_bp import losses as L
 from manual_bp.gradcheck import gradcheck
 
@@ -72,7 +73,7 @@ def linear_dW_averaged(dout: np.ndarray, cache: Any, need_dx: bool = True, dW_ou
     return dx, dW / dout.shape[0], db
 
 
-_orig_linear_backward = F.linear_backward
+_orig_linear_backward = layers.linear_backward
 _orig_ce_backward = L.softmax_cross_entropy_backward
 
 
@@ -192,13 +193,13 @@ class Plant:
 
 
 PLANTS = [
-    Plant("linear dW wrong layout", F, "linear_backward", linear_dW_layout, linear_case),
-    Plant("linear dW transposed (M, D)", F, "linear_backward", linear_dW_transposed, linear_case),
-    Plant("linear db first row only", F, "linear_backward", linear_db_first_row, linear_case),
+    Plant("linear dW wrong layout", layers, "linear_backward", linear_dW_layout, linear_case),
+    Plant("linear dW transposed (M, D)", layers, "linear_backward", linear_dW_transposed, linear_case),
+    Plant("linear db first row only", layers, "linear_backward", linear_db_first_row, linear_case),
     Plant(
-        "linear dx = dout @ W", F, "linear_backward", linear_dx_untransposed, lambda r: linear_case(r, 4, 4)
+        "linear dx = dout @ W", layers, "linear_backward", linear_dx_untransposed, lambda r: linear_case(r, 4, 4)
     ),
-    Plant("linear dW / N", F, "linear_backward", linear_dW_averaged, linear_case),
+    Plant("linear dW / N", layers, "linear_backward", linear_dW_averaged, linear_case),
     Plant("CE backward without 1/N", L, "softmax_cross_entropy_backward", ce_without_1_over_N, stack_ce_case),
     Plant(
         "CE backward ignores label smoothing",
@@ -302,7 +303,7 @@ def test_plant_is_caught(plant: Plant, seed: int, monkeypatch: pytest.MonkeyPatc
 
 def test_plant_is_undone_after_monkeypatch() -> None:
     """monkeypatch restores the originals: the suite's other tests see the real rules."""
-    assert F.linear_backward is _orig_linear_backward
+    assert layers.linear_backward is _orig_linear_backward
     assert L.softmax_cross_entropy_backward is _orig_ce_backward
     assert mbp.Sigmoid._bwd is F.sigmoid_backward
     assert mbp.GELU._bwd is F.gelu_backward
