@@ -13,7 +13,7 @@ __all__ = ["verify"]
 
 
 def verify(model: Any, loss_fn: Any, X: Any, y: Any, **kwargs: Any) -> Any:
-    """Compare a manual_bp model with PyTorch and JAX on (X, y); see ``crosscheck.api.verify``."""
+    """Compare a manual_bp model with PyTorch and JAX on (X, y); see ``crosscheck.run.api.verify``."""
     from crosscheck.run.api import verify as _verify
 
     return _verify(model, loss_fn, X, y, **kwargs)

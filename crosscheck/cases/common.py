@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import manual_bp as mbp
-from crosscheck.kinds import loss_kind, lookup
+from crosscheck.kinds import lookup, loss_kind
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "silu", "softplus", "gelu", "identity")
 LOSSES = ("softmax_cross_entropy", "mse", "bce_with_logits")

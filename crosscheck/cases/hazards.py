@@ -55,12 +55,12 @@ def hazards(layers: list[Any], x: np.ndarray, dtype: str) -> bool:
 def plant_kinks(rng: np.random.Generator, layers: list[Any]) -> bool:
     """Zero one output unit of each layer that can (``Kind.plant``) followed by a kinked activation."""
     planted = False
-    batch_norm = any(layer.kind == "batch_norm" for layer in layers)
+    batch_stats = any(lookup(layer.kind).buffers for layer in layers)  # a BatchNorm normalises over the batch
     for layer, act in itertools.pairwise(layers):
         plant = lookup(layer.kind).plant
         if plant is None or act.kind not in KINKED:
             continue
-        if batch_norm and getattr(layer, "out_features", None) == 1:
+        if batch_stats and getattr(layer, "out_features", None) == 1:
             continue  # zeroing the only unit makes every sample alike: BatchNorm would normalise rounding noise
         plant(layer, rng)
         planted = True

@@ -14,8 +14,14 @@ import numpy as np
 from crosscheck.kinds._frameworks import jax, jnp, nn, torch
 from crosscheck.kinds.activations import NOISE
 from crosscheck.kinds.entry import Kind, amax, col_abs_sum, row_abs_sum
-from crosscheck.kinds.layouts import copy_into, grad, in_proj_from_torch, in_proj_to_torch, weight_from_torch, \
-    weight_to_torch
+from crosscheck.kinds.layouts import (
+    copy_into,
+    grad,
+    in_proj_from_torch,
+    in_proj_to_torch,
+    weight_from_torch,
+    weight_to_torch,
+)
 from crosscheck.spec import LayerSpec
 
 # ---------------------------------------------------------------- tolerance rules
@@ -46,7 +52,7 @@ def _fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) 
 
 def _bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
     """G of the parameter gradients (stored) and of dx (returned)."""
-    s, name = w.state[layer.name], layer.name
+    s = w.state[layer.name]
     rows, T = int(np.prod(h_in.shape[:-1])), h_in.shape[1]
     d = layer.params["Wq"].shape[0] // layer.config["num_heads"]
     a = w.dout(layer, g)  # max |dout|

@@ -102,7 +102,8 @@ class Kind:
     @classmethod
     def required(cls) -> tuple[str, ...]:
         """The fields an entry must set itself (no default)."""
-        return tuple(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
+        return tuple(f.name for f in fields(cls)
+                     if f.name != "kind" and f.default is MISSING and f.default_factory is MISSING)
 
 
 @dataclass(frozen=True)
@@ -154,3 +155,15 @@ def loss_kind(kind: str) -> LossKind:
     except KeyError:
         raise NotImplementedError(
             f"crosscheck: no entry for loss kind {kind!r} (known: {sorted(LOSSES)})") from None
+
+
+def problems(entry: Kind | LossKind) -> list[str]:
+    """What an entry lacks: every rule it must have (and every optional one it sets) must be callable."""
+    found = []
+    for f in fields(entry):
+        value = getattr(entry, f.name)
+        must = f.default is MISSING and f.default_factory is MISSING
+        if f.name != "kind" and f.type not in ("bool", "tuple[str, ...]") and (must or value is not None) \
+                and not callable(value):
+            found.append(f"{entry.kind}: {f.name} is not callable")
+    return found

@@ -21,7 +21,7 @@ jax.config.update("jax_default_matmul_precision", "highest")
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from crosscheck.kinds import loss_kind, lookup  # noqa: E402
+from crosscheck.kinds import lookup, loss_kind  # noqa: E402
 from crosscheck.spec import LayerSpec, LossSpec, NetSpec, walk  # noqa: E402
 
 Array = Any

@@ -1,6 +1,6 @@
 """The JAX training reference: K full-batch steps of an optax optimiser on a ``NetSpec``.
 
-The network and loss are ``crosscheck.jax_ref``'s (x64 and highest matmul
+The network and loss are ``crosscheck.reference.jax_ref``'s (x64 and highest matmul
 precision are switched on there); gradients come from ``jax.value_and_grad``;
 updates from optax's own optimisers, composed with optax's public transforms
 to torch.optim's semantics (``transformation`` says how, per optimiser). One
@@ -11,7 +11,7 @@ Where optax cannot express a torch.optim setting, ``unsupported`` returns the
 reason and ``run`` raises ``Unsupported``: such a setting is compared against
 torch alone, never against formulas of our own.
 
-Recorded under ``crosscheck.optim_spec`` names: the loss before each step, and
+Recorded under ``crosscheck.reference.optim_spec`` names: the loss before each step, and
 after each step every parameter and the optax state mapped to torch's names
 (``ScaleByAdamState.mu / nu`` -> ``exp_avg / exp_avg_sq``; ``TraceState.trace``
 -> ``momentum_buffer``; ``ScaleByRmsState.nu`` / ``ScaleByRStdDevState.nu, mu``

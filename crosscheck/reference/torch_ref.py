@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crosscheck.kinds import loss_kind, lookup
+from crosscheck.kinds import lookup, loss_kind
 from crosscheck.spec import LayerSpec, LossSpec, NetSpec, walk
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}

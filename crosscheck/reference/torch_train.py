@@ -1,11 +1,11 @@
 """The PyTorch training reference: K full-batch steps of ``torch.optim`` on a ``NetSpec``.
 
-The network and loss are ``crosscheck.torch_ref``'s (torch modules and
+The network and loss are ``crosscheck.reference.torch_ref``'s (torch modules and
 functionals, parameters copied from the spec); gradients come from
 ``loss.backward()``; updates from ``torch.optim.{SGD, Adam, AdamW, RMSprop}``
 built from an ``OptimSpec`` (plain data). Nothing here imports manual_bp.
 
-Recorded under ``crosscheck.optim_spec`` names: the loss before each step, and
+Recorded under ``crosscheck.reference.optim_spec`` names: the loss before each step, and
 after each step every parameter and every tensor of ``optimizer.state[p]``
 (torch's keys are manual_bp's state field names; the scalar ``step`` is not a
 tensor of the parameter's shape and is left out). Weights and their state are

@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-from crosscheck.run.api import ProgressBar, Task, WorkerDied, run_tasks
 from crosscheck.reference import FRAMEWORKS
+from crosscheck.run.api import ProgressBar, Task, WorkerDied, run_tasks
 from crosscheck.run.report import Report
 from crosscheck.run.trajectory import trajectory_ids
 
@@ -66,7 +66,7 @@ def _jobs(text: str) -> int:
 
 
 def plan(args: argparse.Namespace) -> list[Task]:
-    """The cases this invocation runs, in order (after sharding), as ``crosscheck.api`` tasks."""
+    """The cases this invocation runs, in order (after sharding), as ``crosscheck.run.api`` tasks."""
     dtype = None if args.dtype == "both" else args.dtype
     ids = args.case if args.case else [args.seed * SEED_BLOCK + k for k in range(args.cases)]
     i, n = args.shard

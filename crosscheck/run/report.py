@@ -76,7 +76,7 @@ def environment() -> dict[str, Any]:
 
 def _kind_of(result: CaseResult, check: TensorCheck) -> tuple[str, str]:
     """(layer or loss kind, tensor kind) of a compared tensor, e.g. ("linear", "dW"); ("adam", "exp_avg")."""
-    if hasattr(result, "kind_of"):  # a trajectory (crosscheck.trajectory.TrajectoryResult) names its own
+    if hasattr(result, "kind_of"):  # a trajectory (crosscheck.run.trajectory.TrajectoryResult) names its own
         return result.kind_of(check.name)
     loss_kind = result.spec.loss.kind if result.spec.loss else "loss"
     if check.name in ("loss", "dlogits"):
@@ -204,7 +204,7 @@ class Report:
             out += ["```", *(r.summary() for r in self.failures), "```", ""]
         out += ["## Summary", "",
                 "Relative error = max(norm-relative, max-entry relative); margin = bound / error. "
-                "Bounds: see crosscheck/tolerance.py and the README's tolerance policy. "
+                "Bounds: see docs/tolerance.md (crosscheck/tolerance/). "
                 f"weak: checks that would pass a relative error ||a - b|| / ||b|| of {WEAK:g} (or 10 times the "
                 "bound, if larger), because S, the magnitude of the terms that formed the tensor, is that much "
                 "larger than the tensor (bound * max(||b||, S) / ||b||; tensors that are zero in exact arithmetic "

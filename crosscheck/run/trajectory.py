@@ -2,16 +2,16 @@
 
 ``compare_trajectory`` runs manual_bp's own loop (forward, loss, backward,
 ``optimizer.step``) on deep copies of a model and a fresh optimiser, and the
-same K steps in ``crosscheck.torch_train`` (torch.optim) and
-``crosscheck.jax_train`` (optax), which receive only plain data: the
+same K steps in ``crosscheck.reference.torch_train`` (torch.optim) and
+``crosscheck.reference.jax_train`` (optax), which receive only plain data: the
 ``NetSpec``, an ``OptimSpec`` read from the optimiser's ``config()``, the data.
 At every step it compares the loss (before the step), then every optimiser
 state tensor and every parameter (after the step), under the names of
-``crosscheck.optim_spec`` (``step03.loss``, ``step03.0.W.exp_avg``,
+``crosscheck.reference.optim_spec`` (``step03.loss``, ``step03.0.W.exp_avg``,
 ``step03.0.W``): the first failing name gives the step and the tensor. The
-result is a ``crosscheck.compare.CaseResult`` (mode ``"train"``, pairs
+result is a ``crosscheck.run.compare.CaseResult`` (mode ``"train"``, pairs
 manual_bp vs torch, manual_bp vs jax, torch vs jax), so it goes into
-``crosscheck.report.Report`` like any other case. A setting optax cannot
+``crosscheck.run.report.Report`` like any other case. A setting optax cannot
 express is compared against torch alone; the reason is kept in
 ``TrajectoryResult.skipped`` and shown in the description.
 
@@ -63,10 +63,10 @@ import numpy as np
 import manual_bp as mbp
 from crosscheck import tolerance
 from crosscheck.reference import FRAMEWORKS, reference
-from crosscheck.run.compare import CaseResult, Comparison, check_named
-from crosscheck.tolerance import reduction_length
 from crosscheck.reference.optim_spec import ALL_STATE_FIELDS, read_optimizer, step_name, trajectory_names
 from crosscheck.reference.read import read_spec
+from crosscheck.run.compare import CaseResult, Comparison, check_named
+from crosscheck.tolerance import reduction_length
 
 DEFAULT_STEPS = 20
 TRAJECTORY_SAFETY = 2.0
@@ -83,7 +83,7 @@ def bound(dtype: str, reduction_length: int, n_layers: int, step: int) -> float:
 
 
 def train_reference(framework: str) -> Any:
-    """``crosscheck.torch_train`` or ``crosscheck.jax_train``; ImportError (with an install hint) if missing."""
+    """``crosscheck.reference.torch_train`` or ``.jax_train``; ImportError (with an install hint) if missing."""
     reference(framework)  # the framework itself first: compare's clear ImportError
     return importlib.import_module(f"crosscheck.reference.{framework}_train")
 
@@ -279,7 +279,7 @@ class TrajectoryCase:
 
     @property
     def replay(self) -> str:
-        return (f"python -c \"from crosscheck.trajectory import run_trajectory; "
+        return (f"python -c \"from crosscheck.run.trajectory import run_trajectory; "
                 f"print(run_trajectory('{self.case_id}').summary())\"")
 
 
@@ -319,7 +319,7 @@ def trajectory_case(case_id: str) -> TrajectoryCase:
     for c in trajectory_cases():
         if c.case_id == case_id:
             return c
-    raise ValueError(f"crosscheck: no trajectory case {case_id!r}; see crosscheck.trajectory.trajectory_cases()")
+    raise ValueError(f"crosscheck: no trajectory case {case_id!r}; see crosscheck.run.trajectory.trajectory_cases()")
 
 
 def run_trajectory(case_id: str, frameworks: tuple[str, ...] = FRAMEWORKS) -> TrajectoryResult:
@@ -330,7 +330,7 @@ def run_trajectory(case_id: str, frameworks: tuple[str, ...] = FRAMEWORKS) -> Tr
                               case_id=c.case_id, description=c.description, replay=c.replay)
 
 
-# ---------------------------------------------------------------- for the sweep (crosscheck.cli)
+# ---------------------------------------------------------------- for the sweep (crosscheck.run.cli)
 
 
 def trajectory_ids(dtype: str | None = None, shard: tuple[int, int] = (0, 1)) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.kinds import loss_kind, lookup
+from crosscheck.kinds import lookup, loss_kind
 from crosscheck.kinds.entry import amax
 from crosscheck.spec import LayerSpec, NetSpec
 

@@ -56,7 +56,7 @@ def test_a_missing_required_rule_cannot_be_built() -> None:
 def test_an_unknown_kind_is_a_clear_error() -> None:
     from crosscheck.kinds import lookup
 
-    with pytest.raises(NotImplementedError, match="no entry for layer kind 'hardtanh'.*adding-a-layer"):
+    with pytest.raises(NotImplementedError, match=r"no entry for layer kind 'hardtanh'.*adding-a-layer"):
         lookup("hardtanh")
 
 
