@@ -34,6 +34,7 @@ def identity_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     return dout.copy()
 
 
+# --8<-- [start:relu_pair]
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
     """out = max(x, 0). Cache: the mask x > 0."""
     return np.maximum(x, 0), x > 0
@@ -42,8 +43,10 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
 def relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout * [x > 0]   (ReLU'(0) = 0)."""
     return dout * cache
+# --8<-- [end:relu_pair]
 
 
+# --8<-- [start:leaky_relu_pair]
 def leaky_relu_forward(x: np.ndarray, negative_slope: float = 0.01) -> tuple[np.ndarray, Cache]:
     """out = x if x > 0 else negative_slope * x. Cache: (mask x > 0, negative_slope)."""
     positive = x > 0
@@ -54,8 +57,10 @@ def leaky_relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout if x > 0 else negative_slope * dout   (LeakyReLU'(0) = negative_slope)."""
     positive, negative_slope = cache
     return np.where(positive, dout, negative_slope * dout)
+# --8<-- [end:leaky_relu_pair]
 
 
+# --8<-- [start:elu_pair]
 def elu_forward(x: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, Cache]:
     """out = x if x > 0 else alpha * (exp(x) - 1). Cache: (mask x > 0, out, alpha)."""
     positive = x > 0
@@ -67,11 +72,13 @@ def elu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout if x > 0 else dout * alpha * exp(x) = dout * (out + alpha)   (ELU'(0) = alpha)."""
     positive, out, alpha = cache
     return np.where(positive, dout, dout * (out + alpha))
+# --8<-- [end:elu_pair]
 
 
 # ---------------------------------------------------------------- smooth activations
 
 
+# --8<-- [start:sigmoid_pair]
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
     e = np.exp(-np.abs(x))
@@ -88,8 +95,10 @@ def sigmoid_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout * s * (1 - s)."""
     s = cache
     return dout * s * (1 - s)
+# --8<-- [end:sigmoid_pair]
 
 
+# --8<-- [start:tanh_pair]
 def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
     """out = t = tanh(x). Cache: t."""
     t = np.tanh(x)
@@ -104,8 +113,10 @@ def tanh_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """
     t = cache
     return dout * ((1 - t) * (1 + t))
+# --8<-- [end:tanh_pair]
 
 
+# --8<-- [start:silu_pair]
 def silu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
     """out = x * s, s = sigmoid(x). Cache: (x, s)."""
     s = _sigmoid(x)
@@ -116,8 +127,10 @@ def silu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout * s * (1 + x * (1 - s))."""
     x, s = cache
     return dout * s * (1 + x * (1 - s))
+# --8<-- [end:silu_pair]
 
 
+# --8<-- [start:softplus_pair]
 def softplus_forward(
     x: np.ndarray, beta: float = 1.0, threshold: float = 20.0
 ) -> tuple[np.ndarray, Cache]:
@@ -137,6 +150,7 @@ def softplus_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout where beta*x > threshold, else dout * sigmoid(beta * x)."""
     linear, s = cache
     return np.where(linear, dout, dout * s)
+# --8<-- [end:softplus_pair]
 
 
 _SQRT_2 = math.sqrt(2.0)
@@ -150,6 +164,7 @@ def _erfc(z: np.ndarray) -> np.ndarray:
     return np.fromiter(map(math.erfc, z.ravel().tolist()), np.float64, count=z.size).reshape(z.shape)
 
 
+# --8<-- [start:gelu_pair]
 def gelu_forward(x: np.ndarray, approximate: str = "none") -> tuple[np.ndarray, Cache]:
     """GELU, as torch's ``F.gelu(x, approximate=...)``.
 
@@ -180,11 +195,13 @@ def gelu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     t = aux
     du_dx = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
     return dout * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
+# --8<-- [end:gelu_pair]
 
 
 # ---------------------------------------------------------------- softmax family (last axis)
 
 
+# --8<-- [start:softmax_pair]
 def softmax_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
     """p = exp(x - max x) / sum exp(x - max x), along the last axis. x: (*, C) -> p: (*, C).
 
@@ -200,8 +217,10 @@ def softmax_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = p * (dout - sum_c dout_c p_c)   (the Jacobian diag(p) - p p^T applied to dout)."""
     p = cache
     return p * (dout - (dout * p).sum(axis=-1, keepdims=True))
+# --8<-- [end:softmax_pair]
 
 
+# --8<-- [start:log_softmax_pair]
 def log_softmax_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
     """out = x - logsumexp(x), along the last axis, with the max shifted out first.
 
@@ -220,6 +239,7 @@ def log_softmax_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout - p * sum_c dout_c."""
     p = cache
     return dout - p * dout.sum(axis=-1, keepdims=True)
+# --8<-- [end:log_softmax_pair]
 
 
 # ---------------------------------------------------------------- layers

@@ -80,6 +80,7 @@ class MHACache(NamedTuple):
     has_bias: bool
 
 
+# --8<-- [start:masked_softmax_pair]
 def masked_softmax(S: np.ndarray, hidden: np.ndarray | None) -> np.ndarray:
     """P = exp(S - m) / sum_visible exp(S - m) over the last axis, m the row's max over visible keys;
     P = 0 exactly at hidden keys (their scores are set to -inf, and exp(-inf) = 0 in IEEE arithmetic).
@@ -105,8 +106,10 @@ def masked_softmax_backward(dP: np.ndarray, P: np.ndarray) -> np.ndarray:
     dP -= r
     dP *= P  # (N, h, T, T)
     return dP
+# --8<-- [end:masked_softmax_pair]
 
 
+# --8<-- [start:mha_pair]
 def mha_forward(
     x: np.ndarray,
     Wq: np.ndarray, bq: np.ndarray | None,
@@ -187,6 +190,7 @@ def mha_backward(dout: np.ndarray, cache: MHACache) -> tuple[np.ndarray, ...]:
         dbq, dbk, dbv = dqkv2.sum(axis=0).reshape(3, D)  # (D,) each
     dx = dqkv.reshape(N, T, 3 * D) @ W_qkv.T  # (N, T, D)
     return dx, dWq, dbq, dWk, dbk, dWv, dbv, dWo, dbo
+# --8<-- [end:mha_pair]
 
 
 # ---------------------------------------------------------------- the layer

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 
+# --8<-- [start:conv2d_pair]
 def conv2d_forward(
     x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: IntOrPair = 1, padding: IntOrPair = 0,
     dilation: IntOrPair = 1, groups: int = 1,
@@ -92,6 +93,7 @@ def conv2d_backward(
     dcols = Wg.transpose(0, 2, 1) @ dout_t  # (groups, K, Ho Wo N): one GEMM per group
     dwin = dcols.reshape(x_shape[1], *g.k, *dout.shape[2:], N)  # (C_in, kH, kW, Ho, Wo, N)
     return scatter_windows(dwin, g, *x_shape[2:]), dW, db
+# --8<-- [end:conv2d_pair]
 
 
 class Conv2d(Windowed):

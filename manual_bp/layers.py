@@ -49,6 +49,7 @@ __all__ = [
 # ---------------------------------------------------------------- Linear
 
 
+# --8<-- [start:linear_pair]
 def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, Cache]:
     """out = x @ W + b.
 
@@ -78,11 +79,13 @@ def linear_backward(
     dW = np.matmul(x2.T, dout2, out=dW_out)  # (D, M)
     db = dout2.sum(axis=0) if has_bias else None  # (M,)
     return dx, dW, db
+# --8<-- [end:linear_pair]
 
 
 # ---------------------------------------------------------------- dropout, embedding, reshaping
 
 
+# --8<-- [start:dropout_pair]
 def dropout_forward(x: np.ndarray, keep: np.ndarray | None, p: float) -> tuple[np.ndarray, Cache]:
     """Inverted dropout: out = x * keep / (1 - p), as torch's ``F.dropout`` in training mode.
 
@@ -103,8 +106,10 @@ def dropout_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     if keep is None:
         return dout.copy()
     return dout * (keep * scale).astype(dout.dtype, copy=False)
+# --8<-- [end:dropout_pair]
 
 
+# --8<-- [start:embedding_pair]
 def embedding_forward(idx: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, Cache]:
     """out = W[idx]: row idx of the table for every index.
 
@@ -124,6 +129,7 @@ def embedding_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     dW = np.zeros((V, dout.shape[-1]), dtype=dout.dtype)  # (V, D)
     np.add.at(dW, idx.reshape(-1), dout.reshape(-1, dout.shape[-1]))
     return dW
+# --8<-- [end:embedding_pair]
 
 
 def flatten_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:

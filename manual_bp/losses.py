@@ -28,6 +28,7 @@ _REDUCTIONS = ("mean", "sum")
 # ---------------------------------------------------------------- pairs
 
 
+# --8<-- [start:softmax_cross_entropy_pair]
 def softmax_cross_entropy_forward(
     z: np.ndarray, y: np.ndarray, reduction: str = "mean", label_smoothing: float = 0.0
 ) -> tuple[np.floating, Cache]:
@@ -69,8 +70,10 @@ def softmax_cross_entropy_backward(dloss: float, cache: Cache) -> np.ndarray:
         dz = p * target.sum(axis=1, keepdims=True) - target  # (N, C)
     dz *= dloss * scale
     return dz
+# --8<-- [end:softmax_cross_entropy_pair]
 
 
+# --8<-- [start:mse_pair]
 def mse_forward(x: np.ndarray, t: np.ndarray, reduction: str = "mean") -> tuple[np.floating, Cache]:
     """L = reduce( (x - t)^2 ),  mean over all elements (torch's ``MSELoss``). Cache: (x - t, scale)."""
     r = x - t
@@ -82,8 +85,10 @@ def mse_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dx = dloss * scale * 2 (x - t)."""
     r, scale = cache
     return (2 * dloss * scale) * r
+# --8<-- [end:mse_pair]
 
 
+# --8<-- [start:bce_with_logits_pair]
 def bce_with_logits_forward(
     z: np.ndarray, t: np.ndarray, reduction: str = "mean"
 ) -> tuple[np.floating, Cache]:
@@ -101,6 +106,7 @@ def bce_with_logits_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dz = dloss * scale * (sigmoid(z) - t)."""
     s, t, scale = cache
     return (dloss * scale) * (s - t)
+# --8<-- [end:bce_with_logits_pair]
 
 
 # ---------------------------------------------------------------- classes

@@ -134,6 +134,7 @@ class Sequential(Module):
             np.copyto(v, state[k])
 
 
+# --8<-- [start:residual_pair]
 def residual_forward(x: np.ndarray, fx: np.ndarray) -> tuple[np.ndarray, Cache]:
     """out = x + f(x), f a sub-network evaluated by the caller.  x, fx: (N, *)  ->  out: (N, *)."""
     return x + fx, None
@@ -142,6 +143,7 @@ def residual_forward(x: np.ndarray, fx: np.ndarray) -> tuple[np.ndarray, Cache]:
 def residual_backward(dout: np.ndarray, dx_branch: np.ndarray) -> np.ndarray:
     """dx = dout (the skip path) + dx_branch (dout pulled back through f by the caller)."""
     return dout + dx_branch
+# --8<-- [end:residual_pair]
 
 
 class Residual(Sequential):

@@ -23,6 +23,7 @@ Cache = Any
 # ---------------------------------------------------------------- normalisation
 
 
+# --8<-- [start:layer_norm_pair]
 def layer_norm_forward(
     x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None, eps: float = 1e-5
 ) -> tuple[np.ndarray, Cache]:
@@ -64,8 +65,10 @@ def layer_norm_backward(
     dgamma = (dout * xhat).reshape(-1, D).sum(axis=0) if gamma is not None else None  # (D,)
     dbeta = dout.reshape(-1, D).sum(axis=0) if has_beta else None  # (D,)
     return dx, dgamma, dbeta
+# --8<-- [end:layer_norm_pair]
 
 
+# --8<-- [start:batch_norm_pair]
 def batch_norm_forward(
     x: np.ndarray,
     gamma: np.ndarray | None,
@@ -153,6 +156,7 @@ def batch_norm_backward(
     dmu = -dxc.sum(axis=0)  # (D,)
     dx = dxc + dmu / N  # (N, D)
     return dx, dgamma, dbeta
+# --8<-- [end:batch_norm_pair]
 
 
 # ---------------------------------------------------------------- layers

@@ -30,6 +30,7 @@ def _pool_geometry(kernel_size: IntOrPair, stride: IntOrPair | None, padding: In
     return Geometry(k, s, as_pair(padding, "padding", where, 0), as_pair(dilation, "dilation", where))
 
 
+# --8<-- [start:max_pool2d_pair]
 def max_pool2d_forward(
     x: np.ndarray, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
     dilation: IntOrPair = 1,
@@ -80,8 +81,10 @@ def max_pool2d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
         else:
             tap += dout * selected  # overlapping windows: accumulate
     return crop(dxp, g)
+# --8<-- [end:max_pool2d_pair]
 
 
+# --8<-- [start:avg_pool2d_pair]
 def avg_pool2d_forward(
     x: np.ndarray, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
     count_include_pad: bool = True,
@@ -114,6 +117,7 @@ def avg_pool2d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     C, Ho, Wo, N = share.shape
     dwin = np.broadcast_to(share[:, None, None], (C, *g.k, Ho, Wo, N))  # (C, kH, kW, Ho, Wo, N), a view
     return scatter_windows(dwin, g, *x_shape[2:])
+# --8<-- [end:avg_pool2d_pair]
 
 
 class MaxPool2d(Windowed):
