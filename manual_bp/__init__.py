@@ -26,7 +26,17 @@ from manual_bp.layers import (
     Softplus,
     Tanh,
 )
-from manual_bp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
+from manual_bp.losses import (
+    MSE,
+    BCEWithLogits,
+    HuberLoss,
+    L1Loss,
+    Loss,
+    MultiMarginLoss,
+    NLLLoss,
+    SmoothL1Loss,
+    SoftmaxCrossEntropy,
+)
 from manual_bp.model import Residual, Sequential, architecture, build
 from manual_bp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from manual_bp.pool import AvgPool2d, MaxPool2d
@@ -51,7 +61,9 @@ __all__ = [
     "Flatten",
     "GradcheckResult",
     "History",
+    "HuberLoss",
     "Identity",
+    "L1Loss",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
@@ -60,6 +72,8 @@ __all__ = [
     "MaxPool2d",
     "Module",
     "MultiHeadSelfAttention",
+    "MultiMarginLoss",
+    "NLLLoss",
     "NonFiniteLossError",
     "Optimizer",
     "RMSprop",
@@ -68,6 +82,7 @@ __all__ = [
     "Sequential",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "SoftmaxCrossEntropy",
     "Softplus",
