@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker: see crosscheck.api.one_thread_per_process
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker: see crosscheck.run.api.one_thread_per_process
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
@@ -13,14 +14,20 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.helpers import require_frameworks
+
 # Hypothesis budgets. "ci" (the default) keeps the suite fast; "thorough" is the raised budget:
-# HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_properties.py. A test that names its own
-# max_examples keeps it under every profile.
+# HYPOTHESIS_PROFILE=thorough python -m pytest tests/kinds/test_properties.py. A test that names its own
+# max_examples keeps it under every profile. "mutation" is the default under mutmut (which runs this copy
+# of the tests in its mutants/ folder): examples from a fixed seed and none replayed from the example
+# database, so that whether a mutant is killed does not depend on the runs before it.
 settings.register_profile("ci", max_examples=60, deadline=None)
 settings.register_profile(
     "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+settings.register_profile("mutation", max_examples=60, deadline=None, derandomize=True, database=None)
+_UNDER_MUTMUT = Path(__file__).resolve().parents[1].name == "mutants"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "mutation" if _UNDER_MUTMUT else "ci"))
 
 
 @pytest.fixture
@@ -30,22 +37,6 @@ def rng() -> Callable[[int], np.random.Generator]:
 
 
 # ---------------------------------------------------------------- parity (PyTorch / JAX)
-
-
-def require_frameworks(frameworks: tuple[str, ...] = ("torch", "jax")) -> tuple[str, ...]:
-    """The references for a parity test: skip with a reason when one is missing,
-    fail instead when ``CROSSCHECK_REQUIRE`` (set by CI) names it."""
-    from crosscheck.reference import reference
-
-    required = {f.strip() for f in os.environ.get("CROSSCHECK_REQUIRE", "").split(",") if f.strip()}
-    for fw in frameworks:
-        try:
-            reference(fw)
-        except ImportError as err:
-            if fw in required:
-                pytest.fail(f"CROSSCHECK_REQUIRE names {fw}, but it cannot be imported: {err}")
-            pytest.skip(f"parity test needs {fw}: {err}")
-    return frameworks
 
 
 @pytest.fixture

@@ -1,67 +1,23 @@
-"""Multi-head self-attention and the pre-LN Transformer block: finite differences, hand-checked values,
-masks (exact zeros), errors, save/load, parity with PyTorch and JAX, and planted bugs that must be caught.
+"""Multi-head self-attention and the pre-LN Transformer block (manual_bp/attention.py): finite differences,
+hand-checked values, masks (exact zeros), errors, dtypes, and planted bugs that finite differences must catch.
 
-Every random case is rebuilt from its test id (a name and a seed) as in ``test_gradcheck_layers``.
+Every random case is rebuilt from its test id (a name and a seed). The parity tests are in
+tests/crosscheck/test_attention.py.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 
 import numpy as np
 import pytest
 
 import manual_bp as mbp
-from crosscheck.compare import compare_case
-from crosscheck.spec import read_spec
 from manual_bp import attention
-from manual_bp import functional as F
 from manual_bp.gradcheck import gradcheck
-from tests.test_gradcheck_layers import case_rng
-
-N_PARITY = int(os.environ.get("CROSSCHECK_ATTENTION_CASES", "60"))
-
-
-def _padding(r: np.random.Generator, N: int, T: int, causal: bool) -> np.ndarray:
-    """(N, T) bool, True = padded key, leaving every query a visible key (with causal: key 0)."""
-    mask = r.random((N, T)) < 0.4
-    if causal:
-        mask[:, 0] = False  # query 0 sees key 0 only
-    mask[mask.all(axis=1), -1] = False
-    return mask
-
-
-def _randomise(r: np.random.Generator, model: mbp.Module, gain: float = 1.0) -> mbp.Module:
-    """Random biases and LayerNorm affines (zeros and ones would hide db, dgamma, dbeta); weights * gain."""
-    for m in model.modules():
-        for k, p in m.params.items():
-            if k.startswith("b") or k in ("gamma", "beta"):
-                p[:] = (1.0 if k == "gamma" else 0.0) + 0.5 * r.standard_normal(p.shape)
-            elif m.kind == "multi_head_attention":
-                p *= gain
-    return model
-
-
-def _mha_config(seed: int) -> dict:
-    """Cycles through heads 1..4, bias on/off, causal, padding, N = 1 and T = 1."""
-    heads = 1 + seed % 4
-    return {"heads": heads, "d": 1 + (seed // 4) % 3, "bias": seed % 3 != 2, "causal": seed % 2 == 1,
-            "padding": seed % 5 in (1, 2, 4), "N": 1 if seed % 6 == 0 else 2 + seed % 2,
-            "T": 1 if seed % 7 == 3 else 2 + seed % 4}
-
-
-def _mha_case(seed: int, dtype: str = "float64") -> tuple[mbp.MultiHeadSelfAttention, np.ndarray, dict]:
-    c = _mha_config(seed)
-    r = case_rng("attention/mha", seed)
-    D = c["heads"] * c["d"]
-    layer = mbp.MultiHeadSelfAttention(D, c["heads"], c["bias"], c["causal"], rng=r, dtype=dtype)
-    _randomise(r, layer, gain=float(r.choice([1.0, 2.0, 4.0])))
-    if c["padding"]:
-        layer.key_padding_mask = _padding(r, c["N"], c["T"], c["causal"])
-    return layer, r.standard_normal((c["N"], c["T"], D)).astype(dtype), c
-
+from tests.helpers import case_rng
+from tests.helpers.attention import PLANTS, _mha_case, _padding, _plant, _planted_model, _randomise
 
 # ---------------------------------------------------------------- finite differences
 
@@ -214,33 +170,6 @@ def test_query_without_a_visible_key_is_an_error() -> None:
         attention.mha_forward(np.ones((1, 2, 2)), *[np.eye(2), None] * 4, 1, False, np.ones((1, 2), bool))
 
 
-@pytest.mark.parity
-def test_what_the_frameworks_do_with_a_query_without_a_visible_key(frameworks) -> None:
-    """The README's record, measured: torch's SDPA path gives the row zero attention (the output is the
-    out-projection's bias) and zero gradient, its need_weights path NaN; jax.nn.dot_product_attention
-    averages every value, masked ones included (masks are a finite -0.7 * max float); jax.nn.softmax(where=)
-    gives zeros. manual_bp raises instead (test_query_without_a_visible_key_is_an_error)."""
-    import jax
-    import torch
-
-    r = case_rng("attention/blind", 0)
-    x, v = r.standard_normal((1, 3, 1, 2)), r.standard_normal((1, 3, 1, 2))
-    visible = np.array([[[[False, False, False], [True, False, False], [True, True, True]]]])  # query 0: none
-    q = torch.from_numpy(x.transpose(0, 2, 1, 3)).requires_grad_(True)
-    vt = torch.from_numpy(v.transpose(0, 2, 1, 3))
-    out = torch.nn.functional.scaled_dot_product_attention(q, q, vt, attn_mask=torch.from_numpy(visible))
-    out[0, 0, 0].sum().backward()
-    assert np.all(out.detach().numpy()[0, 0, 0] == 0) and not np.any(q.grad.numpy())
-    mha = torch.nn.MultiheadAttention(2, 1, batch_first=True, dtype=torch.float64)
-    h = torch.from_numpy(x[:, :, 0])
-    _, w = mha(h, h, h, attn_mask=torch.from_numpy(~visible[0, 0]), need_weights=True)
-    assert np.all(np.isnan(w.detach().numpy()[0, 0]))
-    o = np.asarray(jax.nn.dot_product_attention(x, x, v, mask=visible))
-    np.testing.assert_allclose(o[0, 0, 0], v[0, :, 0].mean(axis=0), rtol=1e-6)  # float32 softmax inside
-    s = np.einsum("nthd,nshd->nhts", x, x)
-    assert not np.any(np.asarray(jax.nn.softmax(s, axis=-1, where=visible))[0, 0, 0])
-
-
 # ---------------------------------------------------------------- inputs, errors, dtype
 
 
@@ -339,111 +268,7 @@ def test_init_is_torchs() -> None:
     assert list(mbp.MultiHeadSelfAttention(4, 2, bias=False).params) == ["Wq", "Wk", "Wv", "Wo"]
 
 
-# ---------------------------------------------------------------- model plumbing
-
-
-def test_block_structure_save_load_and_spec(tmp_path) -> None:
-    r = case_rng("attention/io", 0)
-    model = mbp.Sequential(mbp.transformer_block(6, 2, 10, causal=True, rng=r), mbp.Flatten(),
-                           mbp.Linear(18, 2, rng=r))
-    _randomise(r, model)
-    names = set(model.params)
-    assert {"0.0.0.gamma", "0.0.1.Wq", "0.0.1.bo", "0.1.1.W", "0.1.3.b", "2.W"} <= names
-    assert mbp.build(mbp.architecture(model)).config() == model.config()
-    kpm = np.array([[False, True, False]])
-    mbp.set_key_padding_mask(model, kpm)
-    x = r.standard_normal((1, 3, 6))
-    out = model.forward(x)
-    loaded = mbp.load(mbp.save(tmp_path / "block.npz", model))
-    assert loaded.config() == model.config()
-    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
-    assert not np.array_equal(loaded.forward(x), out)  # the padding mask is data, not state: it is not saved
-    mbp.set_key_padding_mask(loaded, kpm)
-    np.testing.assert_array_equal(loaded.forward(x), out)
-    spec = read_spec(model)
-    attn = next(layer for layer in spec.layers[0].children if layer.kind == "multi_head_attention")
-    assert attn.name == "0.0.1" and attn.config["causal"] and sorted(attn.params) == sorted(
-        ["Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo"])
-    np.testing.assert_array_equal(attn.fixed["key_padding_mask"], kpm)
-
-
-# ---------------------------------------------------------------- parity with PyTorch and JAX
-
-
-def _compare(model, loss_fn, x, y, dout, frameworks, case_id="attention", dloss=1.3):
-    return compare_case(model, loss_fn, x, y, dloss=dloss, dout=dout, frameworks=frameworks, case_id=case_id)
-
-
-@pytest.mark.parity
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("seed", range(0, 36, 5))
-def test_parity_mha(seed: int, dtype: str, frameworks) -> None:
-    layer, x, c = _mha_case(seed, dtype)
-    N, T, D = x.shape
-    model = mbp.Sequential(layer, mbp.Flatten(), mbp.Linear(T * D, 3, rng=seed, dtype=dtype))
-    r = case_rng("attention/parity-mha", seed)
-    result = _compare(model, mbp.SoftmaxCrossEntropy(), x, r.integers(0, 3, N), r.standard_normal((N, 3)).astype(dtype),
-                      frameworks, f"mha seed={seed} {dtype} {c}")
-    assert result.ok, result.summary()
-
-
-@pytest.mark.parity
-@pytest.mark.parametrize("case_id", range(N_PARITY))
-def test_parity_random_transformer_cases(case_id: int, frameworks) -> None:
-    from crosscheck.cases_attention import attention_case
-
-    c = attention_case(case_id)
-    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                          case_id=c.case_id, description=c.description, replay=c.replay)
-    assert result.ok, result.summary()
-    assert len(result.comparisons) == 6
-    assert "multi_head_attention" in result.spec.kinds
-
-
 # ---------------------------------------------------------------- planted bugs
-
-
-def _plant(monkeypatch, name: str) -> None:
-    if name == "mask_after_softmax":  # softmax over every key, then the hidden ones zeroed: rows no longer sum to 1
-        def bad(S, hidden):
-            P = F.softmax_forward(S)[0]
-            return P if hidden is None else np.where(hidden, 0.0, P)
-        monkeypatch.setattr(attention, "masked_softmax", bad)
-    elif name == "softmax_backward_without_sum":  # dS = P * dP
-        monkeypatch.setattr(attention, "masked_softmax_backward", lambda dP, P: P * dP)
-    elif name == "backward_without_scale":  # dS not multiplied by 1/sqrt(d)
-        good = attention.mha_backward
-        monkeypatch.setattr(attention, "mha_backward", lambda dout, cache: good(dout, cache._replace(scale=1.0)))
-
-
-PLANTS = {  # name -> the first diverging tensor (mode, name) for the model of _planted_model
-    "mask_after_softmax": ("loss", "0.0.1.out"),
-    "softmax_backward_without_sum": ("loss", "0.0.1.dWq"),
-    "backward_without_scale": ("loss", "0.0.1.dWq"),
-}
-
-
-def _planted_model(seed: int):
-    """One causal block (d = 3 per head, so 1/sqrt(d) != 1) with key padding, a head and cross-entropy."""
-    r = case_rng("attention/planted", seed)
-    model = _randomise(r, mbp.Sequential(mbp.transformer_block(6, 2, 8, causal=True, rng=r), mbp.Flatten(),
-                                         mbp.Linear(24, 3, rng=r)))
-    mbp.set_key_padding_mask(model, _padding(r, 3, 4, causal=True) | np.array([False, False, True, False]))
-    return model, r.standard_normal((3, 4, 6)), r.integers(0, 3, 3), r.standard_normal((3, 3))
-
-
-@pytest.mark.parity
-@pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("name", list(PLANTS))
-def test_planted_bug_is_caught(name: str, seed: int, monkeypatch, frameworks) -> None:
-    model, x, y, dout = _planted_model(seed)
-    assert _compare(model, mbp.SoftmaxCrossEntropy(), x, y, dout, frameworks).ok
-    _plant(monkeypatch, name)
-    result = _compare(model, mbp.SoftmaxCrossEntropy(), x, y, dout, frameworks)
-    assert not result.ok, f"{name} seed={seed}: the planted bug went unnoticed"
-    comp, bad = result.first_divergence
-    assert comp.backend == "manual_bp" and (comp.mode, bad.name) == PLANTS[name], (name, seed, comp.mode, bad.name)
-    assert bad.error > 100 * bad.bound, f"{name} seed={seed}: {bad.name} error {bad.error:.2e} barely above the bound"
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -311,7 +311,7 @@ def test_plant_is_undone_after_monkeypatch() -> None:
 
 def test_relu_kink_convention_needs_the_closed_form_test(monkeypatch: pytest.MonkeyPatch) -> None:
     """ReLU'(0) = 1 (mask x >= 0) is invisible to central differences away from the kink;
-    the closed-form check at x = 0 (tests/test_functional.py) is what catches it."""
+    the closed-form check at x = 0 (tests/manual_bp/test_activations.py) is what catches it."""
     r = np.random.default_rng(0)
     monkeypatch.setattr(mbp.ReLU, "_fwd", staticmethod(lambda x: (np.maximum(x, 0), x >= 0)))
     layer = mbp.ReLU()

@@ -1,7 +1,7 @@
 """Bad-input battery: every registered layer kind, the losses, the optimisers and save files.
 
-Extends tests/test_errors.py (exact messages for Linear and the losses),
-tests/test_properties.py (random valid inputs) and tests/test_io_init_data.py
+Extends tests/kinds/test_errors.py (exact messages for Linear and the losses),
+tests/kinds/test_properties.py (random valid inputs) and tests/manual_bp/test_io.py
 (corrupt files): here every kind in ``Module.registry`` is driven through the
 same battery, so a new layer is covered as soon as it is registered, and a kind
 without an entry in ``KINDS`` below fails loudly.
@@ -106,7 +106,7 @@ def kind_of(name: str) -> Kind:
     if name not in KINDS:
         pytest.fail(
             f"layer kind {name!r} is registered in manual_bp.module.Module.registry but has no entry in "
-            f"tests/test_battery.py KINDS: add one (a model holding it, a valid input, wrong shapes) so the "
+            f"tests/kinds/test_battery.py KINDS: add one (a model holding it, a valid input, wrong shapes) so the "
             f"bad-input battery covers it"
         )
     return KINDS[name]
@@ -139,7 +139,7 @@ def run(model: mbp.Sequential, x: np.ndarray, dout: np.ndarray | None = None, se
 def test_every_registered_kind_is_in_the_battery() -> None:
     missing = sorted(set(REGISTERED) - set(KINDS))
     assert not missing, (
-        f"kinds registered in Module.registry without an entry in tests/test_battery.py KINDS: {missing}; "
+        f"kinds registered in Module.registry without an entry in tests/kinds/test_battery.py KINDS: {missing}; "
         f"add them so the bad-input battery covers them"
     )
 
@@ -490,7 +490,7 @@ def test_huge_logits_match_torch_float64(loss_name: str, seed: int) -> None:
     """Logits of +-1e4 (and mixtures with O(1) ones): finite loss and gradient, equal to torch's
     float64 ``F.cross_entropy`` / ``F.binary_cross_entropy_with_logits`` to 1e-12 relative: both
     compute the same stable expressions, so only rounding separates them."""
-    from conftest import require_frameworks
+    from tests.helpers import require_frameworks
 
     require_frameworks(("torch",))
     import torch

@@ -5,7 +5,7 @@ torch and JAX and compares the loss, every optimiser state tensor and every
 parameter at every step (``crosscheck.trajectory``). Planted bugs (an
 off-by-one bias correction in Adam, wrong SGD momentum buffers) must fail and
 be localised to the right step and tensor. Replay one case with the command in
-its failure message, or ``pytest tests/test_trajectory.py -k <case id>``.
+its failure message, or ``pytest tests/crosscheck/test_trajectory.py -k <case id>``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import require_frameworks
 
 import manual_bp.optim as optim
 from crosscheck import compare, tolerance
@@ -29,6 +28,7 @@ from crosscheck.trajectory import (
     trajectory_case,
     trajectory_cases,
 )
+from tests.helpers import require_frameworks
 
 CASES = [c.case_id for c in trajectory_cases()]
 

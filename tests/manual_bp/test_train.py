@@ -18,7 +18,7 @@ import manual_bp as mbp
 from manual_bp import train as train_mod
 from manual_bp.__main__ import run as run_seed_task
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def seed_setup(seed: int = 0, n: int = 200):

@@ -8,7 +8,7 @@ import pytest
 
 
 def _warn_from_manual_bp(message: str) -> None:
-    warnings.warn_explicit(message, RuntimeWarning, "manual_bp/functional.py", 1, module="manual_bp.functional")
+    warnings.warn_explicit(message, RuntimeWarning, "manual_bp/activations.py", 1, module="manual_bp.activations")
 
 
 @pytest.mark.parametrize("message", ["overflow encountered in exp", "invalid value encountered in multiply",

@@ -326,9 +326,9 @@ def _missing(fw):
 
 def test_a_missing_framework_skips_or_fails_as_required(monkeypatch):
     from _pytest.outcomes import Failed, Skipped
-    from conftest import require_frameworks
 
     import crosscheck.compare
+    from tests.helpers import require_frameworks
 
     monkeypatch.setattr(crosscheck.compare, "reference", _missing)
     monkeypatch.delenv("CROSSCHECK_REQUIRE", raising=False)
