@@ -8,8 +8,9 @@ import sys
 import time
 
 from crosscheck.reference import FRAMEWORKS
-from crosscheck.run.api import ProgressBar, Task, WorkerDied, run_tasks
+from crosscheck.run.api import ProgressBar, Task, WorkerDied
 from crosscheck.run.report import Report
+from crosscheck.run.sweep import run_planned
 from crosscheck.run.trajectory import trajectory_ids
 
 SEED_BLOCK = 1_000_000  # --seed S runs case ids S * 10^6, S * 10^6 + 1, ...
@@ -23,6 +24,12 @@ def _shard(text: str) -> tuple[int, int]:
     if not (n >= 1 and 0 <= i < n):
         raise argparse.ArgumentTypeError(f"--shard i/n needs 0 <= i < n, got {text!r}")
     return i, n
+
+
+def _scheduler(text: str) -> str:
+    if text.startswith("local:") and not (text[6:].isdigit() and int(text[6:]) >= 1):
+        raise argparse.ArgumentTypeError(f"--scheduler local:N needs a positive number of workers, got {text!r}")
+    return text
 
 
 def _frameworks(text: str) -> tuple[str, ...]:
@@ -53,8 +60,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", action="append", help="run only this trajectory case id (repeatable)")
     p.add_argument("--jobs", type=_jobs, default=_jobs("auto"),
                    help="worker processes: a number or auto (one per CPU core, the default)")
+    p.add_argument("--scheduler", metavar="ADDRESS", type=_scheduler,
+                   help="run the tasks on a dask.distributed cluster: a scheduler's address (tcp://host:8786) or "
+                   "local:N (a local cluster of N single-threaded worker processes); needs the cluster extra")
+    p.add_argument("--results", metavar="FILE",
+                   help="JSON-lines file that every finished case is appended to (default OUT/results.jsonl)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the cases the results file already holds (same code and frameworks), run the rest, "
+                   "and write the full report")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+# The arguments that decide which tasks the whole (unsharded) sweep plans: ``merge`` rebuilds the plan from them.
+SWEEP_ARGS = ("cases", "seed", "case", "dtype", "no_seed_network", "no_trajectories", "trajectory")
 
 
 def _jobs(text: str) -> int:
@@ -86,7 +105,17 @@ def trajectories(args: argparse.Namespace) -> list[str]:
     return trajectory_ids(None if args.dtype == "both" else args.dtype, args.shard)
 
 
+def planned(args: argparse.Namespace) -> list[Task]:
+    """Every task of this invocation, in order: the cases (``plan``), then the trajectories."""
+    return ([] if args.trajectory else plan(args)) + [("trajectory", t) for t in trajectories(args)]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["merge"]:
+        from crosscheck.run.merge import main as merge_main
+
+        return merge_main(argv[1:])
     args = parser().parse_args(argv)
     if args.cases < 0:
         print("crosscheck: --cases must be >= 0", file=sys.stderr)
@@ -94,17 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         traj = trajectories(args)
-        todo = ([] if args.trajectory else plan(args)) + [("trajectory", t) for t in traj]
+        todo = planned(args)
+        results_path = args.results or os.path.join(args.out, "results.jsonl")
         bar = ProgressBar(len(todo), enabled=not args.quiet)
-        results = run_tasks(todo, args.frameworks, jobs=args.jobs, progress=bar)
+        results = run_planned(todo, args.frameworks, results_path, jobs=args.jobs, scheduler=args.scheduler,
+                              resume=args.resume, progress=bar,
+                              log=(lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr)))
     except (ImportError, WorkerDied) as err:
         print(err, file=sys.stderr)
         return 2
     settings = {
         "cases": args.cases, "seed": args.seed, "dtype": args.dtype, "frameworks": list(args.frameworks),
         "shard": f"{args.shard[0]}/{args.shard[1]}", "case_ids": [r.case_id for r in results],
-        "trajectories": traj, "jobs": args.jobs,
-        "command": "python -m crosscheck " + " ".join(sys.argv[1:] if argv is None else argv),
+        "trajectories": traj, "jobs": args.jobs, "scheduler": args.scheduler,
+        "sweep": {k: getattr(args, k) for k in SWEEP_ARGS},
+        "command": "python -m crosscheck " + " ".join(argv),
     }
     report = Report(results, settings=settings, seconds=time.perf_counter() - start)
     md, js = report.write(args.out)

@@ -193,6 +193,19 @@ class CaseResult:
                 return comp, bad
         return None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report's plain-data entry for this case (``crosscheck.run.records.result_to_dict``)."""
+        from crosscheck.run.records import result_to_dict
+
+        return result_to_dict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> CaseResult:
+        """The result back from ``to_dict``'s dict (a ``TrajectoryResult`` for a trajectory's)."""
+        from crosscheck.run.records import result_from_dict
+
+        return result_from_dict(d)
+
     def summary(self) -> str:
         """One line, or for a failure the first diverging tensor and the replay command."""
         if self.ok:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from crosscheck.run.compare import CaseResult
+from crosscheck.run.records import dumps, result_from_dict, result_to_dict
 from crosscheck.spec import walk
 from crosscheck.tolerance import TensorCheck
 
@@ -37,7 +38,7 @@ def _blas() -> str:
         return "unknown"
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -59,7 +60,7 @@ def environment() -> dict[str, Any]:
         "numpy": np.__version__,
         "blas": _blas(),
         "manual_bp": _version("manual-bp"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
     }
     for mod in ("torch", "jax", "jaxlib", "optax"):
         if mod in sys.modules or (mod == "jaxlib" and "jax" in sys.modules):
@@ -161,26 +162,21 @@ class Report:
 
     # ---------------------------------------------------------------- output
     def to_json(self) -> dict[str, Any]:
-        def check_json(c: TensorCheck) -> dict[str, Any]:
-            return {"name": c.name, "shape": list(c.shape), "dtype": c.dtype, "max_abs": c.max_abs,
-                    "rel_norm": c.rel_norm, "rel_max": c.rel_max, "bound": c.bound,
-                    "margin": c.margin, "detects": c.detects, "ok": c.ok, "note": c.note}
-
-        def case_json(r: CaseResult) -> dict[str, Any]:
-            first = r.first_divergence
-            return {
-                "case_id": r.case_id, "description": r.description, "dtype": r.dtype, "ok": r.ok,
-                "bound": r.bound, "replay": r.replay,
-                "first_divergence": None if first is None else {
-                    "tensor": first[1].name, "mode": first[0].mode,
-                    "pair": f"{first[0].backend} vs {first[0].reference}"},
-                "comparisons": [{"mode": c.mode, "backend": c.backend, "reference": c.reference,
-                                 "checks": [check_json(x) for x in c.checks]} for c in r.comparisons],
-            }
-
         return {"ok": self.ok, "headline": self.headline(), "settings": self.settings,
                 "environment": self.env, "seconds": round(self.seconds, 2),
-                "summary": self.summary(), "cases": [case_json(r) for r in self.results]}
+                "summary": self.summary(), "cases": [result_to_dict(r) for r in self.results]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        """The report back from its ``report.json`` (as parsed): every case rebuilt (``crosscheck.run.records``)."""
+        return cls([result_from_dict(c) for c in data["cases"]], settings=dict(data.get("settings") or {}),
+                   env=dict(data.get("environment") or {}), seconds=float(data.get("seconds") or 0.0))
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> Report:
+        """The report in ``path``: a ``report.json`` file or the directory that holds one."""
+        p = Path(path)
+        return cls.from_json(json.loads((p / "report.json" if p.is_dir() else p).read_text()))
 
     def summary_table(self, by_pair: bool = True) -> str:
         lines = ["| dtype | pair | kind | tensor | n | worst error | bound | smallest margin | weak | failed |",
@@ -226,22 +222,5 @@ class Report:
         out.mkdir(parents=True, exist_ok=True)
         md, js = out / "report.md", out / "report.json"
         md.write_text(self.to_markdown())
-        js.write_text(json.dumps(_finite(self.to_json()), indent=1, default=_json_default, allow_nan=False) + "\n")
+        js.write_text(dumps(self.to_json(), indent=1) + "\n")
         return md, js
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    return str(x)
-
-
-def _finite(x: Any) -> Any:
-    """Strict JSON: infinite or NaN numbers become null (an exact match has margin inf)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
