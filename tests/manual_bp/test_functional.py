@@ -95,7 +95,7 @@ def test_loss_functional_pairs_mutate_nothing() -> None:
     z = r.standard_normal((4, 3)) * 5
     y = r.integers(0, 3, 4)
     t = r.random((4, 3))
-    for fwd, bwd, target in [
+    for i, (fwd, bwd, target) in enumerate([
         (
             lambda a, b: L.softmax_cross_entropy_forward(a, b, "mean", 0.1),
             L.softmax_cross_entropy_backward,
@@ -109,9 +109,9 @@ def test_loss_functional_pairs_mutate_nothing() -> None:
         ),
         (lambda a, b: L.mse_forward(a, b, "mean"), L.mse_backward, t),
         (lambda a, b: L.bce_with_logits_forward(a, b, "sum"), L.bce_with_logits_backward, t),
-    ]:
+    ]):
         z0, target0 = z.copy(), target.copy()
         _, cache = fwd(z, target)
         g1, g2 = bwd(2.0, cache), bwd(2.0, cache)
-        assert np.array_equal(z, z0) and np.array_equal(target, target0)
-        assert np.array_equal(g1, g2)
+        assert np.array_equal(z, z0) and np.array_equal(target, target0), f"pair {i}: {bwd.__name__}"
+        assert np.array_equal(g1, g2), f"pair {i}: {bwd.__name__}"

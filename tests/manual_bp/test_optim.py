@@ -118,7 +118,7 @@ def test_maximize_is_descent_on_the_negated_gradient(case):
     for cls in (SGD, Adam, AdamW, RMSprop):
         _, p_max, _ = run3(cls, p0, grads, lr=0.01, maximize=True)
         _, p_neg, _ = run3(cls, p0, [-g for g in grads], lr=0.01)
-        np.testing.assert_array_equal(p_max, p_neg)
+        np.testing.assert_array_equal(p_max, p_neg, err_msg=cls.__name__)
 
 
 # ---------------------------------------------------------------- Adam / AdamW
