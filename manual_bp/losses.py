@@ -275,6 +275,12 @@ class Loss:
     """Base class: ``forward(pred, target) -> L`` then ``backward(dloss=1.0) -> dpred``."""
 
     kind: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type[Loss]]] = {}  # kind -> class, as ``Module.registry``
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            Loss.registry[cls.kind] = cls
 
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in _REDUCTIONS:
@@ -294,7 +300,11 @@ class Loss:
         return self.forward(pred, target)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        def show(v: Any) -> str:
+            array = isinstance(v, np.ndarray)
+            return np.array2string(v, precision=3, threshold=6, separator=", ") if array else repr(v)
+
+        args = ", ".join(f"{k}={show(v)}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
 
     def _check_pred(self, pred: Any, ndim: int | None = None) -> np.ndarray:

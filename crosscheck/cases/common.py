@@ -69,13 +69,10 @@ def activation(rng: np.random.Generator, kinds: tuple[str, ...] = ACTIVATIONS) -
     return mbp.Module.registry[kind](**(draw(rng) if draw is not None else {}))
 
 
-_LOSS_CLASSES = {cls.kind: cls for cls in mbp.Loss.__subclasses__()}
-
-
 def loss_and_target(
     rng: np.random.Generator, kind: str, labels: str, dtype: str, N: int, C: int
 ) -> tuple[mbp.Loss, np.ndarray]:
     """A loss of ``kind`` (mean 70%, else sum) and its target (N, C) or labels (N,), drawn by its entry."""
     reduction = "mean" if rng.random() < 0.7 else "sum"
     config, target = loss_kind(kind).draw(rng, labels, dtype, N, C)
-    return _LOSS_CLASSES[kind](reduction, **config), target
+    return mbp.Loss.registry[kind](reduction=reduction, **config), target

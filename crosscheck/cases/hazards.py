@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.kinds import REGISTRY, lookup
+from crosscheck.kinds import REGISTRY, lookup, loss_kind
 from crosscheck.kinds.activations import kink_at_zero
 
 NEAR_KINK = {"float64": 1e-9, "float32": 1e-4}
@@ -47,9 +47,13 @@ class HazardWalker:
         return h, m, False
 
 
-def hazards(layers: list[Any], x: np.ndarray, dtype: str) -> bool:
-    """True if some layer's input lies near a kink or a tie (see the module docstring); runs the forwards."""
-    return HazardWalker(dtype).walk(layers, x, np.abs(x) if x.dtype.kind == "f" else x)[2]
+def hazards(layers: list[Any], x: np.ndarray, dtype: str, loss_fn: Any = None, target: Any = None) -> bool:
+    """True if some layer's input lies near a kink or a tie (see the module docstring), or, given a loss,
+    the logits lie near the loss's kink (``LossKind.hazard``: L1 at z = t, a hinge at u = 0); runs the forwards."""
+    walker = HazardWalker(dtype)
+    h, m, near = walker.walk(layers, x, np.abs(x) if x.dtype.kind == "f" else x)
+    rule = loss_kind(loss_fn.kind).hazard if loss_fn is not None and not near else None
+    return near or (rule is not None and bool(rule(loss_fn.config(), h, target, m, walker.tol)))
 
 
 def plant_kinks(rng: np.random.Generator, layers: list[Any]) -> bool:

@@ -185,7 +185,7 @@ def build(bp: Blueprint, case_id: str | None = None) -> Case:
             x = _input(rng, bp, scale)
             if "ties" in tags:
                 x[1] = x[0]
-            if not hazards(layers, x, dtype):
+            if not hazards(layers, x, dtype, loss_fn, y):
                 break
         else:
             continue

@@ -78,7 +78,10 @@ class Kind:
       describe(layer) -> a short text for case descriptions.
       A container walks its children itself: walk(walker, layer, h, m) -> (y, m(y), hazard found).
     Spec reading: fixed(layer) -> arrays the references must reuse (a Dropout mask); integer_input:
-      the layer takes indices (no dx); buffers: the running statistics it updates.
+      the layer takes indices (no dx); buffers: the running statistics it updates; outputs: arrays the
+      layer leaves as attributes after its forward besides its output (an RNN's final state ``h_n``),
+      compared after it as ``<layer>.<name>``: the torch apply leaves them as attributes of its module,
+      the JAX apply in ``net.outs["<layer>.<name>"]``.
     """
 
     kind: str
@@ -97,6 +100,7 @@ class Kind:
     fixed: Callable[[Any], dict[str, np.ndarray]] = no_fixed
     integer_input: bool = False
     buffers: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
     walk: Callable[[Any, Any, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, bool]] | None = None
 
     @classmethod
@@ -111,18 +115,23 @@ class LossKind:
     """Everything crosscheck knows about one loss kind.
 
     torch_loss(config, z, target) and jax_loss(config, z, target): the loss from the frameworks' own
-    functionals; terms(z, target, s_z, rows, n): S of the summed loss before a mean's 1/n; grad_terms(s_z,
-    t_max): A in G(dlogits) = |dloss| r A; per_row: a mean divides by the rows (cross-entropy), not the
-    entries; draw(rng, labels, dtype, N, C) -> (constructor keyword arguments, target).
+    functionals; terms(config, z, target, s_z, rows, n): S of the summed loss before a mean's 1/n;
+    grad_terms(config, s_z, t_max): A in G(dlogits) = |dloss| r A; per_row: a mean divides by the rows
+    (cross-entropy), not the entries; divisor(config, target, rows, n): what a mean divides by when it is
+    neither (a class-weighted mean: sum of w[y] over the labels not ignored); draw(rng, labels, dtype, N, C)
+    -> (constructor keyword arguments, target); hazard(config, z, target, m, tol) -> True if a logit z (its
+    terms m) lies within tol m of the loss's kink, as ``Kind.hazard``.
     """
 
     kind: str
     torch_loss: Callable[[dict[str, Any], Any, Any], Any]
     jax_loss: Callable[[dict[str, Any], Any, Any], Any]
-    terms: Callable[[np.ndarray, Any, float, int, int], float]
-    grad_terms: Callable[[float, float], float]
+    terms: Callable[[dict[str, Any], np.ndarray, Any, float, int, int], float]
+    grad_terms: Callable[[dict[str, Any], float, float], float]
     draw: Callable[[np.random.Generator, str, str, int, int], tuple[dict[str, Any], np.ndarray]]
     per_row: bool = False
+    divisor: Callable[[dict[str, Any], Any, int, int], float] | None = None
+    hazard: Callable[[dict[str, Any], np.ndarray, Any, np.ndarray, float], bool] | None = None
 
 
 REGISTRY: dict[str, Kind] = {}

@@ -91,9 +91,11 @@ def scales(
     if dout is None:
         loss, entry = spec.loss, loss_kind(spec.loss.kind)
         n = int(np.size(h))
-        r = 1.0 / (rows if entry.per_row else n) if loss.config["reduction"] == "mean" else 1.0
-        S["loss"] = max(amax(ref["loss"]), r * entry.terms(h, target, s_z, rows, n))
-        g = S["dlogits"] = max(abs(dloss) * r * entry.grad_terms(s_z, t_max), amax(ref["dlogits"]))
+        cfg = loss.config
+        divisor = entry.divisor(cfg, target, rows, n) if entry.divisor else rows if entry.per_row else n
+        r = 1.0 / divisor if cfg["reduction"] == "mean" else 1.0
+        S["loss"] = max(amax(ref["loss"]), r * entry.terms(cfg, h, target, s_z, rows, n))
+        g = S["dlogits"] = max(abs(dloss) * r * entry.grad_terms(cfg, s_z, t_max), amax(ref["dlogits"]))
     else:
         g = amax(dout)
     w.dout_sizes(spec.layers, amax(ref["dlogits"]) if dout is None else g)
