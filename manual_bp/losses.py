@@ -29,7 +29,6 @@ _REDUCTIONS = ("mean", "sum")
 # ---------------------------------------------------------------- pairs
 
 
-# --8<-- [start:softmax_cross_entropy_pair]
 def _class_last(z: np.ndarray) -> np.ndarray:
     """(N, C, d1, ...) -> (M, C) with M = N d1 ...: one row per prediction (a view for (N, C))."""
     return z if z.ndim == 2 else np.moveaxis(z, 1, -1).reshape(-1, z.shape[1])
@@ -63,6 +62,7 @@ def _label_weights(
     return valid, yv, wy, np.nan, (np.nan if valid.any() else 0.0)
 
 
+# --8<-- [start:softmax_cross_entropy_pair]
 def softmax_cross_entropy_forward(
     z: np.ndarray, y: np.ndarray, reduction: str = "mean", label_smoothing: float = 0.0,
     weight: np.ndarray | None = None, ignore_index: int = -100,
@@ -122,6 +122,7 @@ def softmax_cross_entropy_backward(dloss: float, cache: Cache) -> np.ndarray:
         dz = p * target.sum(axis=1, keepdims=True) - target  # (M, C)
         dz *= dloss * scale
     return _class_back(dz, shape)
+# --8<-- [end:softmax_cross_entropy_pair]
 
 
 def nll_forward(
@@ -161,7 +162,7 @@ def multi_margin_forward(
     rows = np.arange(N)
     u = margin - x[rows, y][:, None] + x  # (N, C) the hinge's argument
     u[rows, y] = 0  # i = y is no term
-    u = np.maximum(u, 0)  # only u > 0 counts: at u = 0 the term and its derivative are 0
+    u = np.maximum(u, 0)  # only u > 0 counts: at u = 0 the term and its derivative are 0; NaN stays NaN
     wy = np.ones(N, x.dtype) if weight is None else weight.astype(x.dtype)[y]  # (N,)
     scale = 1.0 / N if reduction == "mean" else 1.0
     coef = wy * (scale / C)  # (N,)
@@ -173,12 +174,13 @@ def multi_margin_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dx[n, i] = dloss c_n h'(u_ni) for i != y_n (h' = [u > 0] for p = 1, 2u for p = 2),
     dx[n, y_n] = -sum_{i != y_n} dx[n, i]; c_n = w[y_n] scale / C. Shape (N, C)."""
     y, u, p, coef = cache
-    g = (u > 0).astype(u.dtype) if p == 1 else 2 * u  # (N, C), zero at y
+    g = (u > 0) + 0 * u if p == 1 else 2 * u  # (N, C), zero at y; 0 * u carries a NaN score to its gradient
     g *= (dloss * coef)[:, None]
     g[np.arange(u.shape[0]), y] = -g.sum(axis=1)
     return g
 
 
+# --8<-- [start:mse_pair]
 def mse_forward(x: np.ndarray, t: np.ndarray, reduction: str = "mean") -> tuple[np.floating, Cache]:
     """L = reduce( (x - t)^2 ),  mean over all elements (torch's ``MSELoss``). Cache: (x - t, scale)."""
     r = x - t
