@@ -1,7 +1,8 @@
 """No circular verification: the PyTorch and JAX references never reach manual_bp's math.
 
-The references may import only the frameworks, NumPy, the standard library and
-crosscheck's plain-data modules. Checked twice: statically (every import
+The references (the drivers and every kind entry, whose torch and JAX side sits in the
+entry) may import only the frameworks, NumPy, the standard library and crosscheck's
+plain-data modules. Checked twice: statically (every import
 statement and every dynamic import call in their source) and dynamically
 (importing them in a fresh interpreter loads no manual_bp module).
 """
@@ -18,10 +19,14 @@ import pytest
 import crosscheck
 
 PKG = Path(crosscheck.__file__).parent
-REFERENCES = ["torch_ref.py", "jax_ref.py", "torch_train.py", "jax_train.py"]
-ALLOWED_ROOTS = {"__future__", "typing", "math", "dataclasses", "functools", "collections", "numpy",
+# the drivers, and every kind entry (its torch and JAX side sits beside its other rules)
+REFERENCES = ["reference/torch_ref.py", "reference/jax_ref.py", "reference/torch_train.py",
+              "reference/jax_train.py", *sorted(p.relative_to(PKG).as_posix() for p in (PKG / "kinds").glob("*.py"))]
+ALLOWED_ROOTS = {"__future__", "typing", "math", "dataclasses", "functools", "collections", "itertools", "numpy",
                  "torch", "jax", "optax"}
-ALLOWED_CROSSCHECK = {"crosscheck.spec", "crosscheck.optim_spec", "crosscheck.torch_ref", "crosscheck.jax_ref"}
+ALLOWED_CROSSCHECK = {"crosscheck.spec", "crosscheck.reference.optim_spec", "crosscheck.reference.torch_ref",
+                      "crosscheck.reference.jax_ref", "crosscheck.kinds",
+                      *(f"crosscheck.kinds.{p.stem}" for p in (PKG / "kinds").glob("*.py"))}
 
 
 def forbidden_imports(source: str) -> list[str]:
@@ -32,8 +37,9 @@ def forbidden_imports(source: str) -> list[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             module = "." * node.level + (node.module or "")
-            # `from crosscheck import x` is judged by the submodule it names
-            names = [f"{module}.{a.name}" for a in node.names] if module == "crosscheck" else [module]
+            # `from crosscheck.reference import torch_ref` is judged by the submodule it names
+            names = [f"{module}.{a.name}" if f"{module}.{a.name}" in ALLOWED_CROSSCHECK or module == "crosscheck"
+                     else module for a in node.names]
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
             "import_module", "__import__"
         ):
@@ -57,7 +63,7 @@ def test_reference_imports_only_frameworks(module):
 
 
 def test_allowed_crosscheck_modules_are_plain_data():
-    for name in ("spec.py", "optim_spec.py"):
+    for name in ("spec.py", "reference/optim_spec.py"):
         path = PKG / name
         if path.exists():
             assert forbidden_imports(path.read_text()) == [], name
@@ -72,6 +78,8 @@ def test_allowed_crosscheck_modules_are_plain_data():
         "import manual_bp.losses as L",
         "from .. import manual_bp",
         "from crosscheck import compare",  # compare runs manual_bp itself
+        "from crosscheck.run import compare",
+        "from crosscheck.cases import hazards",  # the case generator builds manual_bp layers
         "import importlib\nimportlib.import_module('manual_bp.functional')",
         "__import__('manual_bp')",
         "def f():\n    from manual_bp.layers import Linear",
@@ -84,7 +92,8 @@ def test_the_checker_catches_forbidden_imports(source):
 def test_importing_the_references_loads_no_manual_bp(frameworks):
     code = (
         "import sys\n"
-        "import crosscheck.torch_ref, crosscheck.jax_ref, crosscheck.torch_train, crosscheck.jax_train\n"
+        "import crosscheck.kinds, crosscheck.reference.torch_ref, crosscheck.reference.jax_ref\n"
+        "import crosscheck.reference.torch_train, crosscheck.reference.jax_train\n"
         "bad = sorted(m for m in sys.modules if m == 'manual_bp' or m.startswith('manual_bp.'))\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
