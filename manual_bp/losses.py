@@ -572,38 +572,44 @@ class BCEWithLogits(Loss):
 
 
 class _Elementwise(Loss):
-    """A loss on predictions and float targets of the same shape and dtype, mean over all elements."""
-
-    pair: ClassVar[tuple[Any, Any]]
+    """A loss on predictions and float targets of the same shape and dtype, mean over all elements.
+    A subclass names its pair in ``_pair`` (looked up when called, so the pair can be swapped in tests)."""
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> np.floating:
         """L = mean or sum of the elementwise loss."""
         self._cache = None
         x = self._check_pred(pred)
         t = self._check_float_target(x, target)
-        loss, self._cache = type(self).pair[0](x, t, self.reduction, **self._extra())
+        loss, self._cache = self._pair_forward(x, t)
         return loss
 
     def backward(self, dloss: float = 1.0) -> np.ndarray:
         """dL/dpred, same shape as pred."""
-        return self._backward(type(self).pair[1], dloss)
+        return self._backward(self._pair_backward, dloss)
 
-    def _extra(self) -> dict[str, float]:
-        return {}
+    def _pair_forward(self, x: np.ndarray, t: np.ndarray) -> tuple[np.floating, Cache]:
+        raise NotImplementedError
+
+    def _pair_backward(self, dloss: float, cache: Cache) -> np.ndarray:
+        raise NotImplementedError
 
 
 class L1Loss(_Elementwise):
     """Mean absolute error, torch's ``nn.L1Loss(reduction)``; derivative 0 where pred = target (torch's)."""
 
     kind = "l1"
-    pair = (l1_forward, l1_backward)
+
+    def _pair_forward(self, x: np.ndarray, t: np.ndarray) -> tuple[np.floating, Cache]:
+        return l1_forward(x, t, self.reduction)
+
+    def _pair_backward(self, dloss: float, cache: Cache) -> np.ndarray:
+        return l1_backward(dloss, cache)
 
 
 class HuberLoss(_Elementwise):
     """Huber loss, torch's ``nn.HuberLoss(reduction, delta=1.0)``: quadratic for |r| < delta, then linear."""
 
     kind = "huber"
-    pair = (huber_forward, huber_backward)
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         super().__init__(reduction)
@@ -612,15 +618,17 @@ class HuberLoss(_Elementwise):
     def config(self) -> dict[str, Any]:
         return {"reduction": self.reduction, "delta": self.delta}
 
-    def _extra(self) -> dict[str, float]:
-        return {"delta": self.delta}
+    def _pair_forward(self, x: np.ndarray, t: np.ndarray) -> tuple[np.floating, Cache]:
+        return huber_forward(x, t, self.reduction, self.delta)
+
+    def _pair_backward(self, dloss: float, cache: Cache) -> np.ndarray:
+        return huber_backward(dloss, cache)
 
 
 class SmoothL1Loss(_Elementwise):
     """Smooth L1 loss, torch's ``nn.SmoothL1Loss(reduction, beta=1.0)``: the Huber loss / beta; beta = 0 is L1."""
 
     kind = "smooth_l1"
-    pair = (smooth_l1_forward, smooth_l1_backward)
 
     def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
         super().__init__(reduction)
@@ -631,5 +639,8 @@ class SmoothL1Loss(_Elementwise):
     def config(self) -> dict[str, Any]:
         return {"reduction": self.reduction, "beta": self.beta}
 
-    def _extra(self) -> dict[str, float]:
-        return {"beta": self.beta}
+    def _pair_forward(self, x: np.ndarray, t: np.ndarray) -> tuple[np.floating, Cache]:
+        return smooth_l1_forward(x, t, self.reduction, self.beta)
+
+    def _pair_backward(self, dloss: float, cache: Cache) -> np.ndarray:
+        return smooth_l1_backward(dloss, cache)

@@ -92,12 +92,44 @@ KINDS: dict[str, Kind] = {
                      _normal(5, 4), "Linear '0.0'", ((5, 3),)),
     "conv2d": Kind(lambda dt: _seq(mbp.Conv2d(2, 3, 3, padding=1, rng=5, dtype=dt)), _normal(3, 2, 5, 5),
                    "Conv2d '0'", ((3, 3, 5, 5), (3, 2, 5), (2, 5, 5, 2)), (0, 2, 5, 5), layout_reduction=75),
+    "conv1d": Kind(lambda dt: _seq(mbp.Conv1d(2, 3, 3, padding=1, rng=14, dtype=dt)), _normal(3, 2, 7), "Conv1d '0'",
+                   ((3, 3, 7), (3, 2, 5, 5), (2, 7)), (0, 2, 7), layout_reduction=21),
+    "conv_transpose2d": Kind(lambda dt: _seq(mbp.ConvTranspose2d(2, 3, 3, stride=2, padding=1, rng=15, dtype=dt)),
+                             _normal(3, 2, 4, 5), "ConvTranspose2d '0'", ((3, 3, 4, 5), (3, 2, 5), (2, 4, 5, 2)),
+                             (0, 2, 4, 5), layout_reduction=180),
+    "max_pool1d": Kind(lambda dt: _seq(mbp.MaxPool1d(2)), _normal(3, 2, 6), "MaxPool1d '0'",
+                       ((3, 2), (3, 2, 1), (3, 2, 4, 4)), (0, 2, 6)),
+    "avg_pool1d": Kind(lambda dt: _seq(mbp.AvgPool1d(3, 2, 1)), _normal(3, 2, 6), "AvgPool1d '0'",
+                       ((3, 2), (3, 2, 4, 4)), (0, 2, 6), layout_reduction=3),
+    "adaptive_avg_pool2d": Kind(lambda dt: _seq(mbp.AdaptiveAvgPool2d((2, 3))), _normal(3, 2, 5, 7),
+                                "AdaptiveAvgPool2d '0'", ((3, 2, 4), (3, 5)), (0, 2, 5, 7), layout_reduction=9),
+    "rms_norm": Kind(lambda dt: _seq(mbp.RMSNorm(4, dtype=dt)), _normal(5, 4), "RMSNorm '0'", ((5, 3), ()),
+                     layout_reduction=4),
+    "batch_norm2d": Kind(lambda dt: _seq(mbp.BatchNorm2d(2, dtype=dt)), _normal(3, 2, 4, 5), "BatchNorm2d '0'",
+                         ((3, 3, 4, 5), (3, 2, 4), (1, 2, 1, 1)), (0, 2, 4, 5), layout_reduction=60),
+    "group_norm": Kind(lambda dt: _seq(mbp.GroupNorm(2, 4, dtype=dt)), _normal(3, 4, 3, 5), "GroupNorm '0'",
+                       ((3, 3, 3, 5), (4,)), (0, 4, 3, 5), layout_reduction=45),
+    "instance_norm2d": Kind(lambda dt: _seq(mbp.InstanceNorm2d(3, affine=True, dtype=dt)), _normal(2, 3, 4, 5),
+                            "InstanceNorm2d '0'", ((2, 2, 4, 5), (2, 3, 4), (2, 3, 1, 1)), (0, 3, 4, 5),
+                            layout_reduction=40),
     "max_pool2d": Kind(lambda dt: _seq(mbp.MaxPool2d(2)), _normal(3, 2, 4, 6), "MaxPool2d '0'",
                        ((3, 2, 4), (3, 2, 1, 1)), (0, 2, 4, 6)),
     "avg_pool2d": Kind(lambda dt: _seq(mbp.AvgPool2d(2)), _normal(3, 2, 4, 6), "AvgPool2d '0'",
                        ((3, 2, 4), (3, 2, 1, 1)), (0, 2, 4, 6), layout_reduction=4),
     "multi_head_attention": Kind(lambda dt: _seq(mbp.MultiHeadSelfAttention(4, 2, rng=6, dtype=dt)),
                                  _normal(3, 5, 4), "MultiHeadSelfAttention '0'", ((3, 5, 3), (5, 4)), (0, 5, 4)),
+    "rnn": Kind(lambda dt: _seq(mbp.RNN(3, 4, nonlinearity="relu", rng=8, dtype=dt)), _normal(2, 5, 3), "RNN '0'",
+                ((2, 5, 2), (5, 3), (2, 5, 3, 1)), (0, 5, 3), layout_reduction=10),
+    "lstm": Kind(lambda dt: _seq(mbp.LSTM(3, 2, 2, bidirectional=True, rng=9, dtype=dt)), _normal(2, 5, 3),
+                 "LSTM '0'", ((2, 5, 2), (5, 3)), (2, 0, 3), layout_reduction=10),
+    "gru": Kind(lambda dt: _seq(mbp.GRU(3, 4, batch_first=False, rng=10, dtype=dt)), _normal(5, 2, 3), "GRU '0'",
+                ((5, 2, 4), (2, 3)), (5, 0, 3), layout_reduction=10),
+    "rnn_cell": Kind(lambda dt: _seq(mbp.RNNCell(3, 4, rng=11, dtype=dt)), _normal(5, 3), "RNNCell '0'",
+                     ((5, 2), (3,), (5, 3, 1)), (0, 3), layout_reduction=5),
+    "lstm_cell": Kind(lambda dt: _seq(mbp.LSTMCell(3, 4, rng=12, dtype=dt)), _normal(5, 3), "LSTMCell '0'",
+                      ((5, 2), (3,)), (0, 3), layout_reduction=5),
+    "gru_cell": Kind(lambda dt: _seq(mbp.GRUCell(3, 4, rng=13, dtype=dt)), _normal(5, 3), "GRUCell '0'",
+                     ((5, 2), (3,)), (0, 3), layout_reduction=5),
 }
 REGISTERED = sorted(Module.registry)
 
@@ -333,6 +365,17 @@ LOSSES = {
                           lambda r, z: r.dirichlet(np.ones(z.shape[1]), z.shape[0])),
     "mse": (lambda: mbp.MSE(), lambda r, z: r.standard_normal(z.shape)),
     "bce": (lambda: mbp.BCEWithLogits("sum"), lambda r, z: r.random(z.shape)),
+    "ce-weighted-ignored": (lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=np.array([0.5, 2.0, 1.5])),
+                            lambda r, z: np.where(np.arange(z.shape[0]) == 3, -100, r.integers(0, z.shape[1],
+                                                                                                z.shape[0]))),
+    # NLL reads x[n, y_n] only: the labels pick the column the NaN tests poison
+    "nll-last-class": (lambda: mbp.NLLLoss(np.array([0.5, 2.0, 1.5])), lambda r, z: np.full(z.shape[0], 2)),
+    "hinge": (lambda: mbp.MultiMarginLoss(), lambda r, z: r.integers(0, z.shape[1], z.shape[0])),
+    "hinge-p2": (lambda: mbp.MultiMarginLoss(2, 0.5, np.array([0.5, 2.0, 1.5]), "sum"),
+                 lambda r, z: r.integers(0, z.shape[1], z.shape[0])),
+    "l1": (lambda: mbp.L1Loss(), lambda r, z: r.standard_normal(z.shape)),
+    "huber": (lambda: mbp.HuberLoss("sum", 0.5), lambda r, z: r.standard_normal(z.shape)),
+    "smooth-l1": (lambda: mbp.SmoothL1Loss(beta=0.5), lambda r, z: r.standard_normal(z.shape)),
 }
 
 
@@ -348,10 +391,16 @@ def test_nan_in_predictions_gives_a_nan_loss_and_nan_gradient_rows(name: str, se
     z[1, 2] = np.nan
     assert np.isnan(loss.forward(z, t))
     g = loss.backward(0.5)
+    if name.startswith("nll"):  # dL/dx = -w[y] / sum w[y] does not depend on x: the clean gradient exactly
+        assert np.array_equal(g, clean_grad)
+        return
     assert np.isnan(g[1, 2]), name
     finite = ~np.isnan(g)
     if name.startswith("ce"):  # a row's softmax couples its entries: the whole row is NaN
         assert np.isnan(g[1]).all()
+    elif name.startswith("hinge"):  # the true class's gradient sums its row: NaN too; the rest as clean
+        assert np.isnan(g[1, t[1]])
+        assert np.array_equal(g[finite], clean_grad[finite])
     else:
         assert np.array_equal(g[finite], clean_grad[finite])
 
