@@ -11,7 +11,9 @@ as a failed case that names it (``crashed_result``), so the sweep ends with a re
 processes with one thread each, whose frameworks run on one thread
 (``api.one_thread_per_process``). The scheduler's ``allowed-failures`` is set to
 ``ALLOWED_FAILURES`` for a local cluster; start a remote scheduler with
-``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1`` for the same behaviour there.
+``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1`` for the same count there. The client keeps one
+task in flight per worker thread (``submit_more``), so that a dying worker counts against the task
+it ran, not against others queued on it.
 """
 
 from __future__ import annotations
@@ -128,13 +130,29 @@ def run_on_cluster(
     distributed = _import_distributed()
     import json
 
-    mine = json.dumps(code_key(frameworks), sort_keys=True)
+    mine = code_key(frameworks)
+    if address.startswith("local:"):  # the workers run this checkout's files: a commit made meanwhile is no difference
+        mine.pop("git_commit")
     results: list[CaseResult | None] = [None] * len(tasks)
     with client_for(address) as client:
-        futures = [client.submit(run_remote, task, frameworks, fn, key=f"crosscheck-{i}-{list(task)}", pure=False)
-                   for i, task in enumerate(tasks)]
-        index = {f.key: i for i, f in enumerate(futures)}
-        for future in distributed.as_completed(futures):
+        index: dict[str, int] = {}
+        queue = iter(enumerate(tasks))
+        running = distributed.as_completed()
+
+        def submit_more() -> None:
+            """Keep one task in flight per worker thread, so a dying worker counts against its own task only."""
+            slots = sum(client.nthreads().values())  # asked now: a dead worker's thread is not counted
+            while running.count() < max(slots, 1):
+                i, task = next(queue, (None, None))
+                if task is None:
+                    return
+                future = client.submit(run_remote, task, frameworks, fn, key=f"crosscheck-{i}-{list(task)}",
+                                       pure=False)
+                index[future.key] = i
+                running.add(future)
+
+        submit_more()
+        for future in running:
             i = index[future.key]
             if future.status == "error":
                 err = future.exception()
@@ -144,12 +162,14 @@ def run_on_cluster(
                                                   f"worker processes (a crash in native code): {err}")
             else:
                 got = future.result()
-                if got["key"] != mine:
-                    raise RuntimeError(f"crosscheck: a worker runs other code than this client: worker {got['key']}, "
+                theirs = {k: v for k, v in json.loads(got["key"]).items() if k in mine}
+                if theirs != mine:
+                    raise RuntimeError(f"crosscheck: a worker runs other code than this client: worker {theirs}, "
                                        f"client {mine}; install the same commit and packages on every worker")
                 result = result_from_dict(got["result"])
             future.release()
             results[i] = result
             if on_result is not None:
                 on_result(i, result)
+            submit_more()
     return [r for r in results if r is not None]

@@ -4,7 +4,9 @@
 (``api.run_tasks``) or on a dask cluster (``crosscheck.run.cluster``), appends one record per
 finished task to the results file as it arrives (``crosscheck.run.records``), and returns the
 results in the plan's order, each rebuilt from its record, so the report of a resumed, a
-clustered and a serial run of the same tasks is the same case by case. With ``resume`` the tasks
+clustered and a serial run of the same tasks is the same case by case. Every process runs the
+frameworks on one thread, the serial run's too: torch's reductions split over its threads, so
+its last bits depend on their number. With ``resume`` the tasks
 whose record (of the same code key) is already in the file are not run again.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crosscheck.reference import reference
-from crosscheck.run.api import Task, run_tasks
+from crosscheck.run.api import Task, one_thread_per_process, run_tasks
 from crosscheck.run.compare import CaseResult
 from crosscheck.run.records import code_key, read_records, record, result_from_dict, task_key
 
@@ -52,6 +54,7 @@ def run_planned(
     result per task, in the order of ``todo``."""
     for fw in frameworks:
         reference(fw)  # a missing framework fails before any work
+    one_thread_per_process()  # torch's sums depend on its thread count: one thread here as on every worker
     path = Path(results_path)
     key = code_key(frameworks)
     done: dict[str, dict[str, Any]] = {}
