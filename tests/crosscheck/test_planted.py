@@ -57,7 +57,7 @@ def _plant(monkeypatch, name):
     if name == "ce_drops_1/N":
         good = L.softmax_cross_entropy_backward
         monkeypatch.setattr(L, "softmax_cross_entropy_backward",
-                            lambda dloss, cache: good(dloss, (*cache[:3], 1.0)))
+                            lambda dloss, cache: good(dloss, (*cache[:3], 1.0, *cache[4:])))
     elif name == "linear_dx_missing_transpose":
         good = F.linear_backward
 

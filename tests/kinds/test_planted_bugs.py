@@ -78,13 +78,13 @@ _orig_ce_backward = L.softmax_cross_entropy_backward
 
 
 def ce_without_1_over_N(dloss: float, cache: Any) -> np.ndarray:
-    p, target, eps, _ = cache
-    return _orig_ce_backward(dloss, (p, target, eps, 1.0))
+    p, target, eps, _, w, shape = cache
+    return _orig_ce_backward(dloss, (p, target, eps, 1.0, w, shape))
 
 
 def ce_ignores_smoothing(dloss: float, cache: Any) -> np.ndarray:
-    p, target, _, scale = cache
-    return _orig_ce_backward(dloss, (p, target, 0.0, scale))
+    p, target, _, scale, w, shape = cache
+    return _orig_ce_backward(dloss, (p, target, 0.0, scale, w, shape))
 
 
 def mse_without_2(dloss: float, cache: Any) -> np.ndarray:
