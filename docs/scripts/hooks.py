@@ -1,0 +1,95 @@
+"""MkDocs hooks (mkdocs.yml ``hooks:``): draw the figures before the build, ship MathJax after it.
+
+Figures: every ``docs/scripts/fig_*.py`` has ``OUTPUTS`` (file names under docs/figures/) and
+``main(out_dir)``. A script runs when one of its outputs is missing or older than the script, so
+``mkdocs serve`` does not redraw (and reload) forever; ``DOCS_REDRAW=1`` redraws everything. The
+figures are build products (docs/figures/ is git-ignored): a fresh clone draws them all.
+
+Pages outside docs/: benchmarks/README.md (and the figure it shows) join the site as
+``benchmarks/README.md``; a docs page's link ``../benchmarks/...`` is pointed at that copy, and the
+copy's ``../docs/X.md`` links at ``../X.md``. The files in the repository stay readable on their own.
+
+MathJax: the site loads ``assets/mathjax/tex-chtml.js``, copied here from the ``mathjax`` package of
+the ``django-static-mathjax`` wheel (the docs extra), so pages render math offline.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+log = logging.getLogger("mkdocs.hooks.manual_bp")
+SCRIPTS = Path(__file__).resolve().parent
+FIGURES = SCRIPTS.parent / "figures"
+ROOT = SCRIPTS.parents[1]
+OUTSIDE = ("benchmarks/README.md", "benchmarks/results/depth.png")  # repository files shown on the site
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"docs_fig_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def draw_figures(force: bool = False) -> list[str]:
+    """Run each stale figure script; returns the names of the scripts that ran."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    FIGURES.mkdir(exist_ok=True)
+    ran = []
+    for script in sorted(SCRIPTS.glob("fig_*.py")):
+        module = _load(script)
+        outputs = [FIGURES / name for name in module.OUTPUTS]
+        stale = force or any(not p.exists() or p.stat().st_mtime < script.stat().st_mtime for p in outputs)
+        if not stale:
+            continue
+        start = time.perf_counter()
+        module.main(FIGURES)
+        missing = [p.name for p in outputs if not p.exists()]
+        if missing:
+            raise RuntimeError(f"{script.name} did not write {missing}")
+        log.info("drew %s in %.1f s", ", ".join(module.OUTPUTS), time.perf_counter() - start)
+        ran.append(script.name)
+    return ran
+
+
+def on_pre_build(config, **kwargs) -> None:
+    draw_figures(force=os.environ.get("DOCS_REDRAW") == "1")
+
+
+def on_post_build(config, **kwargs) -> None:
+    import mathjax  # the django-static-mathjax wheel's package: MathJax 3's es5 build
+
+    es5 = Path(mathjax.__file__).resolve().parent / "static" / "mathjax" / "es5"
+    dest = Path(config["site_dir"]) / "assets" / "mathjax"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(es5 / "tex-chtml.js", dest / "tex-chtml.js")
+    fonts = dest / "output" / "chtml" / "fonts" / "woff-v2"
+    if not fonts.exists():
+        shutil.copytree(es5 / "output" / "chtml" / "fonts" / "woff-v2", fonts)
+
+
+def on_files(files, config, **kwargs):
+    for rel in OUTSIDE:
+        if rel.endswith(".md"):
+            text = (ROOT / rel).read_text(encoding="utf-8")
+            files.append(File.generated(config, rel, content=re.sub(r"\]\(\.\./docs/", "](../", text)))
+        else:
+            files.append(File.generated(config, rel, abs_src_path=str(ROOT / rel)))
+    return files
+
+
+def on_page_markdown(markdown, page, config, files, **kwargs):
+    if page.file.src_uri.startswith("benchmarks/"):
+        return markdown
+    depth = page.file.src_uri.count("/")
+    return markdown.replace("](../benchmarks/", "](" + "../" * depth + "benchmarks/")
