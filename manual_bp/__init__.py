@@ -1,9 +1,9 @@
 """manual_bp: backpropagation written by hand in NumPy, verified against PyTorch, JAX and finite differences."""
 
-from manual_bp import attention, conv, data, functional, init, optim, pool, train
+from manual_bp import attention, conv, data, functional, init, norm2d, optim, pool, train
 from manual_bp._checks import StateError
 from manual_bp.attention import MultiHeadSelfAttention, set_key_padding_mask, transformer_block
-from manual_bp.conv import Conv2d
+from manual_bp.conv import Conv1d, Conv2d, ConvTranspose2d
 from manual_bp.gradcheck import GradcheckResult, gradcheck
 from manual_bp.io import load, load_into, save
 from manual_bp.layers import (
@@ -38,8 +38,10 @@ from manual_bp.losses import (
     SoftmaxCrossEntropy,
 )
 from manual_bp.model import Residual, Sequential, architecture, build
+from manual_bp.norm import RMSNorm
+from manual_bp.norm2d import BatchNorm2d, GroupNorm, InstanceNorm2d
 from manual_bp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
-from manual_bp.pool import AvgPool2d, MaxPool2d
+from manual_bp.pool import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from manual_bp.train import Evaluation, History, NonFiniteLossError, accuracy, evaluate, fit, predict
 
 __version__ = "0.1.0"
@@ -51,24 +53,32 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
     "AvgPool2d",
     "BCEWithLogits",
     "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv1d",
     "Conv2d",
+    "ConvTranspose2d",
     "Dropout",
     "Embedding",
     "Evaluation",
     "Flatten",
     "GradcheckResult",
+    "GroupNorm",
     "History",
     "HuberLoss",
     "Identity",
+    "InstanceNorm2d",
     "L1Loss",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
     "Loss",
+    "MaxPool1d",
     "MaxPool2d",
     "Module",
     "MultiHeadSelfAttention",
@@ -76,6 +86,7 @@ __all__ = [
     "NLLLoss",
     "NonFiniteLossError",
     "Optimizer",
+    "RMSNorm",
     "RMSprop",
     "ReLU",
     "Residual",
@@ -102,6 +113,7 @@ __all__ = [
     "init",
     "load",
     "load_into",
+    "norm2d",
     "optim",
     "pool",
     "predict",

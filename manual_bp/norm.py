@@ -1,4 +1,5 @@
-"""Normalisation: the LayerNorm and BatchNorm1d pairs, then the layers over them."""
+"""Normalisation over the last axis or the batch: the LayerNorm, RMSNorm and BatchNorm1d pairs, then the layers
+over them. The image norms (BatchNorm2d, GroupNorm, InstanceNorm2d) are in ``manual_bp.norm2d``."""
 
 from __future__ import annotations
 
@@ -69,6 +70,39 @@ def layer_norm_backward(
 
 
 # --8<-- [start:batch_norm_pair]
+def rms_norm_forward(
+    x: np.ndarray, gamma: np.ndarray | None, eps: float
+) -> tuple[np.ndarray, Cache]:
+    """Root-mean-square normalisation over the last axis, as torch's ``nn.RMSNorm(D)`` (``torch.rms_norm``)::
+
+        ms = mean_d x^2,  rstd = 1 / sqrt(ms + eps),  xhat = x * rstd,  out = xhat * gamma
+
+    (no mean is subtracted and there is no bias). x: (N, *, D), gamma: (D,) or None -> out: (N, *, D).
+    Cache: (xhat, rstd, gamma).
+    """
+    ms = (x * x).mean(axis=-1, keepdims=True)  # (N, *, 1)
+    rstd = 1.0 / np.sqrt(ms + eps)  # (N, *, 1)
+    xhat = x * rstd  # (N, *, D)
+    out = xhat * gamma if gamma is not None else xhat.copy()
+    return out, (xhat, rstd, gamma)
+
+
+def rms_norm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray | None]:
+    """dxhat = dout * gamma,  dx = rstd * (dxhat - xhat * mean_d(dxhat * xhat)),
+    dgamma = sum over N, * of dout * xhat.
+
+    The second term of dx is the path through rstd: d rstd / dx_k = -rstd^3 x_k / D.
+    dout: (N, *, D)  ->  dx: (N, *, D), dgamma: (D,) or None.
+    """
+    xhat, rstd, gamma = cache
+    D = xhat.shape[-1]
+    dxhat = dout * gamma if gamma is not None else dout  # (N, *, D)
+    mean_dxhat_xhat = (dxhat * xhat).mean(axis=-1, keepdims=True)  # (N, *, 1)
+    dx = rstd * (dxhat - xhat * mean_dxhat_xhat)  # (N, *, D)
+    dgamma = (dout * xhat).reshape(-1, D).sum(axis=0) if gamma is not None else None  # (D,)
+    return dx, dgamma
+
+
 def batch_norm_forward(
     x: np.ndarray,
     gamma: np.ndarray | None,
@@ -223,6 +257,44 @@ class LayerNorm(_Norm):
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
         dx, dgamma, dbeta = layer_norm_backward(dout, cache)
         self._store_grads(dgamma, dbeta)
+        return dx
+
+
+class RMSNorm(_Norm):
+    """Root-mean-square normalisation over the last axis: out = x / sqrt(mean(x^2) + eps) * gamma, as torch's
+    ``nn.RMSNorm(normalized_shape, eps, elementwise_affine)``.
+
+    ``eps=None`` (torch's default) uses the machine epsilon of the input's dtype, ``np.finfo(x.dtype).eps``.
+    x: (N, *, normalized_shape) -> out: same shape; gamma: (D,) when ``elementwise_affine`` (no bias).
+    """
+
+    kind = "rms_norm"
+
+    def __init__(
+        self, normalized_shape: int, eps: float | None = None, elementwise_affine: bool = True, *,
+        dtype: Any = np.float64,
+    ) -> None:
+        D = check_features("RMSNorm", "normalized_shape", normalized_shape)
+        super().__init__(D, 1.0, False, dtype)  # gamma alone is made below: RMSNorm has no beta
+        self.eps = None if eps is None else check_number("RMSNorm", "eps", eps, positive=True)  # type: ignore[assignment]
+        self.normalized_shape, self.elementwise_affine = D, bool(elementwise_affine)
+        if self.elementwise_affine:
+            self.params["gamma"] = constant((D,), 1.0, self.dtype)
+
+    def config(self) -> dict[str, Any]:
+        return {"normalized_shape": self.normalized_shape, "eps": self.eps,
+                "elementwise_affine": self.elementwise_affine, "dtype": self.dtype.name}
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        return self._check_norm_input(x, self.normalized_shape, 1, f"(..., {self.normalized_shape})")
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        eps = float(np.finfo(x.dtype).eps) if self.eps is None else self.eps
+        return rms_norm_forward(x, self.params.get("gamma"), eps)
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        dx, dgamma = rms_norm_backward(dout, cache)
+        self._store_grads(dgamma, None)
         return dx
 
 

@@ -1,4 +1,5 @@
-"""2-D max and average pooling over NCHW images: pure pairs, then thin layers over them.
+"""Max and average pooling over NCHW images and (N, C, L) sequences, and adaptive average pooling: pure pairs,
+then thin layers over them. 1-D pooling is the 2-D pair on (N, C, 1, L).
 
 The window geometry (output size, the gather and its transpose) is in
 ``manual_bp.windows``.
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from manual_bp._checks import check_float_array, check_ndim, check_nonempty
 from manual_bp.windows import Cache, Geometry, IntOrPair, Windowed, as_pair, crop, scatter_windows, taps, windows
 
 
@@ -175,3 +177,209 @@ class AvgPool2d(Windowed):
 
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
         return avg_pool2d_backward(dout, cache)
+
+
+# ---------------------------------------------------------------- 1-D pooling: the 2-D pairs on (N, C, 1, L)
+
+
+def max_pool1d_forward(
+    x: np.ndarray, kernel_size: int, stride: int | None = None, padding: int = 0, dilation: int = 1
+) -> tuple[np.ndarray, Cache]:
+    """out[n, c, t] = max_i xp[n, c, t s + i d], xp padded with -inf (torch's ``F.max_pool1d``; stride defaults to
+    kernel_size): ``max_pool2d_forward`` on (N, C, 1, L). x: (N, C, L)  ->  out: (N, C, L_out). Cache: its cache."""
+    out, cache = max_pool2d_forward(x[:, :, None, :], (1, kernel_size), (1, stride or kernel_size), (0, padding),
+                                    (1, dilation))
+    return out[:, :, 0, :], cache
+
+
+def max_pool1d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """``max_pool2d_backward`` on (N, C, 1, L_out): each window's gradient to its first maximum.
+    dout: (N, C, L_out)  ->  dx: (N, C, L)."""
+    return max_pool2d_backward(dout[:, :, None, :], cache)[:, :, 0, :]
+
+
+def avg_pool1d_forward(
+    x: np.ndarray, kernel_size: int, stride: int | None = None, padding: int = 0, count_include_pad: bool = True
+) -> tuple[np.ndarray, Cache]:
+    """out[n, c, t] = sum_i xp[n, c, t s + i] / count[t], xp zero-padded (torch's ``F.avg_pool1d``; count = k, or
+    the window's unpadded elements without ``count_include_pad``): ``avg_pool2d_forward`` on (N, C, 1, L).
+    x: (N, C, L)  ->  out: (N, C, L_out). Cache: its cache."""
+    out, cache = avg_pool2d_forward(x[:, :, None, :], (1, kernel_size), (1, stride or kernel_size), (0, padding),
+                                    count_include_pad)
+    return out[:, :, 0, :], cache
+
+
+def avg_pool1d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """``avg_pool2d_backward`` on (N, C, 1, L_out). dout: (N, C, L_out)  ->  dx: (N, C, L)."""
+    return avg_pool2d_backward(dout[:, :, None, :], cache)[:, :, 0, :]
+
+
+def _as_int(value: Any, name: str, where: str, minimum: int) -> int:
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(items) != 1 or isinstance(items[0], bool) or not isinstance(items[0], (int, np.integer)) \
+            or items[0] < minimum:
+        raise ValueError(f"{where}: {name} must be an int >= {minimum}, got {value!r}")
+    return int(items[0])
+
+
+class _Pool1d(Windowed):
+    """Shared set-up of MaxPool1d and AvgPool1d: a (1, k) geometry over (N, C, 1, L), checked on (N, C, L)."""
+
+    def _set_geometry(self, kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> None:
+        w = type(self).__name__
+        k = _as_int(kernel_size, "kernel_size", w, 1)
+        s = k if stride is None else _as_int(stride, "stride", w, 1)
+        p, d = _as_int(padding, "padding", w, 0), _as_int(dilation, "dilation", w, 1)
+        if p > k // 2:
+            raise ValueError(f"{w}: padding {p} must be at most half the kernel {k} (kernel_size // 2, as torch "
+                             f"requires)")
+        self.geometry = Geometry((1, k), (1, s), (0, p), (1, d))
+
+    def _check_sequence(self, x: Any) -> np.ndarray:
+        check_float_array(x, self.where)
+        check_ndim(x, 3, self.where, layout="(N, C, L)")
+        check_nonempty(x, self.where)
+        k, s, p, d = (v[1] for v in self.geometry)
+        L = x.shape[2]
+        if d * (k - 1) + 1 > L + 2 * p:
+            raise ValueError(f"{self.where}: the kernel {k} with dilation {d} spans {d * (k - 1) + 1}, longer than "
+                             f"the padded input {L + 2 * p} (input shape {x.shape}, padding {p}); use a smaller "
+                             f"kernel or more padding")
+        starts = np.arange((L + 2 * p - d * (k - 1) - 1) // s + 1) * s - p  # unpadded position of each window's start
+        # a window whose every element lies in the padding (possible with dilation) has nowhere to send its gradient
+        empty = np.array([not any(0 <= t + i * d < L for i in range(k)) for t in starts])
+        if empty.any():
+            raise ValueError(f"{self.where}: window {int(np.argmax(empty))} lies entirely in the padding for input "
+                             f"shape {x.shape} (kernel {k}, stride {s}, padding {p}, dilation {d}); reduce padding or "
+                             f"dilation")
+        return x
+
+    def config(self) -> dict[str, Any]:
+        k, s, p, d = (v[1] for v in self.geometry)
+        return {"kernel_size": k, "stride": s, "padding": p, "dilation": d}
+
+
+class MaxPool1d(_Pool1d):
+    """Max over each (dilated) window of (N, C, L), as torch's ``nn.MaxPool1d`` (padding -inf, at most
+    kernel_size // 2; stride defaults to kernel_size); the tie rule of MaxPool2d. x: (N, C, L) -> (N, C, L_out)."""
+
+    kind = "max_pool1d"
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, dilation: int = 1) -> None:
+        super().__init__()
+        self._set_geometry(kernel_size, stride, padding, dilation)
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        return self._check_sequence(x)
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        k, s, p, d = (v[1] for v in self.geometry)
+        return max_pool1d_forward(x, k, s, p, d)
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        return max_pool1d_backward(dout, cache)
+
+
+class AvgPool1d(_Pool1d):
+    """Mean over each window of (N, C, L), as torch's ``nn.AvgPool1d(kernel_size, stride, padding, ceil_mode,
+    count_include_pad)`` (zero padding, at most kernel_size // 2; stride defaults to kernel_size; only
+    ``ceil_mode=False``). x: (N, C, L) -> (N, C, L_out)."""
+
+    kind = "avg_pool1d"
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True) -> None:
+        super().__init__()
+        if ceil_mode:
+            raise ValueError("AvgPool1d: ceil_mode=True is not supported; windows end inside the padded input")
+        self._set_geometry(kernel_size, stride, padding, 1)
+        self.count_include_pad = bool(count_include_pad)
+
+    def config(self) -> dict[str, Any]:
+        k, s, p, _ = (v[1] for v in self.geometry)
+        return {"kernel_size": k, "stride": s, "padding": p, "count_include_pad": self.count_include_pad}
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        return self._check_sequence(x)
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        k, s, p, _ = (v[1] for v in self.geometry)
+        return avg_pool1d_forward(x, k, s, p, self.count_include_pad)
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        return avg_pool1d_backward(dout, cache)
+
+
+# ---------------------------------------------------------------- adaptive average pooling
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """torch's adaptive windows along one axis: window i covers [floor(i size / out), ceil((i + 1) size / out))."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_avg_pool2d_forward(x: np.ndarray, output_size: tuple[int, int]) -> tuple[np.ndarray, Cache]:
+    """out[n, c, i, j] = mean of x[n, c, h, w] over torch's adaptive window (i, j), as ``F.adaptive_avg_pool2d``::
+
+        rows[n, c, i, w] = sum_{h in window i} x[n, c, h, w],   out[n, c, i, j] = sum_{w in window j} rows / count
+
+    count[i, j] = |window i| |window j| (``adaptive_windows``; windows overlap when H_out does not divide H).
+    Output size (1, 1) is the global average. x: (N, C, H, W)  ->  out: (N, C, H_out, W_out).
+    Cache: (the windows along H and W, count (H_out, W_out), x.shape).
+    """
+    H, W = x.shape[2:]
+    wh, ww = adaptive_windows(H, output_size[0]), adaptive_windows(W, output_size[1])
+    count = np.multiply.outer([b - a for a, b in wh], [b - a for a, b in ww]).astype(x.dtype)  # (H_out, W_out)
+    rows = np.stack([x[:, :, a:b, :].sum(axis=2) for a, b in wh], axis=2)  # (N, C, H_out, W)
+    out = np.stack([rows[:, :, :, a:b].sum(axis=3) for a, b in ww], axis=3) / count  # (N, C, H_out, W_out)
+    return out, (wh, ww, count, x.shape)
+
+
+def adaptive_avg_pool2d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx[n, c, h, w] = sum over the windows (i, j) that contain (h, w) of dout[n, c, i, j] / count[i, j]: the
+    forward's two sums undone in turn, last first. dout: (N, C, H_out, W_out)  ->  dx: (N, C, H, W)."""
+    wh, ww, count, (N, C, H, W) = cache
+    share = dout / count  # (N, C, H_out, W_out)
+    drows = np.zeros((N, C, len(wh), W), dtype=dout.dtype)  # (N, C, H_out, W): undoes the sum over w
+    for j, (a, b) in enumerate(ww):
+        drows[:, :, :, a:b] += share[:, :, :, j: j + 1]
+    dx = np.zeros((N, C, H, W), dtype=dout.dtype)  # undoes the sum over h
+    for i, (a, b) in enumerate(wh):
+        dx[:, :, a:b, :] += drows[:, :, i: i + 1, :]
+    return dx
+
+
+class AdaptiveAvgPool2d(Windowed):
+    """Average over torch's adaptive windows, as torch's ``nn.AdaptiveAvgPool2d(output_size)``: an int or an
+    (H_out, W_out) pair, None keeping that axis's input size; ``AdaptiveAvgPool2d(1)`` is the global average.
+    x: (N, C, H, W) -> (N, C, H_out, W_out)."""
+
+    kind = "adaptive_avg_pool2d"
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        items = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+        ok = len(items) == 2 and all(
+            v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1) for v in items)
+        if not ok:
+            raise ValueError(f"AdaptiveAvgPool2d: output_size must be an int >= 1, None or a pair of them, got "
+                             f"{output_size!r}")
+        self.output_size = tuple(None if v is None else int(v) for v in items)
+
+    def config(self) -> dict[str, Any]:
+        return {"output_size": self.output_size}
+
+    def out_shape(self, H: int, W: int) -> tuple[int, int]:
+        return tuple(n if o is None else o for o, n in zip(self.output_size, (H, W)))  # type: ignore[return-value]
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        check_float_array(x, self.where)
+        check_ndim(x, 4, self.where, layout="(N, C, H, W)")
+        check_nonempty(x, self.where)
+        return x
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        return adaptive_avg_pool2d_forward(x, self.out_shape(*x.shape[2:]))
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        return adaptive_avg_pool2d_backward(dout, cache)

@@ -1,8 +1,9 @@
 """Seeded random cases: ``case(i)`` rebuilds the same model, data and upstream gradients from ``i``.
 
 Each id is drawn by one family (``family``): an MLP (``mlp``: norms, dropout, residual blocks,
-embeddings), a CNN (``cnn``), a Transformer block (``transformer``) or an MLP ending in one of the
-further losses (``losses``: weighted cross-entropy, NLL, hinge, L1, Huber, smooth L1), in the shares of
+embeddings), a CNN (``cnn``), a Transformer block (``transformer``), an MLP ending in one of the
+further losses (``losses``: weighted cross-entropy, NLL, hinge, L1, Huber, smooth L1) or a 1-D
+convolution network (``conv1d``: Conv1d, MaxPool1d, AvgPool1d), in the shares of
 ``FAMILIES``. The families share ``common`` and the hazard walk of ``hazards``. docs/cases.md
 describes what each draws.
 """
@@ -13,19 +14,21 @@ import numpy as np
 
 from crosscheck.cases.cnn import cnn_case
 from crosscheck.cases.common import ACTIVATIONS, INITS, LOSSES, Case
+from crosscheck.cases.conv1d import conv1d_case
 from crosscheck.cases.losses import loss_case
 from crosscheck.cases.mlp import SALT, Blueprint, blueprint, blueprints, build, mlp_case, seed_case
 from crosscheck.cases.transformer import attention_case
 
-FAMILIES = {"mlp": 0.64, "cnn": 0.15, "transformer": 0.15, "losses": 0.06}  # share of case ids
-_BUILDERS = {"mlp": mlp_case, "cnn": cnn_case, "transformer": attention_case, "losses": loss_case}
+FAMILIES = {"mlp": 0.58, "cnn": 0.15, "transformer": 0.15, "losses": 0.06, "conv1d": 0.06}  # share of case ids
+_BUILDERS = {"mlp": mlp_case, "cnn": cnn_case, "transformer": attention_case, "losses": loss_case,
+             "conv1d": conv1d_case}
 
 
 def family(case_id: int) -> str:
     """Which generator draws case ``case_id``, in the shares of ``FAMILIES``."""
     u = np.random.default_rng([SALT, 2, case_id]).random()
     edge = 0.0
-    for name in ("cnn", "transformer", "losses"):  # the losses' share is carved from the MLPs' range
+    for name in ("cnn", "transformer", "losses", "conv1d"):  # losses and conv1d: carved from the MLPs' range
         edge += FAMILIES[name]
         if u < edge:
             return name
@@ -38,4 +41,4 @@ def case(case_id: int, dtype: str | None = None) -> Case:
 
 
 __all__ = ["ACTIVATIONS", "FAMILIES", "INITS", "LOSSES", "Blueprint", "Case", "attention_case", "blueprint",
-           "blueprints", "build", "case", "cnn_case", "family", "loss_case", "mlp_case", "seed_case"]
+           "blueprints", "build", "case", "cnn_case", "conv1d_case", "family", "loss_case", "mlp_case", "seed_case"]

@@ -1,7 +1,9 @@
 """CNN cases: ``cnn_case(i)`` draws an image (N, C, H, W), one or two Conv2d layers of random geometry
-(groups, dilation, padding, stride), each followed or not by an activation and a MaxPool2d or
-AvgPool2d, then Flatten, a Linear and a loss. Kinks planted by ``kink``; inputs near a kink or a
-max-pool near-tie redrawn (``crosscheck.cases.hazards``). docs/cases.md."""
+(groups, dilation, padding, stride), each followed or not by a BatchNorm2d, GroupNorm or InstanceNorm2d,
+an activation, a MaxPool2d or AvgPool2d and a ConvTranspose2d, then sometimes an AdaptiveAvgPool2d,
+Flatten, a Linear and a loss. The norms, transposed convolutions and adaptive pools come from a stream
+of their own, so a case that draws none of them is drawn as before they existed. Kinks planted by
+``kink``; inputs near a kink or a max-pool near-tie redrawn (``crosscheck.cases.hazards``). docs/cases.md."""
 
 from __future__ import annotations
 
@@ -68,7 +70,56 @@ def _pool(rng: np.random.Generator, H: int, W: int) -> mbp.Module | None:
     return None
 
 
-def _layers(rng: np.random.Generator, C: int, H: int, W: int, classes: int, dtype: str) -> list[mbp.Module]:
+def _norm(extra: np.random.Generator, N: int, shape: tuple[int, ...], dtype: str) -> mbp.Module | None:
+    """A BatchNorm2d, GroupNorm or InstanceNorm2d over (N, *shape) with random eps, affine parameters, running
+    statistics and mode; None where the drawn kind has a single value per statistic (torch raises too)."""
+    C, H, W = shape
+    kind = ("batch_norm2d", "group_norm", "instance_norm2d")[extra.integers(3)]
+    eps, affine = float(extra.choice([1e-5, 1e-3, 0.1])), bool(extra.random() < 0.8)
+    training = bool(extra.random() < 0.75)
+    if kind == "group_norm":
+        G = int(extra.choice([g for g in range(1, C + 1) if C % g == 0]))
+        layer: mbp.Module = mbp.GroupNorm(G, C, eps, affine, dtype=dtype)
+        if N * C // G * H * W < 2:
+            return None
+    else:
+        cls = mbp.BatchNorm2d if kind == "batch_norm2d" else mbp.InstanceNorm2d
+        track = kind == "batch_norm2d" or bool(extra.random() < 0.5)
+        layer = cls(C, eps, float(extra.choice([0.1, 0.0, 0.5, 1.0])), affine, track, dtype=dtype)
+        if track:
+            layer.buffers["running_mean"][:] = extra.standard_normal(C)
+            layer.buffers["running_var"][:] = extra.uniform(0.2, 3.0, C)
+        values = N * H * W if kind == "batch_norm2d" else H * W
+        if values < 2 and (training or not track):
+            return None
+    if affine:
+        layer.params["gamma"][:] = extra.choice([-1.0, 1.0], C) * extra.uniform(0.5, 1.5, C)
+        layer.params["beta"][:] = 0.5 * extra.standard_normal(C)
+    return layer.train(training)
+
+
+def _transposed(extra: np.random.Generator, C: int, H: int, W: int, dtype: str) -> mbp.ConvTranspose2d | None:
+    """A random ConvTranspose2d on a (C, H, W) input (output at most 16 x 16), or None if 20 draws did not fit."""
+    divisors = [g for g in range(1, C + 1) if C % g == 0]
+    for _ in range(20):
+        groups = int(extra.choice(divisors)) if extra.random() < 0.4 else 1
+        k = (int(extra.integers(1, 4)), int(extra.integers(1, 4)))
+        s = (int(extra.integers(1, 3)), int(extra.integers(1, 3)))
+        d = (int(extra.integers(1, 3)), int(extra.integers(1, 3))) if extra.random() < 0.3 else (1, 1)
+        p = (int(extra.integers(0, 2)), int(extra.integers(0, 2)))
+        op = tuple(int(extra.integers(0, max(s[a], d[a]))) for a in range(2))
+        layer = mbp.ConvTranspose2d(C, groups * int(extra.integers(1, 3)), k, s, p, op, groups,
+                                    bool(extra.random() > 0.2), d, rng=extra, dtype=dtype)
+        Ho, Wo = layer.out_shape(H, W)
+        if 1 <= Ho <= 16 and 1 <= Wo <= 16:
+            return layer
+    return None
+
+
+def _layers(rng: np.random.Generator, extra: np.random.Generator, N: int, C: int, H: int, W: int, classes: int,
+            dtype: str) -> list[mbp.Module]:
+    """The main stream ``rng`` draws what it drew before the image norms, the transposed convolutions and the
+    adaptive pools existed; ``extra`` draws those."""
     layers: list[mbp.Module] = []
     shape = (C, H, W)
     for _ in range(int(rng.integers(1, 3))):
@@ -77,11 +128,21 @@ def _layers(rng: np.random.Generator, C: int, H: int, W: int, classes: int, dtyp
             break
         layers.append(conv)
         shape = (conv.out_channels, *conv.geometry.out_shape(*shape[1:]))
+        if extra.random() < 0.3 and (norm := _norm(extra, N, shape, dtype)) is not None:
+            layers.append(norm)
         if rng.random() < 0.85:
             layers.append(activation(rng, ACTIVATIONS))
         if rng.random() < 0.5 and (pool := _pool(rng, *shape[1:])) is not None:
             layers.append(pool)
             shape = (shape[0], *pool.geometry.out_shape(*shape[1:]))
+        if extra.random() < 0.2 and (up := _transposed(extra, *shape, dtype)) is not None:
+            layers.append(up)
+            shape = (up.out_channels, *up.out_shape(*shape[1:]))
+    if extra.random() < 0.25:
+        size = 1 if extra.random() < 0.6 else tuple(
+            None if extra.random() < 0.2 else int(extra.integers(1, 4)) for _ in range(2))
+        layers.append(mbp.AdaptiveAvgPool2d(size))
+        shape = (shape[0], *layers[-1].out_shape(*shape[1:]))
     init = str(INITS[rng.integers(len(INITS))])
     return [*layers, mbp.Flatten(), mbp.Linear(int(np.prod(shape)), classes, bool(rng.random() > 0.2), rng=rng,
                                                dtype=dtype, init=init)]
@@ -93,6 +154,7 @@ def _layers(rng: np.random.Generator, C: int, H: int, W: int, classes: int, dtyp
 def cnn_case(case_id: int, dtype: str | None = None) -> Case:
     """The CNN case with this id (even ids float64, odd float32 unless ``dtype``)."""
     rng = np.random.default_rng([_SALT, case_id])
+    extra = np.random.default_rng([_SALT, 1, case_id])  # the kinds added later: the main stream stays as it was
     replay = f"python -m crosscheck --case {case_id}" + (f" --dtype {dtype}" if dtype else "")
     dtype = dtype or ("float64" if case_id % 2 == 0 else "float32")
     N, C = int(rng.integers(1, 9)), int(rng.integers(1, 5))
@@ -104,8 +166,9 @@ def cnn_case(case_id: int, dtype: str | None = None) -> Case:
     kink = rng.random() < 0.4
     scale = float(rng.choice([0.5, 1.0, 3.0]))
     for _ in range(30):
-        layers = _layers(rng, C, H, W, classes, dtype)
+        layers = _layers(rng, extra, N, C, H, W, classes, dtype)
         tags = ["kink"] if kink and plant_kinks(rng, layers) else []
+        buffers = [(v, v.copy()) for layer in layers for v in layer.buffers.values()]
         for _ in range(20):
             x = (scale * rng.standard_normal((N, C, H, W))).astype(dtype)
             if not hazards(layers, x, dtype):
@@ -115,6 +178,8 @@ def cnn_case(case_id: int, dtype: str | None = None) -> Case:
         break
     else:
         raise RuntimeError(f"crosscheck CNN case {case_id}: could not draw inputs away from kinks and ties")
+    for v, old in buffers:  # the hazard walk ran the norms' forwards: back to the drawn running statistics
+        np.copyto(v, old)
     model = mbp.Sequential(*layers)
     dout = rng.standard_normal((N, classes)).astype(dtype)
     dloss = float(rng.uniform(0.5, 2.0))

@@ -28,7 +28,7 @@ class Blueprint:
     "flatten" (x (N, T, e) -> Flatten, d_in = T e), "embedding" (indices (N,)
     -> Embedding(V, d_in)), "embedding_seq" (indices (N, T) -> Embedding(V, e)
     -> Flatten, d_in = T e). Per hidden layer i (after Linear i): norms[i]
-    ("batch_norm", "layer_norm" or None) between the Linear and its activation,
+    ("batch_norm", "layer_norm", "rms_norm" or None) between the Linear and its activation,
     dropouts[i] (p or None) after the activation, residual[i]: then a block
     Residual(Linear(h, h), the same norm, the same activation). train: the
     model's mode (BatchNorm1d uses batch or running statistics, Dropout masks
@@ -71,6 +71,10 @@ def blueprint(case_id: int, dtype: str | None = None) -> Blueprint:
     bp = Blueprint(N, dims, tuple(acts), loss, labels, dtype, tuple(hard), case_id)
     if rng.random() < 0.55:  # normalisation, dropout, residual blocks, embedding / flatten front-ends
         bp = _extras(rng, bp)
+    if "layer_norm" in bp.norms:  # half the LayerNorms become RMSNorms, from a stream of their own
+        side = np.random.default_rng([SALT, 4, case_id])
+        norms = tuple("rms_norm" if n == "layer_norm" and side.random() < 0.5 else n for n in bp.norms)
+        bp = Blueprint(**{**bp.__dict__, "norms": norms})
     return bp
 
 
@@ -102,11 +106,15 @@ def _extras(rng: np.random.Generator, bp: Blueprint) -> Blueprint:
 
 
 def _norm(rng: np.random.Generator, kind: str, D: int, dtype: str) -> mbp.Module:
-    """A LayerNorm or BatchNorm1d with random affine parameters (and running statistics), eps and momentum."""
+    """A LayerNorm, RMSNorm or BatchNorm1d with random affine parameters (and running statistics), eps and
+    momentum. An RMSNorm draws what a LayerNorm draws (its eps 1e-5 becomes None, the dtype's epsilon), so
+    turning one into the other changes nothing else in the case."""
     affine = bool(rng.random() < 0.8)
     eps = float(rng.choice([1e-5, 1e-3, 0.1]))
     if kind == "layer_norm":
         layer: mbp.Module = mbp.LayerNorm(D, eps=eps, elementwise_affine=affine, dtype=dtype)
+    elif kind == "rms_norm":
+        layer = mbp.RMSNorm(D, eps=None if eps == 1e-5 else eps, elementwise_affine=affine, dtype=dtype)
     else:
         layer = mbp.BatchNorm1d(D, eps=eps, momentum=float(rng.choice([0.1, 0.0, 0.5, 1.0])), affine=affine,
                                 dtype=dtype)
@@ -114,7 +122,9 @@ def _norm(rng: np.random.Generator, kind: str, D: int, dtype: str) -> mbp.Module
         layer.buffers["running_var"][:] = rng.uniform(0.2, 3.0, D)
     if affine:
         layer.params["gamma"][:] = rng.choice([-1.0, 1.0], D) * rng.uniform(0.5, 1.5, D)
-        layer.params["beta"][:] = 0.5 * rng.standard_normal(D)
+        beta = 0.5 * rng.standard_normal(D)  # drawn for an RMSNorm too, which has none
+        if "beta" in layer.params:
+            layer.params["beta"][:] = beta
     return layer
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.kinds._frameworks import jnp, nn
+from crosscheck.kinds._frameworks import jax, jnp, nn
 from crosscheck.kinds.entry import Image, Kind, amax
 from crosscheck.kinds.layouts import copy_into, grad
 from crosscheck.spec import LayerSpec
@@ -149,4 +149,229 @@ KINDS = [
          scale_bwd=_bwd, terms=_terms, lengths=_lengths("normalized_shape"), describe=_describe),
     Kind("batch_norm", torch_module=_torch, torch_grads=_torch_grads, jax_apply=_batch_norm_jax, scale_fwd=_fwd,
          scale_bwd=_bwd, terms=_terms, lengths=_lengths("num_features"), describe=_describe, buffers=BUFFERS),
+]
+
+
+# ---------------------------------------------------------------- RMSNorm and the image norms
+# Each normalises rows of a view of its input (``_rows``): RMSNorm the last axis (no mean: mu = 0, the mean
+# square in place of the variance), GroupNorm each sample's group (N G, C / G L), InstanceNorm2d each
+# (sample, channel) (N C, H W), BatchNorm2d each channel (C, N H W); evaluation with running statistics
+# (BatchNorm2d, InstanceNorm2d with track_running_stats) normalises the channel rows by them. The LayerNorm
+# rules above apply to the rows, with max |gamma| and max |beta| over the channels (docs/tolerance.md).
+
+IMAGE_NORMS = ("batch_norm2d", "group_norm", "instance_norm2d")
+
+
+def _running_mode(layer: Any) -> bool:
+    """True when the layer normalises with its running statistics (evaluation with them)."""
+    return layer.kind in IMAGE_NORMS and not layer.training and "running_mean" in layer.buffers
+
+
+def _rows(layer: Any, h: np.ndarray) -> np.ndarray:
+    """h as (rows, M), one normalised group per row: the channel rows (C, N H W) for BatchNorm2d and for
+    evaluation with running statistics."""
+    if layer.kind == "rms_norm":
+        return h.reshape(-1, h.shape[-1])
+    if layer.kind == "batch_norm2d" or _running_mode(layer):
+        return h.swapaxes(0, 1).reshape(h.shape[1], -1)
+    groups = _config(layer)["num_groups"] if layer.kind == "group_norm" else h.shape[1]
+    return h.reshape(h.shape[0] * groups, -1)
+
+
+def _unrows(layer: Any, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-row (rows, 1) array broadcast back to the input's shape."""
+    if layer.kind != "rms_norm" and (layer.kind == "batch_norm2d" or _running_mode(layer)):
+        C, N = shape[1], shape[0]
+        full = np.broadcast_to(a, (C, int(np.prod(shape)) // C)).reshape(C, N, *shape[2:])
+        return full.swapaxes(0, 1)
+    return np.broadcast_to(a, (a.shape[0], int(np.prod(shape)) // a.shape[0])).reshape(shape)
+
+
+def _row_stats(layer: Any, h: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, mu, rstd) per row, (rows, 1) each: mu = 0 and the mean square for RMSNorm; the running statistics
+    in running mode."""
+    rows = _rows(layer, h)
+    if _running_mode(layer):
+        mu = np.asarray(layer.buffers["running_mean"], np.float64)[:, None]
+        var = np.asarray(layer.buffers["running_var"], np.float64)[:, None]
+    elif layer.kind == "rms_norm":
+        mu, var = np.zeros((rows.shape[0], 1)), (rows * rows).mean(axis=1, keepdims=True)
+    else:
+        mu, var = rows.mean(axis=1, keepdims=True), rows.var(axis=1, keepdims=True)
+    return rows, mu, 1 / np.sqrt(var + eps)
+
+
+def _config(layer: Any) -> dict[str, Any]:
+    """The hyperparameters of a spec (``config``) or of a manual_bp layer (``config()``)."""
+    return layer.config if isinstance(layer, LayerSpec) else layer.config()
+
+
+def _eps(layer: Any, h: np.ndarray) -> float:
+    eps = _config(layer)["eps"]
+    return float(np.finfo(np.float64).eps if eps is None else eps)  # RMSNorm's None (the dtype's eps): >= eps64
+
+
+def _row_terms(layer: Any, h: np.ndarray, s_x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rstd, A, X) per row. Mean-subtracting norms: A = (max(|x|, S(x)) + |mu|) rstd, as LayerNorm. RMSNorm:
+    A = rstd (max|x| + S(x) (1 + X)), X = max |xhat|: x's rounding eps S(x) moves xhat_i by at most
+    eps S(x) rstd (1 + |xhat_i|) (its own term and the path through the mean square)."""
+    rows, mu, rstd = _row_stats(layer, h, _eps(layer, h))
+    s = np.maximum(_rows(layer, np.broadcast_to(s_x, h.shape)).max(axis=1, keepdims=True), 0.0)
+    big = np.abs(rows).max(axis=1, keepdims=True)
+    X = np.abs(rows - mu).max(axis=1, keepdims=True) * rstd
+    if layer.kind == "rms_norm":
+        return rstd, rstd * (big + s * (1 + X)), X
+    return rstd, (np.maximum(big, s) + np.abs(mu)) * rstd, X
+
+
+def _rows_fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
+    _, A, _ = _row_terms(layer, h, s_in)
+    if "running_mean" in layer.buffers and layer.training:  # running = (1 - m) running + m batch
+        n = h.size // h.shape[1] if layer.kind == "batch_norm2d" else h.size // (h.shape[0] * h.shape[1])
+        for b, batch in (("running_mean", s_in), ("running_var", s_in * s_in * 4 * n / max(n - 1, 1))):
+            w.store(layer, b, amax(layer.buffers[b]) + batch)
+    return _gain(layer, "gamma") * float(A.max(initial=0.0)) + _gain(layer, "beta")
+
+
+def _rows_bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
+    """The LayerNorm rule on the rows: dx = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat)) (RMSNorm: without
+    the mean dxhat term); running mode: dout gamma rstd. dgamma, dbeta: sums over h.size / C entries."""
+    rstd, A, X = _row_terms(layer, h_in, s_x)
+    summed = h_in.size // h_in.shape[-1] if layer.kind == "rms_norm" else h_in.size // h_in.shape[1]
+    if "gamma" in layer.params:
+        w.store(layer, "dgamma", summed * g * float(A.max(initial=0.0)))
+    if "beta" in layer.params:
+        w.store(layer, "dbeta", summed * g)
+    terms = g * rstd
+    if not _running_mode(layer):
+        a = w.dout(layer, g)  # max |dout|
+        terms = rstd * (g * (2 + X) + a * A * (3 + 2 * X))
+    return _gain(layer, "gamma") * float(terms.max(initial=0.0))
+
+
+def _rows_case_terms(layer: Any, h: np.ndarray, y: np.ndarray, m: np.ndarray, eps: float) -> np.ndarray:
+    """|gamma| A + |beta| per row (max |gamma|, max |beta| over the channels), m in place of S(x); a row of one
+    value normalises to exactly 0 (x - mean), its output exactly beta: m = 0."""
+    rows = _rows(layer, h)
+    if rows.shape[1] == 1 and layer.kind != "rms_norm" and not _running_mode(layer):
+        return np.zeros(h.shape)
+    _, A, _ = _row_terms(layer, h, m)
+    gamma, beta = layer.params.get("gamma"), layer.params.get("beta")
+    A = A * (amax(gamma) if gamma is not None else 1.0) + (amax(beta) if beta is not None else 0.0)
+    return np.array(_unrows(layer, A, h.shape), dtype=np.float64)
+
+
+def _image_norm_torch(layer: LayerSpec, dtype: Any) -> Any:
+    """nn.RMSNorm / BatchNorm2d / GroupNorm / InstanceNorm2d with gamma -> weight, beta -> bias, running statistics."""
+    c = layer.config
+    if layer.kind == "rms_norm":
+        m = nn.RMSNorm(c["normalized_shape"], eps=c["eps"], elementwise_affine=c["elementwise_affine"], dtype=dtype)
+    elif layer.kind == "group_norm":
+        m = nn.GroupNorm(c["num_groups"], c["num_channels"], eps=c["eps"], affine=c["affine"], dtype=dtype)
+    else:
+        cls = nn.BatchNorm2d if layer.kind == "batch_norm2d" else nn.InstanceNorm2d
+        m = cls(c["num_features"], eps=c["eps"], momentum=c["momentum"], affine=c["affine"],
+                track_running_stats=c["track_running_stats"], dtype=dtype)
+        for b in layer.buffers:
+            copy_into(getattr(m, b), layer.buffers[b])
+    if "gamma" in layer.params:
+        copy_into(m.weight, layer.params["gamma"])
+    if "beta" in layer.params:
+        copy_into(m.bias, layer.params["beta"])
+    return m.train(layer.training)
+
+
+def _image_norm_grads(layer: LayerSpec, m: Any) -> dict[str, np.ndarray]:
+    got = {"dgamma": grad(m.weight)} if "gamma" in layer.params else {}
+    return {**got, "dbeta": grad(m.bias)} if "beta" in layer.params else got
+
+
+def _channel(p: Any, name: str, ndim: int) -> Any:
+    return p[name].reshape(-1, *(1,) * (ndim - 2)) if name in p else None
+
+
+def _channel_affine(xhat: Any, p: dict[str, Any]) -> Any:
+    """xhat * gamma[c] + beta[c] over (N, C, *)."""
+    if "gamma" not in p:
+        return xhat
+    return xhat * _channel(p, "gamma", xhat.ndim) + _channel(p, "beta", xhat.ndim)
+
+
+def _rms_norm_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """torch.rms_norm: x * rsqrt(mean(x^2) + eps) * gamma; eps None is the dtype's machine epsilon."""
+    eps = layer.config["eps"]
+    eps = float(jnp.finfo(x.dtype).eps) if eps is None else eps
+    xhat = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+    return xhat * p["gamma"] if "gamma" in p else xhat
+
+
+def _group_norm_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """torch's GroupNorm: mean and biased variance of each (sample, group) over (C / G, *), per-channel affine."""
+    xg = x.reshape(x.shape[0], layer.config["num_groups"], -1)
+    mu, var = jnp.mean(xg, axis=-1, keepdims=True), jnp.var(xg, axis=-1, keepdims=True)
+    return _channel_affine(((xg - mu) / jnp.sqrt(var + layer.config["eps"])).reshape(x.shape), p)
+
+
+def _batch_norm2d_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """torch's BatchNorm2d: per channel over (N, H, W), biased variance normalises; the running variance takes the
+    unbiased one (``ddof=1``); without running statistics the batch's own normalise in both modes."""
+    c, axes = layer.config, (0, 2, 3)
+    stats = net.buffers.get(layer.name)
+    if stats is not None and not layer.training:
+        rm, rv = (stats[k].reshape(1, -1, 1, 1) for k in BUFFERS)
+        return _channel_affine((x - rm) / jnp.sqrt(rv + c["eps"]), p)
+    mu, var = jnp.mean(x, axis=axes, keepdims=True), jnp.var(x, axis=axes, keepdims=True)
+    if stats is not None:
+        m = c["momentum"]
+        net.buffers[layer.name] = {
+            "running_mean": (1 - m) * stats["running_mean"] + m * jnp.mean(x, axis=axes),
+            "running_var": (1 - m) * stats["running_var"] + m * jnp.var(x, axis=axes, ddof=1)}
+    return _channel_affine((x - mu) / jnp.sqrt(var + c["eps"]), p)
+
+
+def _instance_norm2d_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """torch's InstanceNorm2d: per (sample, channel) over (H, W); running statistics (when tracked) move by the
+    batch mean of the per-instance mean and unbiased variance and normalise in evaluation."""
+    c, axes = layer.config, (2, 3)
+    stats = net.buffers.get(layer.name)
+    if stats is not None and not layer.training:
+        rm, rv = (stats[k].reshape(1, -1, 1, 1) for k in BUFFERS)
+        return _channel_affine((x - rm) / jnp.sqrt(rv + c["eps"]), p)
+    mu, var = jnp.mean(x, axis=axes, keepdims=True), jnp.var(x, axis=axes, keepdims=True)
+    if stats is not None:
+        m = c["momentum"]
+        net.buffers[layer.name] = {
+            "running_mean": (1 - m) * stats["running_mean"] + m * jnp.mean(x, axis=axes).mean(axis=0),
+            "running_var": (1 - m) * stats["running_var"] + m * jnp.var(x, axis=axes, ddof=1).mean(axis=0)}
+    return _channel_affine((x - mu) / jnp.sqrt(var + c["eps"]), p)
+
+
+def _image_norm_lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
+    """The normalised group's length and the sums into dgamma, dbeta and a batch statistic: h.size / C."""
+    if layer.kind == "rms_norm" or image is None:
+        return [layer.config.get("normalized_shape", 1)], image
+    N, C, *spatial = image
+    L = int(np.prod(spatial))
+    group = {"batch_norm2d": N * L, "group_norm": C // layer.config.get("num_groups", C) * L,
+             "instance_norm2d": L}[layer.kind]
+    return [group, N * L], image
+
+
+def _image_norm_describe(layer: Any) -> str:
+    extra = f"G={layer.num_groups}, " if layer.kind == "group_norm" else ""
+    running = ", running" if "running_mean" in layer.buffers else ""
+    return f"{type(layer).__name__}({extra}affine={'gamma' in layer.params}{running})"
+
+
+def _image_norm(kind: str, jax_apply: Any) -> Kind:
+    return Kind(kind, torch_module=_image_norm_torch, torch_grads=_image_norm_grads, jax_apply=jax_apply,
+                scale_fwd=_rows_fwd, scale_bwd=_rows_bwd, terms=_rows_case_terms, lengths=_image_norm_lengths,
+                describe=_image_norm_describe, buffers=BUFFERS if kind == "batch_norm2d" else ())
+
+
+KINDS += [
+    _image_norm("rms_norm", _rms_norm_jax),
+    _image_norm("batch_norm2d", _batch_norm2d_jax),
+    _image_norm("group_norm", _group_norm_jax),
+    _image_norm("instance_norm2d", _instance_norm2d_jax),
 ]

@@ -112,4 +112,4 @@ def running_buffers(spec: NetSpec, xs: list[np.ndarray]) -> list[dict[str, np.nd
 def _running(spec: NetSpec, named: dict[str, nn.Module]) -> dict[str, np.ndarray]:
     """Every running buffer of the spec's layers (``<layer>.running_mean``, ...), read off the modules."""
     return {f"{layer.name}.{b}": getattr(named[layer.name], b).detach().numpy().copy()
-            for layer in walk(spec.layers) for b in lookup(layer.kind).buffers}
+            for layer in walk(spec.layers) for b in layer.buffers}

@@ -14,7 +14,8 @@ def reduction_length(spec: NetSpec, x: np.ndarray) -> int:
     window C_in / groups kH kW and its N H_out W_out positions), the image shape carried layer to layer."""
     rows = int(np.prod(x.shape[:-1])) if np.asarray(x).dtype.kind == "f" else int(np.size(x))
     widths = [x.shape[-1]]
-    image = tuple(x.shape) if x.ndim == 4 else None  # (N, C, H, W) while the layers are convolutions or pools
+    # (N, C, H, W) or (N, C, L) while the layers are convolutions or pools (other kinds pass it on unread)
+    image = tuple(x.shape) if x.ndim in (3, 4) else None
     for layer in walk(spec.layers):
         more, image = lookup(layer.kind).lengths(layer, image)
         widths += more

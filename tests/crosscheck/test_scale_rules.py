@@ -68,6 +68,42 @@ def _pool(cls: Callable[..., Any], **kw: Any) -> Make:
     return lambda r, dt: (cls((2, 3), (1, 2), (1, 1), **kw), _normal(r, int(r.integers(1, 4)), 2, 5, 6))
 
 
+def _conv1d(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
+    groups = int(r.choice([1, 2]))
+    layer = mbp.Conv1d(2 * groups, 2 * groups, 3, stride=2, padding=1, dilation=2, groups=groups, rng=r, dtype=dt)
+    return layer, _normal(r, int(r.integers(1, 4)), 2 * groups, 9, offset=5.0)
+
+
+def _conv_transpose(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
+    groups = int(r.choice([1, 2]))
+    layer = mbp.ConvTranspose2d(2 * groups, 2 * groups, (2, 3), stride=(2, 1), padding=(0, 1), output_padding=(1, 0),
+                                groups=groups, dilation=(1, 2), rng=r, dtype=dt)
+    layer.params["W"] -= layer.params["W"].mean(axis=(2, 3), keepdims=True)  # taps summing to ~0 ...
+    return layer, _normal(r, int(r.integers(1, 4)), 2 * groups, 4, 5, offset=5.0)  # ... under a common offset
+
+
+def _image_norm(make: Callable[[str], Any], C: int) -> Make:
+    """Channels far from 0 (offset 300): xhat from cancellation, as for LayerNorm and BatchNorm1d."""
+
+    def example(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
+        layer = make(dt)
+        if "gamma" in layer.params:
+            layer.params["gamma"][:] = r.choice([-1.0, 1.0], C) * r.uniform(0.5, 2.0, C)
+        if "beta" in layer.params:
+            layer.params["beta"][:] = r.standard_normal(C)
+        shape = (int(r.integers(1, 4)), C, int(r.integers(2, 5)), int(r.integers(1, 5)))
+        return layer, _normal(r, *shape, offset=300.0)
+
+    return example
+
+
+def _rms(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
+    N, D = int(r.integers(1, 7)), int(r.integers(1, 7))
+    layer = mbp.RMSNorm(D, eps=None if r.random() < 0.5 else 1e-5, dtype=dt)
+    layer.params["gamma"][:] = r.choice([-1.0, 1.0], D) * r.uniform(0.5, 2.0, D)
+    return layer, _normal(r, N, D, offset=300.0)  # rows nearly constant: dx = rstd (dxhat - xhat mean(dxhat xhat))
+
+
 def _embedding(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
     return mbp.Embedding(5, 3, rng=r, dtype=dt), r.integers(0, 5, (int(r.integers(1, 7)), 4))
 
@@ -107,6 +143,16 @@ EXAMPLES: dict[str, Make] = {
     "flatten": lambda r, dt: (mbp.Flatten(), _normal(r, 3, 2, 4)),
     "dropout": _dropout,
     "conv2d": _conv,
+    "conv1d": _conv1d,
+    "conv_transpose2d": _conv_transpose,
+    "max_pool1d": lambda r, dt: (mbp.MaxPool1d(3, 2, 1, 2), _normal(r, int(r.integers(1, 4)), 2, 9)),
+    "avg_pool1d": lambda r, dt: (mbp.AvgPool1d(3, 2, 1, count_include_pad=False), _normal(r, 2, 3, 8, offset=4.0)),
+    "adaptive_avg_pool2d": lambda r, dt: (mbp.AdaptiveAvgPool2d((2, 3)), _normal(r, 2, 2, 5, 7, offset=4.0)),
+    "rms_norm": _rms,
+    "batch_norm2d": _image_norm(lambda dt: mbp.BatchNorm2d(3, momentum=0.3, dtype=dt), 3),
+    "group_norm": _image_norm(lambda dt: mbp.GroupNorm(2, 4, dtype=dt), 4),
+    "instance_norm2d": _image_norm(lambda dt: mbp.InstanceNorm2d(3, affine=True, track_running_stats=True,
+                                                                 dtype=dt), 3),
     "max_pool2d": _pool(mbp.MaxPool2d, dilation=(2, 1)),
     "avg_pool2d": _pool(mbp.AvgPool2d, count_include_pad=False),
     "residual": _residual,
