@@ -430,8 +430,13 @@ class SoftmaxCrossEntropy(_LabelLoss):
         self.label_smoothing = float(label_smoothing)
 
     def config(self) -> dict[str, Any]:
-        return {"reduction": self.reduction, "label_smoothing": self.label_smoothing,
-                "weight": None if self.weight is None else self.weight.copy(), "ignore_index": self.ignore_index}
+        """reduction and label_smoothing; weight and ignore_index only when they are not the defaults."""
+        config: dict[str, Any] = {"reduction": self.reduction, "label_smoothing": self.label_smoothing}
+        if self.weight is not None:
+            config["weight"] = self.weight.copy()
+        if self.ignore_index != -100:
+            config["ignore_index"] = self.ignore_index
+        return config
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> np.floating:
         """L for logits (N, C, ...) and labels (N, ...) or probabilities (N, C, ...)."""

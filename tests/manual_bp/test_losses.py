@@ -302,8 +302,10 @@ def test_elementwise_kinks_follow_torch() -> None:
 
 
 def test_old_constructor_still_works() -> None:
-    assert mbp.SoftmaxCrossEntropy("sum", 0.1).config() == {
-        "reduction": "sum", "label_smoothing": 0.1, "weight": None, "ignore_index": -100}
+    assert mbp.SoftmaxCrossEntropy("sum", 0.1).config() == {"reduction": "sum", "label_smoothing": 0.1}
+    ce = mbp.SoftmaxCrossEntropy(weight=np.array([1.0, 2.0]), ignore_index=1)
+    rebuilt = type(ce)(**ce.config())
+    assert rebuilt.ignore_index == 1 and np.array_equal(rebuilt.weight, [1.0, 2.0])
 
 
 BAD = [
