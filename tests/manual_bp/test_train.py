@@ -219,6 +219,7 @@ def test_fit_works_with_every_optimizer():
 # ---------------------------------------------------------------- command line and demo
 
 
+@pytest.mark.subprocess
 def test_python_m_manual_bp(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "manual_bp"], cwd=tmp_path, env=subprocess_env(),
