@@ -37,6 +37,7 @@ class LayerSpec:
     training: bool = True
     children: tuple[LayerSpec, ...] = ()
     integer_input: bool = False  # the layer takes integer indices (Embedding): no input gradient
+    outputs: tuple[str, ...] = ()  # arrays compared besides the output, read off the layer (an RNN's h_n)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def _forward(layers: tuple[LayerSpec, ...]) -> list[str]:
     for layer in layers:
         names += _forward(layer.children)
         names.append(f"{layer.name}.out")
+        names += [f"{layer.name}.{o}" for o in layer.outputs]
         names += [f"{layer.name}.{b}" for b in layer.buffers]
     return names
 

@@ -125,6 +125,7 @@ def _named(spec: NetSpec, outs: Any, new_buffers: Any, grads: Any) -> dict[str, 
     got: dict[str, np.ndarray] = {}
     for layer in walk(spec.layers):
         got[f"{layer.name}.out"] = np.asarray(outs[layer.name])
+        got.update({f"{layer.name}.{o}": np.asarray(outs[f"{layer.name}.{o}"]) for o in layer.outputs})
         got.update({f"{layer.name}.{k}": np.asarray(v) for k, v in new_buffers.get(layer.name, {}).items()})
         if not layer.integer_input:
             got[f"{layer.name}.dx"] = np.asarray(dprobes[layer.name])

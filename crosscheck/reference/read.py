@@ -34,7 +34,7 @@ def _layer_spec(layer: Any, name: str) -> LayerSpec:
             leaf for child in layer.layers for leaf in leaves(child)))
     buffers = {} if children else {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
     return LayerSpec(name, layer.kind, config, params, buffers, entry.fixed(layer), bool(layer.training), children,
-                     entry.integer_input)
+                     entry.integer_input, entry.outputs)
 
 
 def read_spec(model: Any, loss_fn: Any | None = None) -> NetSpec:

@@ -65,6 +65,8 @@ def _run_once(
     mods = _by_name(spec.layers, modules)
     got = {f"{name}.out": o.detach().numpy().copy() for name, (_, o) in seen.items()}
     got.update(_running(spec, mods))
+    got.update({f"{layer.name}.{o}": getattr(mods[layer.name], o).detach().numpy().copy()
+                for layer in walk(spec.layers) for o in layer.outputs})  # left on the module by torch_apply
     if dout is None:
         L = loss(spec.loss, h, torch.from_numpy(target.copy()))
         got["loss"] = L.detach().numpy().copy()

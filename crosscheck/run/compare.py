@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from crosscheck import tolerance
+from crosscheck.kinds import REGISTRY
 from crosscheck.reference import FRAMEWORKS, reference
 from crosscheck.reference.read import read_spec
 from crosscheck.spec import NetSpec, tensor_names, walk
@@ -43,6 +44,7 @@ def _recording(model: Any, got: dict[str, np.ndarray]) -> Iterator[None]:
             out = got[f"{_name}.out"] = _f(x)
             if not hasattr(_m, "layers"):
                 got.update({f"{_name}.{k}": v.copy() for k, v in _m.buffers.items()})
+                got.update({f"{_name}.{o}": np.array(getattr(_m, o), copy=True) for o in _outputs(_m)})
             return out
 
         def bwd(g: Any, *args: Any, _m: Any = m, _name: str = name, _b: Any = m.backward, **kw: Any) -> Any:
@@ -60,6 +62,12 @@ def _recording(model: Any, got: dict[str, np.ndarray]) -> Iterator[None]:
     finally:
         for m in wrapped:
             del m.forward, m.backward
+
+
+def _outputs(m: Any) -> tuple[str, ...]:
+    """The arrays a layer leaves besides its output that are compared (``Kind.outputs``: an RNN's h_n)."""
+    entry = REGISTRY.get(m.kind)
+    return entry.outputs if entry is not None else ()
 
 
 def run_manual(
