@@ -42,6 +42,7 @@ from manual_bp.norm import RMSNorm
 from manual_bp.norm2d import BatchNorm2d, GroupNorm, InstanceNorm2d
 from manual_bp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from manual_bp.pool import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from manual_bp.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from manual_bp.train import Evaluation, History, NonFiniteLossError, accuracy, evaluate, fit, predict
 
 __version__ = "0.1.0"
@@ -49,7 +50,10 @@ __version__ = "0.1.0"
 __all__ = [
     "ELU",
     "GELU",
+    "GRU",
+    "LSTM",
     "MSE",
+    "RNN",
     "SGD",
     "Adam",
     "AdamW",
@@ -66,6 +70,7 @@ __all__ = [
     "Embedding",
     "Evaluation",
     "Flatten",
+    "GRUCell",
     "GradcheckResult",
     "GroupNorm",
     "History",
@@ -73,6 +78,7 @@ __all__ = [
     "Identity",
     "InstanceNorm2d",
     "L1Loss",
+    "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
@@ -88,6 +94,7 @@ __all__ = [
     "Optimizer",
     "RMSNorm",
     "RMSprop",
+    "RNNCell",
     "ReLU",
     "Residual",
     "Sequential",

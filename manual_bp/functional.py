@@ -118,6 +118,16 @@ from manual_bp.pool import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from manual_bp.recurrent import (
+    cell_backward,
+    cell_forward,
+    recurrent_backward,
+    recurrent_forward,
+    recurrent_layer_backward,
+    recurrent_layer_forward,
+    step_backward,
+    step_forward,
+)
 
 __all__ = [
     "adaptive_avg_pool2d_backward",
@@ -132,6 +142,8 @@ __all__ = [
     "batch_norm_forward",
     "bce_with_logits_backward",
     "bce_with_logits_forward",
+    "cell_backward",
+    "cell_forward",
     "conv1d_backward",
     "conv1d_forward",
     "conv2d_backward",
@@ -178,6 +190,10 @@ __all__ = [
     "multi_margin_forward",
     "nll_backward",
     "nll_forward",
+    "recurrent_backward",
+    "recurrent_forward",
+    "recurrent_layer_backward",
+    "recurrent_layer_forward",
     "relu_backward",
     "relu_forward",
     "residual_backward",
@@ -196,6 +212,8 @@ __all__ = [
     "softmax_forward",
     "softplus_backward",
     "softplus_forward",
+    "step_backward",
+    "step_forward",
     "tanh_backward",
     "tanh_forward",
 ]

@@ -503,7 +503,7 @@ class _Recurrent(Module):
         self.dc_n: np.ndarray | None = None
         self.dh0: np.ndarray | None = None
         self.dc0: np.ndarray | None = None
-        self.masks: list[np.ndarray | None] = [None] * (self.num_layers - 1)
+        self.mask: list[np.ndarray | None] = [None] * (self.num_layers - 1)
         self.frozen = False
 
     @property
@@ -539,10 +539,10 @@ class _Recurrent(Module):
         if not self.training or self.dropout == 0.0:
             return [None] * (self.num_layers - 1)
         if self.frozen:
-            if any(m is None or m.shape != shape for m in self.masks):
-                got = [None if m is None else m.shape for m in self.masks]
+            if any(m is None or m.shape != shape for m in self.mask):
+                got = [None if m is None else m.shape for m in self.mask]
                 raise ValueError(f"{self.where}: frozen dropout masks of shapes {got} do not fit {shape}")
-            return self.masks
+            return self.mask
         return [self.rng.random(shape) >= self.dropout for _ in range(self.num_layers - 1)]  # P(keep) = 1 - p
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -551,9 +551,9 @@ class _Recurrent(Module):
         zeros = np.zeros(self._state_shape(N), self.dtype)
         h0 = zeros if self.h0 is None else self.h0
         c0 = (zeros if self.c0 is None else self.c0) if self.mode == "lstm" else None
-        self.masks = self._draw_masks((T, N, self.directions * self.hidden_size))
+        self.mask = self._draw_masks((T, N, self.directions * self.hidden_size))
         out, self.h_n, self.c_n, cache = recurrent_forward(
-            self.mode, xt, h0, c0, self.params, self.num_layers, self.bidirectional, self.masks, self.dropout)
+            self.mode, xt, h0, c0, self.params, self.num_layers, self.bidirectional, self.mask, self.dropout)
         return (out.transpose(1, 0, 2).copy() if self.batch_first else out), cache  # (N, T, dirs H) or (T, N, ..)
 
     def _backward(self, dout: np.ndarray, cache: RecurrentCache) -> np.ndarray:
@@ -583,7 +583,7 @@ _STACK_DOC = """
     - ``dh0`` (and ``dc0``): the gradient of the initial state, left by ``backward``.
 
     ``dropout``: between layers (not after the last), in training, keep masks drawn from ``rng`` at
-    ``forward`` and kept in ``masks`` (``frozen = True`` reuses them). Parameters: torch's names and
+    ``forward`` and kept in ``mask`` (a list, one per gap) (``frozen = True`` reuses them). Parameters: torch's names and
     layout (``weight_ih_l0`` (G H, D), ``weight_hh_l0`` (G H, H), ``bias_ih_l0``, ``bias_hh_l0``, the
     suffix ``_reverse`` for the backward direction), each U(-1/sqrt(H), 1/sqrt(H)). Differences from
     torch: ``batch_first=True`` by default; no ``proj_size``; unbatched (2-D) input is refused.

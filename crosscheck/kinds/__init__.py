@@ -6,10 +6,10 @@ registers its entries here; ``register`` adds a user's own. See docs/adding-a-la
 
 from __future__ import annotations
 
-from crosscheck.kinds import activations, attention, containers, conv, dense, losses, norms
+from crosscheck.kinds import activations, attention, containers, conv, dense, losses, norms, recurrent
 from crosscheck.kinds.entry import LOSSES, REGISTRY, Kind, LossKind, lookup, loss_kind, register
 
-for _family in (dense, activations, norms, conv, attention, containers, losses):
+for _family in (dense, activations, norms, conv, attention, containers, recurrent, losses):
     register(*_family.KINDS)
 
 __all__ = ["LOSSES", "REGISTRY", "Kind", "LossKind", "lookup", "loss_kind", "register"]

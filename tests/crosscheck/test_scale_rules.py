@@ -124,6 +124,29 @@ def _attention(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
     return layer, _normal(r, int(r.integers(1, 3)), int(r.integers(1, 5)), 2 * heads, offset=1.0)
 
 
+def _recurrent(cls: Callable[..., Any], cell: bool = False, **kw: Any) -> Make:
+    """Inputs far from 0 (saturated gates, near-cancelling pre-activations), random float32-exact initial
+    states, several steps and layers (dropout masks between them)."""
+
+    def make(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
+        N, D, H = (int(v) for v in r.integers(1, 5, 3))
+        layer = cls(D, H, rng=r, dtype=dt, **kw)
+        if cell:
+            shape, x = (N, H), _normal(r, N, D, offset=2.0, scale=2.0)
+            layer.h = r.standard_normal(shape).astype(np.float32).astype(dt)
+            if cls.__name__ == "LSTMCell":
+                layer.c = (3 * r.standard_normal(shape)).astype(np.float32).astype(dt)
+            return layer, x
+        T = int(r.integers(1, 7))
+        shape = (layer.num_layers * layer.directions, N, H)
+        layer.h0 = r.standard_normal(shape).astype(np.float32).astype(dt)
+        if cls.__name__ == "LSTM":
+            layer.c0 = (3 * r.standard_normal(shape)).astype(np.float32).astype(dt)
+        return layer, _normal(r, N, T, D, offset=2.0, scale=2.0)
+
+    return make
+
+
 EXAMPLES: dict[str, Make] = {
     "identity": _activation(mbp.Identity),
     "relu": _activation(mbp.ReLU),
@@ -157,6 +180,12 @@ EXAMPLES: dict[str, Make] = {
     "avg_pool2d": _pool(mbp.AvgPool2d, count_include_pad=False),
     "residual": _residual,
     "multi_head_attention": _attention,
+    "rnn": _recurrent(mbp.RNN, num_layers=2, bidirectional=True),
+    "lstm": _recurrent(mbp.LSTM, num_layers=2, dropout=0.4),
+    "gru": _recurrent(mbp.GRU, bidirectional=True),
+    "rnn_cell": _recurrent(mbp.RNNCell, cell=True, nonlinearity="relu"),
+    "lstm_cell": _recurrent(mbp.LSTMCell, cell=True),
+    "gru_cell": _recurrent(mbp.GRUCell, cell=True),
 }
 SEEDS = range(6)
 

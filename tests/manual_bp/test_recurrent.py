@@ -189,14 +189,14 @@ def test_dropout_masks_are_drawn_reused_and_absent_in_eval() -> None:
     m = LSTM(2, 3, 3, dropout=0.5, rng=7)
     x = np.random.default_rng(0).standard_normal((2, 4, 2))
     a = m.forward(x)
-    assert len(m.masks) == 2 and all(k.shape == (4, 2, 3) for k in m.masks)
+    assert len(m.mask) == 2 and all(k.shape == (4, 2, 3) for k in m.mask)
     m.frozen = True
     np.testing.assert_array_equal(m.forward(x), a)
     m.frozen = False
     assert not np.array_equal(m.forward(x), a)
     m.eval()
     m.forward(x)
-    assert m.masks == [None, None]
+    assert m.mask == [None, None]
 
 
 def test_build_from_architecture_and_init_bounds() -> None:
