@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
+from crosscheck import tolerance
 from crosscheck.run.api import Task, one_thread_per_process, run_task
 from crosscheck.run.compare import CaseResult, Comparison
 from crosscheck.run.records import code_key, result_from_dict, result_to_dict
@@ -90,11 +91,12 @@ def replay(task: Task) -> str:
 
 def crashed_result(task: Task, why: str) -> CaseResult:
     """A failed case for a task whose worker processes died (no numbers: one check, with the reason)."""
-    nan = math.nan
-    check = TensorCheck("worker.died", (), "", nan, nan, nan, nan, why)
-    spec = NetSpec((LayerSpec("worker", "crashed", {}),), None, task_dtype(task))
-    return CaseResult(task_case_id(task), f"task {list(task)}: its worker process died", task_dtype(task), spec,
-                      nan, [Comparison("run", "manual_bp", "worker", [check])], replay=replay(task))
+    nan, dtype = math.nan, task_dtype(task)
+    bound = tolerance.bound(dtype, 1, 0)  # the tier's smallest: no case was built to size it
+    check = TensorCheck("worker.died", (), "", nan, nan, nan, bound, why)
+    spec = NetSpec((LayerSpec("worker", "crashed", {}),), None, dtype)
+    return CaseResult(task_case_id(task), f"task {list(task)}: its worker process died", dtype, spec,
+                      bound, [Comparison("run", "manual_bp", "worker", [check])], replay=replay(task))
 
 
 @contextmanager

@@ -61,7 +61,11 @@ def check_from_dict(d: dict[str, Any]) -> TensorCheck:
     note = d.get("note") or ""
     errs = [float(d[k]) if d[k] is not None else (math.nan if note else math.inf) for k in _ERRORS]
     detects = math.inf if d["detects"] is None else float(d["detects"])
-    return TensorCheck(d["name"], tuple(d["shape"]), d["dtype"], *errs, float(d["bound"]), note, detects)
+    return TensorCheck(d["name"], tuple(d["shape"]), d["dtype"], *errs, _float(d["bound"]), note, detects)
+
+
+def _float(x: Any) -> float:
+    return math.nan if x is None else float(x)
 
 
 def result_to_dict(r: CaseResult) -> dict[str, Any]:
@@ -90,7 +94,7 @@ def result_from_dict(d: dict[str, Any]) -> CaseResult:
     spec = NetSpec(layers, loss, d["dtype"])
     comparisons = [Comparison(c["mode"], c["backend"], c["reference"], [check_from_dict(x) for x in c["checks"]])
                    for c in d["comparisons"]]
-    args = (d["case_id"], d["description"], d["dtype"], spec, float(d["bound"]), comparisons, d.get("replay", ""))
+    args = (d["case_id"], d["description"], d["dtype"], spec, _float(d["bound"]), comparisons, d.get("replay", ""))
     if "optimizer" in d:
         from crosscheck.run.trajectory import TrajectoryResult  # imports manual_bp: only when one is read
 
