@@ -51,6 +51,7 @@ def main(out_dir: Path) -> None:
     ax.axvline(1.0, color="k", lw=1.2)
     ax.text(1.0, len(kinds) - 0.3, " bound", va="bottom", fontsize=9)
     ax.set_xscale("log")
+    ax.set_xlim(right=10.0)
     ax.set_yticks(range(len(kinds)), kinds, fontsize=8)
     ax.set_ylim(-0.7, len(kinds) - 0.1)
     ax.set_xlabel("worst error / bound (a check fails right of 1; errors below 1e-12 of the bound drawn at 1e-12)")
