@@ -1,8 +1,9 @@
 """manual_bp: backpropagation written by hand in NumPy, verified against PyTorch, JAX and finite differences."""
 
-from manual_bp import attention, conv, data, functional, init, norm2d, optim, pool, train
+from manual_bp import attention, conv, data, functional, init, norm2d, optim, pool, schedule, train
 from manual_bp._checks import StateError
 from manual_bp.attention import MultiHeadSelfAttention, set_key_padding_mask, transformer_block
+from manual_bp.clip import clip_grad_norm_, clip_grad_value_
 from manual_bp.conv import Conv1d, Conv2d, ConvTranspose2d
 from manual_bp.gradcheck import GradcheckResult, gradcheck
 from manual_bp.io import load, load_into, save
@@ -40,7 +41,7 @@ from manual_bp.losses import (
 from manual_bp.model import Residual, Sequential, architecture, build
 from manual_bp.norm import RMSNorm
 from manual_bp.norm2d import BatchNorm2d, GroupNorm, InstanceNorm2d
-from manual_bp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from manual_bp.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from manual_bp.pool import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from manual_bp.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from manual_bp.train import Evaluation, History, NonFiniteLossError, accuracy, evaluate, fit, predict
@@ -55,6 +56,7 @@ __all__ = [
     "MSE",
     "RNN",
     "SGD",
+    "Adagrad",
     "Adam",
     "AdamW",
     "AdaptiveAvgPool2d",
@@ -111,6 +113,8 @@ __all__ = [
     "architecture",
     "attention",
     "build",
+    "clip_grad_norm_",
+    "clip_grad_value_",
     "conv",
     "data",
     "evaluate",
@@ -125,6 +129,7 @@ __all__ = [
     "pool",
     "predict",
     "save",
+    "schedule",
     "set_key_padding_mask",
     "train",
     "transformer_block",

@@ -334,3 +334,47 @@ class RMSprop(Optimizer):
             p -= lr * (g / d)
         return s
 
+
+
+class AdagradState(NamedTuple):
+    sum: np.ndarray  # s, the sum of squared gradients (torch's state key "sum"), starts at the initial value
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad, ``torch.optim.Adagrad``.
+
+    .. math::
+        g &\leftarrow g + \lambda p \\
+        \tilde\gamma &= \gamma / (1 + (t - 1) \eta) \\
+        s &\leftarrow s + g^2 \\
+        p &\leftarrow p - \tilde\gamma \, g / (\sqrt{s} + \epsilon)
+
+    eta = lr_decay; s starts at ``initial_accumulator_value``; eps is added after the square root.
+    """
+
+    name = "Adagrad"
+    hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
+
+    def __init__(
+        self, params: Any, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False,
+    ) -> None:
+        self.lr_decay = _number("Adagrad", "lr_decay", lr_decay)
+        self.weight_decay = _number("Adagrad", "weight_decay", weight_decay)
+        self.initial_accumulator_value = _number("Adagrad", "initial_accumulator_value", initial_accumulator_value)
+        self.eps = _number("Adagrad", "eps", eps)
+        super().__init__(params, lr, maximize)
+
+    def init(self, p: np.ndarray) -> AdagradState:
+        return AdagradState(np.full_like(p, self.initial_accumulator_value))
+
+    def update(self, p: np.ndarray, g: np.ndarray, s: AdagradState, t: int) -> AdagradState:
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        clr = self.lr / (1 + (t - 1) * self.lr_decay)
+        acc = s.sum
+        acc += g * g  # s = s + g^2, in place
+        std = np.sqrt(acc)
+        std += self.eps
+        p -= clr * (g / std)
+        return s
