@@ -15,7 +15,7 @@ from tests.helpers.cluster import crash
 
 pytest.importorskip("distributed", reason="the cluster tests need the cluster extra (dask[distributed])")
 
-IDS = ["--case", "2", "--case", "5", "--case", "8"]  # small cases: an MLP, a float32 one, another family
+IDS = ["--case", "5", "--case", "8"]  # small: a float32 MLP, and a LayerNorm case whose torch sums depend on threads
 
 
 @pytest.mark.parity
@@ -23,12 +23,12 @@ def test_two_worker_cluster_report_equals_the_serial_one(tmp_path, frameworks):
     assert cli.main([*IDS, "--quiet", "--jobs", "1", "--out", str(tmp_path / "serial")]) == 0
     assert cli.main([*IDS, "--quiet", "--scheduler", "local:2", "--out", str(tmp_path / "cluster")]) == 0
     serial, cluster = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("serial", "cluster"))
-    assert [c["case_id"] for c in cluster["cases"]] == ["2", "5", "8"]
+    assert [c["case_id"] for c in cluster["cases"]] == ["5", "8"]
     for a, b in zip(serial["cases"], cluster["cases"]):
         assert a == b, f"case {a['case_id']} differs on the cluster"
     assert cluster["settings"]["scheduler"] == "local:2"
     lines = (tmp_path / "cluster" / "results.jsonl").read_text().splitlines()
-    assert sorted(json.loads(line)["result"]["case_id"] for line in lines) == ["2", "5", "8"]
+    assert sorted(json.loads(line)["result"]["case_id"] for line in lines) == ["5", "8"]
 
 
 def test_a_killed_worker_loses_nothing_and_counts_nothing_twice(tmp_path):
@@ -65,3 +65,18 @@ def test_bad_scheduler_arguments_exit_2():
         with pytest.raises(SystemExit) as err:
             cli.parser().parse_args(["--scheduler", bad])
         assert err.value.code == 2
+
+
+def test_the_large_sweep_commands_on_the_docs_page_parse():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "verification.md").read_text()
+    section = page.split("## Large sweeps", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#", 1)[0].split()[3:] for line in section.splitlines()
+                if line.startswith("python -m crosscheck ")]
+    assert len(commands) >= 6
+    for argv in commands:
+        if argv[0] == "merge":
+            assert "--out" in argv
+        else:
+            cli.parser().parse_args(argv)
