@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from manual_bp.layers import Dropout, Module
+from manual_bp.layers import Module
 from manual_bp.losses import Loss
 
 EPS64 = float(np.finfo(np.float64).eps)
@@ -153,7 +153,8 @@ def gradcheck(
     resolution compared absolutely. A gradient that is missing or whose shape
     or dtype differs from its tensor's gets the error inf. Integer inputs
     (Embedding indices) have no gradient and are not checked. Running
-    statistics are restored afterwards; every Dropout reuses the mask of the
+    statistics are restored afterwards; every layer that draws a dropout mask (``Dropout``, an RNN's
+    dropout between layers: the layers with a ``frozen`` flag) reuses the mask of the
     first forward throughout (and is unfrozen again at the end).
     """
     integer_input = isinstance(x, np.ndarray) and x.dtype.kind in "iu"  # Embedding indices: no input gradient
@@ -163,7 +164,7 @@ def gradcheck(
         raise ValueError("gradcheck: pass exactly one of loss_fn (with y) or dout")
     x = x.copy()  # perturbed in place below; the caller's array is never touched
     buffers = {k: v.copy() for k, v in model.buffers.items()}  # BatchNorm's running statistics
-    dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
+    dropouts = [m for m in model.modules() if hasattr(m, "frozen")]  # the layers that draw masks
     was_frozen = [(m, m.frozen, m.mask) for m in dropouts]
     try:
         return _gradcheck(model, loss_fn, x, y, dout, h, tol, integer_input, dropouts)
@@ -176,7 +177,7 @@ def gradcheck(
 
 def _gradcheck(
     model: Module, loss_fn: Loss | None, x: np.ndarray, y: Any, dout: np.ndarray | None, h: float, tol: float,
-    integer_input: bool, dropouts: list[Dropout],
+    integer_input: bool, dropouts: list[Module],
 ) -> GradcheckResult:
 
     def J() -> float:

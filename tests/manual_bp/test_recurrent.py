@@ -137,13 +137,17 @@ def _fd_check_cell(layer: Any, x: np.ndarray, states: dict[str, str], seed: int)
     return {n: relative_error(analytic[n], numerical_gradient(J, t, H_STEP), delta / TOL) for n, t in tensors.items()}
 
 
-def test_inside_a_network_gradcheck_passes() -> None:
-    """A GRU inside a Sequential with a head and a loss: ``manual_bp.gradcheck`` on every parameter and x."""
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_inside_a_network_gradcheck_passes(p: float) -> None:
+    """A GRU inside a Sequential with a head and a loss: ``manual_bp.gradcheck`` on every parameter and x; it
+    holds the dropout masks between the layers fixed, as a Dropout's, and restores the layer's flag."""
     rng = np.random.default_rng(5)
-    model = mbp.Sequential(GRU(3, 4, 2, bidirectional=True, rng=rng), mbp.Flatten(), mbp.Linear(5 * 8, 3, rng=rng))
+    gru = GRU(3, 4, 2, bidirectional=True, dropout=p, rng=rng)
+    model = mbp.Sequential(gru, mbp.Flatten(), mbp.Linear(5 * 8, 3, rng=rng))
     x = rng.standard_normal((2, 5, 3))
     check = mbp.gradcheck(model, mbp.SoftmaxCrossEntropy(), x, rng.integers(0, 3, 2))
     assert check.max_error <= TOL, check
+    assert gru.frozen is False
 
 
 def test_torch_semantics_on_shapes_and_state() -> None:
