@@ -30,16 +30,27 @@ STATE_FIELDS: dict[str, tuple[str, ...]] = {
     "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     "adamw": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     "rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
+    "adagrad": ("sum",),
 }
 ALL_STATE_FIELDS = frozenset(f for fields in STATE_FIELDS.values() for f in fields)
 
 
 @dataclass(frozen=True)
 class OptimSpec:
-    """``kind`` ("sgd", "adam", "adamw", "rmsprop") and its hyperparameters in torch.optim's names."""
+    """``kind`` ("sgd", "adam", "adamw", "rmsprop", "adagrad") and its hyperparameters in torch.optim's names.
+
+    ``schedule``: the learning-rate scheduler stepped after every optimiser step, as
+    ``{"kind": "cosine_annealing_lr", "T_max": 8, ..., "base_lr": 0.1}`` (torch.optim.lr_scheduler's
+    arguments; ``config["lr"]`` is then ``base_lr``, the lr before the scheduler set the first one), or
+    None. ``clip``: the gradient clipping before every step, ``{"kind": "norm", "max_norm": 1.0,
+    "norm_type": 2.0}`` (``clip_grad_norm_``) or ``{"kind": "value", "clip_value": 0.1}``
+    (``clip_grad_value_``), or None.
+    """
 
     kind: str
     config: dict[str, Any]
+    schedule: dict[str, Any] | None = None
+    clip: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in STATE_FIELDS:
@@ -49,10 +60,16 @@ class OptimSpec:
             )
 
 
-def read_optimizer(optimizer: Any) -> OptimSpec:
-    """Describe a manual_bp optimiser (``SGD``, ``Adam``, ``AdamW``, ``RMSprop``) as an ``OptimSpec``."""
+def read_optimizer(optimizer: Any, scheduler: Any = None, clip: dict[str, Any] | None = None) -> OptimSpec:
+    """Describe a manual_bp optimiser (``SGD``, ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad``), its
+    scheduler (``kind`` and ``config()``) and gradient clipping as an ``OptimSpec``."""
     name = getattr(optimizer, "name", type(optimizer).__name__)
-    return OptimSpec(str(name).lower(), dict(optimizer.config()))
+    config = dict(optimizer.config())
+    schedule = None
+    if scheduler is not None:
+        schedule = {"kind": scheduler.kind, **scheduler.config()}
+        config["lr"] = schedule["base_lr"]  # the scheduler has already set the first step's lr
+    return OptimSpec(str(name).lower(), config, schedule, dict(clip) if clip is not None else None)
 
 
 def step_width(steps: int) -> int:

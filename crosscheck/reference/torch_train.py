@@ -2,8 +2,10 @@
 
 The network and loss are ``crosscheck.reference.torch_ref``'s (torch modules and
 functionals, parameters copied from the spec); gradients come from
-``loss.backward()``; updates from ``torch.optim.{SGD, Adam, AdamW, RMSprop}``
-built from an ``OptimSpec`` (plain data). Nothing here imports manual_bp.
+``loss.backward()``; updates from ``torch.optim.{SGD, Adam, AdamW, RMSprop, Adagrad}``
+built from an ``OptimSpec`` (plain data), with its ``torch.optim.lr_scheduler`` stepped after
+each optimiser step and ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_`` before it.
+Nothing here imports manual_bp.
 
 Recorded under ``crosscheck.reference.optim_spec`` names: the loss before each step, and
 after each step every parameter and every tensor of ``optimizer.state[p]``
@@ -14,6 +16,8 @@ layout helper, the one place that knows the layout.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +43,47 @@ def optimizer(opt: OptimSpec, params: list[nn.Parameter]) -> torch.optim.Optimiz
         return torch.optim.RMSprop(params, lr=c["lr"], alpha=c["alpha"], eps=c["eps"],
                                    weight_decay=c["weight_decay"], momentum=c["momentum"],
                                    centered=c["centered"], maximize=c["maximize"])
+    if opt.kind == "adagrad":
+        return torch.optim.Adagrad(params, lr=c["lr"], lr_decay=c["lr_decay"], weight_decay=c["weight_decay"],
+                                   initial_accumulator_value=c["initial_accumulator_value"], eps=c["eps"],
+                                   maximize=c["maximize"])
     raise NotImplementedError(f"crosscheck.torch_train: no torch.optim reference for {opt.kind!r}")
+
+
+_SCHEDULERS = {  # OptimSpec.schedule kind -> torch.optim.lr_scheduler built from its arguments
+    "step_lr": lambda o, c: torch.optim.lr_scheduler.StepLR(o, c["step_size"], c["gamma"]),
+    "multi_step_lr": lambda o, c: torch.optim.lr_scheduler.MultiStepLR(o, c["milestones"], c["gamma"]),
+    "exponential_lr": lambda o, c: torch.optim.lr_scheduler.ExponentialLR(o, c["gamma"]),
+    "cosine_annealing_lr": lambda o, c: torch.optim.lr_scheduler.CosineAnnealingLR(o, c["T_max"], c["eta_min"]),
+    "linear_lr": lambda o, c: torch.optim.lr_scheduler.LinearLR(o, c["start_factor"], c["end_factor"],
+                                                                c["total_iters"]),
+    "one_cycle_lr": lambda o, c: torch.optim.lr_scheduler.OneCycleLR(
+        o, c["max_lr"], total_steps=c["total_steps"], pct_start=c["pct_start"], anneal_strategy=c["anneal_strategy"],
+        cycle_momentum=c["cycle_momentum"], base_momentum=c["base_momentum"], max_momentum=c["max_momentum"],
+        div_factor=c["div_factor"], final_div_factor=c["final_div_factor"], three_phase=c["three_phase"]),
+    "reduce_lr_on_plateau": lambda o, c: torch.optim.lr_scheduler.ReduceLROnPlateau(
+        o, c["mode"], c["factor"], c["patience"], c["threshold"], c["threshold_mode"], c["cooldown"], c["min_lr"],
+        c["eps"]),
+}
+
+
+def scheduler(opt: OptimSpec, optim: torch.optim.Optimizer) -> Any:
+    """The torch.optim.lr_scheduler that ``opt.schedule`` describes, on ``optim`` (None without one)."""
+    if opt.schedule is None:
+        return None
+    if opt.schedule["kind"] not in _SCHEDULERS:
+        raise NotImplementedError(f"crosscheck.torch_train: no lr_scheduler reference for {opt.schedule['kind']!r}")
+    return _SCHEDULERS[opt.schedule["kind"]](optim, opt.schedule)
+
+
+def clip(opt: OptimSpec, params: list[nn.Parameter]) -> None:
+    """torch.nn.utils.clip_grad_norm_ or clip_grad_value_ on the gradients, as ``opt.clip`` says."""
+    if opt.clip is None:
+        return
+    if opt.clip["kind"] == "norm":
+        torch.nn.utils.clip_grad_norm_(params, opt.clip["max_norm"], opt.clip["norm_type"])
+    else:
+        torch.nn.utils.clip_grad_value_(params, opt.clip["clip_value"])
 
 
 def named_parameters(spec: NetSpec, modules: list[nn.Module]) -> list[tuple[str, nn.Parameter]]:
@@ -65,6 +109,7 @@ def run(spec: NetSpec, opt: OptimSpec, x: np.ndarray, target: np.ndarray, steps:
     modules = torch_ref.build(spec)
     named = named_parameters(spec, modules)
     optim = optimizer(opt, [p for _, p in named])
+    sched = scheduler(opt, optim)
     xt, tt = torch.from_numpy(x.copy()), torch.from_numpy(target.copy())
     got: dict[str, np.ndarray] = {}
     for k in range(1, steps + 1):
@@ -75,7 +120,10 @@ def run(spec: NetSpec, opt: OptimSpec, x: np.ndarray, target: np.ndarray, steps:
         L = torch_ref.loss(spec.loss, h, tt)
         got[step_name(k, steps, "loss")] = L.detach().numpy().copy()
         L.backward()
+        clip(opt, [p for _, p in named])
         optim.step()
+        if sched is not None:  # after the optimiser's step; ReduceLROnPlateau on the step's loss
+            sched.step(float(L)) if opt.schedule["kind"] == "reduce_lr_on_plateau" else sched.step()
         for name, p in named:
             for field, v in optim.state[p].items():
                 if isinstance(v, torch.Tensor) and v.shape == p.shape:

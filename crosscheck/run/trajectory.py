@@ -107,13 +107,34 @@ class TrajectoryResult(CaseResult):
         return self.optimizer, last if last in ALL_STATE_FIELDS else "param"
 
 
-def run_manual(model: Any, loss_fn: Any, optimizer: Any, x: np.ndarray, y: np.ndarray, steps: int) -> dict[str, Any]:
-    """manual_bp's own K steps, in place: the loss before each step, then state and parameters after it."""
+def clip_grads(grads: dict[str, np.ndarray], clip: dict[str, Any] | None) -> None:
+    """manual_bp's clipping that ``clip`` (``OptimSpec.clip``) names, in place."""
+    if clip is None:
+        return
+    if clip["kind"] == "norm":
+        mbp.clip_grad_norm_(grads, clip["max_norm"], clip["norm_type"])
+    elif clip["kind"] == "value":
+        mbp.clip_grad_value_(grads, clip["clip_value"])
+    else:
+        raise ValueError(f"crosscheck: clip kind must be 'norm' or 'value', got {clip['kind']!r}")
+
+
+def run_manual(model: Any, loss_fn: Any, optimizer: Any, x: np.ndarray, y: np.ndarray, steps: int,
+               scheduler: Any = None, clip: dict[str, Any] | None = None) -> dict[str, Any]:
+    """manual_bp's own K steps, in place: the loss before each step, then state and parameters after it.
+    Each step: forward, loss, backward, ``clip``, ``optimizer.step``, ``scheduler.step()`` (a
+    ReduceLROnPlateau: ``step(loss)``)."""
     got: dict[str, Any] = {}
+    plateau = scheduler is not None and scheduler.kind == "reduce_lr_on_plateau"
     for k in range(1, steps + 1):
-        got[step_name(k, steps, "loss")] = np.asarray(loss_fn.forward(model.forward(x), y)).copy()
+        loss = loss_fn.forward(model.forward(x), y)
+        got[step_name(k, steps, "loss")] = np.asarray(loss).copy()
         model.backward(loss_fn.backward())
-        optimizer.step(model.grads)
+        grads = model.grads
+        clip_grads(grads, clip)
+        optimizer.step(grads)
+        if scheduler is not None:
+            scheduler.step(float(loss)) if plateau else scheduler.step()
         for name, p in optimizer.params.items():
             state = optimizer.state[name]
             fields = state._asdict() if hasattr(state, "_asdict") else vars(state)
@@ -136,12 +157,18 @@ def compare_trajectory(
     case_id: str = "user",
     description: str = "",
     replay: str = "",
+    scheduler: Any = None,
+    clip: dict[str, Any] | None = None,
 ) -> TrajectoryResult:
     """Train copies of ``model`` with ``optimizer``'s settings for ``steps`` full-batch steps in every backend.
 
     ``optimizer`` must be a fresh manual_bp optimiser built on ``model`` (no
-    step taken); neither it nor the model is changed. x: (N, in); y: the loss's
-    targets. Returns a ``TrajectoryResult`` comparing all pairs at every step.
+    step taken); neither it nor the model is changed. ``scheduler``: a fresh
+    ``manual_bp.schedule`` scheduler built on ``optimizer``, stepped after each
+    step; ``clip``: ``{"kind": "norm", "max_norm": m, "norm_type": q}`` or
+    ``{"kind": "value", "clip_value": c}``, applied to the gradients before each
+    step. x: (N, in); y: the loss's targets. Returns a ``TrajectoryResult``
+    comparing all pairs at every step.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"compare_trajectory: steps must be a positive int, got {steps!r}")
@@ -150,17 +177,20 @@ def compare_trajectory(
             f"compare_trajectory: the optimiser has taken {optimizer.step_count} steps; the references start "
             f"from zero state, so pass a freshly built optimiser"
         )
-    model, loss_fn, optimizer = copy.deepcopy((model, loss_fn, optimizer))  # one deepcopy keeps them linked
+    if scheduler is not None and (scheduler.optimizer is not optimizer or scheduler.last_epoch != 0):
+        raise ValueError("compare_trajectory: pass a freshly built scheduler (last_epoch 0) on this optimiser")
+    # one deepcopy keeps them linked
+    model, loss_fn, optimizer, scheduler = copy.deepcopy((model, loss_fn, optimizer, scheduler))
     own = model.params
     if any(own.get(k) is not p for k, p in optimizer.params.items()):
         raise ValueError("compare_trajectory: the optimiser was not built on this model's parameters")
     spec = read_spec(model, loss_fn)
-    opt = read_optimizer(optimizer)
+    opt = read_optimizer(optimizer, scheduler, clip)
     refs = {fw: train_reference(fw) for fw in frameworks}
-    runs = {"manual_bp": run_manual(model, loss_fn, optimizer, x, y, steps)}
+    runs = {"manual_bp": run_manual(model, loss_fn, optimizer, x, y, steps, scheduler, clip)}
     skipped: dict[str, str] = {}
     for fw, ref in refs.items():
-        reason = getattr(ref, "unsupported", lambda o: None)(opt)
+        reason = getattr(ref, "unsupported", lambda o, s: None)(opt, steps)
         if reason is not None:
             skipped[fw] = reason
             continue
@@ -231,11 +261,13 @@ class TrajectoryCase:
     """
 
     case_id: str
-    optimizer: str  # a class of manual_bp.optim: "SGD", "Adam", "AdamW", "RMSprop"
+    optimizer: str  # a class of manual_bp.optim: "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"
     hyper: dict[str, Any]
     loss: str = "softmax_cross_entropy"  # or "mse"
     dtype: str = "float64"
     steps: int = DEFAULT_STEPS
+    schedule: tuple[str, dict[str, Any]] | None = None  # a class of manual_bp.schedule and its arguments
+    clip: dict[str, Any] | None = None  # compare_trajectory's clip
 
     def _draw(self, draw: int, dtype: str) -> tuple[mbp.Sequential, mbp.Loss, np.ndarray, np.ndarray]:
         """Model, loss, x (16, 4), y of draw ``draw``, in ``dtype`` (the architecture follows ``self.dtype``)."""
@@ -269,13 +301,26 @@ class TrajectoryCase:
         model, loss_fn, x, y = self._draw(self.draw, self.dtype)
         return model, loss_fn, getattr(mbp.optim, self.optimizer)(model, **self.hyper), x, y
 
+    def scheduler(self, optimizer: mbp.Optimizer) -> Any:
+        """The case's fresh scheduler on ``optimizer`` (None without one)."""
+        if self.schedule is None:
+            return None
+        name, kwargs = self.schedule
+        return getattr(mbp.schedule, name)(optimizer, **kwargs)
+
     @property
     def description(self) -> str:
         act = "ReLU" if self.dtype == "float64" else "SiLU"
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
         loss = "MSE" if self.loss == "mse" else "SoftmaxCrossEntropy"
         draw = f" (draw {self.draw})" if self.draw else ""
-        return f"{self.optimizer}({hyper}) {self.dtype} N=16 4->8 Tanh->8 {act}->3 {loss}{draw}, {self.steps} steps"
+        extra = ""
+        if self.schedule is not None:
+            extra += f" {self.schedule[0]}({', '.join(f'{k}={v!r}' for k, v in self.schedule[1].items())})"
+        if self.clip is not None:
+            extra += f" clip {', '.join(f'{k}={v!r}' for k, v in self.clip.items() if k != 'kind')}"
+        return (f"{self.optimizer}({hyper}){extra} {self.dtype} N=16 4->8 Tanh->8 {act}->3 {loss}{draw}, "
+                f"{self.steps} steps")
 
     @property
     def replay(self) -> str:
@@ -300,10 +345,41 @@ SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("rmsprop-weight-decay", "RMSprop", {"lr": 1e-3, "weight_decay": 0.1}),
 )
 MSE_SETTINGS = ("sgd-momentum", "adam-default", "rmsprop-centered")
+# (name, optimiser, its arguments, (scheduler, its arguments) or None, clip or None): schedules, clipping and
+# Adagrad; over 20 steps each schedule changes the rate several times
+SCHEDULE_SETTINGS: tuple[tuple[str, str, dict[str, Any], tuple[str, dict[str, Any]] | None,
+                               dict[str, Any] | None], ...] = (
+    ("sgd-step-lr", "SGD", {"lr": 0.1, "momentum": 0.9}, ("StepLR", {"step_size": 5, "gamma": 0.5}), None),
+    ("sgd-multi-step-lr", "SGD", {"lr": 0.2}, ("MultiStepLR", {"milestones": [0, 4, 9, 9], "gamma": 0.5}), None),
+    ("adam-exponential-lr", "Adam", {"lr": 2e-2}, ("ExponentialLR", {"gamma": 0.9}), None),
+    # T_max < steps: past T_max torch's rate climbs back (and its recursion takes the special branch)
+    ("sgd-cosine", "SGD", {"lr": 0.1, "momentum": 0.9}, ("CosineAnnealingLR", {"T_max": 8, "eta_min": 0.01}), None),
+    ("adamw-cosine", "AdamW", {"lr": 1e-2, "weight_decay": 0.1}, ("CosineAnnealingLR", {"T_max": 20}), None),
+    ("sgd-linear-warmup", "SGD", {"lr": 0.2, "momentum": 0.5},
+     ("LinearLR", {"start_factor": 0.1, "end_factor": 1.0, "total_iters": 8}), None),
+    ("adam-one-cycle", "Adam", {"lr": 1e-2},
+     ("OneCycleLR", {"max_lr": 0.05, "total_steps": 20, "pct_start": 0.3, "cycle_momentum": False}), None),
+    ("sgd-one-cycle-linear-3phase", "SGD", {"lr": 0.1, "momentum": 0.9},
+     ("OneCycleLR", {"max_lr": 0.3, "total_steps": 20, "pct_start": 0.25, "anneal_strategy": "linear",
+                     "three_phase": True, "cycle_momentum": False}), None),
+    ("sgd-one-cycle-momentum", "SGD", {"lr": 0.1, "momentum": 0.9},
+     ("OneCycleLR", {"max_lr": 0.3, "total_steps": 20}), None),  # torch only: optax cannot cycle momentum
+    # mode "max" on a falling loss: every epoch is bad, so the rate is cut every patience + 1 + cooldown steps
+    ("sgd-plateau", "SGD", {"lr": 0.1, "momentum": 0.9},
+     ("ReduceLROnPlateau", {"mode": "max", "factor": 0.5, "patience": 2, "cooldown": 1}), None),
+    ("sgd-clip-value", "SGD", {"lr": 0.1, "momentum": 0.9}, None, {"kind": "value", "clip_value": 0.05}),
+    ("adam-clip-norm", "Adam", {"lr": 1e-2}, None, {"kind": "norm", "max_norm": 0.1, "norm_type": 2.0}),
+    ("sgd-clip-norm-inf", "SGD", {"lr": 0.1}, ("StepLR", {"step_size": 7}),
+     {"kind": "norm", "max_norm": 0.05, "norm_type": float("inf")}),
+    ("adagrad", "Adagrad", {"lr": 0.05, "lr_decay": 0.05, "weight_decay": 0.01, "initial_accumulator_value": 0.1,
+                            "eps": 0.0}, None, None),
+    ("adagrad-default-cosine", "Adagrad", {"lr": 0.05}, ("CosineAnnealingLR", {"T_max": 20}), None),
+)
 
 
 def trajectory_cases() -> list[TrajectoryCase]:
-    """Every setting of ``SETTINGS`` with cross-entropy, those of ``MSE_SETTINGS`` with MSE; float64 and float32."""
+    """Every setting of ``SETTINGS`` with cross-entropy, those of ``MSE_SETTINGS`` with MSE, and every
+    setting of ``SCHEDULE_SETTINGS``; float64 and float32."""
     out = []
     for dtype in ("float64", "float32"):
         for name, cls, hyper in SETTINGS:
@@ -311,6 +387,8 @@ def trajectory_cases() -> list[TrajectoryCase]:
         for name, cls, hyper in SETTINGS:
             if name in MSE_SETTINGS:
                 out.append(TrajectoryCase(f"traj-{name}-mse-{dtype}", cls, hyper, loss="mse", dtype=dtype))
+        for name, cls, hyper, schedule, clip in SCHEDULE_SETTINGS:
+            out.append(TrajectoryCase(f"traj-{name}-{dtype}", cls, hyper, dtype=dtype, schedule=schedule, clip=clip))
     return out
 
 
@@ -327,7 +405,8 @@ def run_trajectory(case_id: str, frameworks: tuple[str, ...] = FRAMEWORKS) -> Tr
     c = trajectory_case(case_id)
     model, loss_fn, optimizer, x, y = c.build()
     return compare_trajectory(model, loss_fn, optimizer, x, y, steps=c.steps, frameworks=frameworks,
-                              case_id=c.case_id, description=c.description, replay=c.replay)
+                              case_id=c.case_id, description=c.description, replay=c.replay,
+                              scheduler=c.scheduler(optimizer), clip=c.clip)
 
 
 # ---------------------------------------------------------------- for the sweep (crosscheck.run.cli)
