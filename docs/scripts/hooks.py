@@ -5,7 +5,7 @@ Figures: every ``docs/scripts/fig_*.py`` has ``OUTPUTS`` (file names under docs/
 ``mkdocs serve`` does not redraw (and reload) forever; ``DOCS_REDRAW=1`` redraws everything. The
 figures are build products (docs/figures/ is git-ignored): a fresh clone draws them all.
 
-Pages outside docs/: benchmarks/README.md (and the figure it shows) join the site as
+Pages outside docs/: benchmarks/README.md (and the images it shows) join the site as
 ``benchmarks/README.md``; a docs page's link ``../benchmarks/...`` is pointed at that copy, and the
 copy's ``../docs/X.md`` links at ``../X.md``. The files in the repository stay readable on their own.
 
@@ -29,7 +29,7 @@ log = logging.getLogger("mkdocs.hooks.manual_bp")
 SCRIPTS = Path(__file__).resolve().parent
 FIGURES = SCRIPTS.parent / "figures"
 ROOT = SCRIPTS.parents[1]
-OUTSIDE = ("benchmarks/README.md", "benchmarks/results/depth.png")  # repository files shown on the site
+OUTSIDE = ("benchmarks/README.md",)  # repository pages shown on the site, with the images they show
 
 
 def _load(path: Path):
@@ -80,11 +80,13 @@ def on_post_build(config, **kwargs) -> None:
 
 def on_files(files, config, **kwargs):
     for rel in OUTSIDE:
-        if rel.endswith(".md"):
-            text = (ROOT / rel).read_text(encoding="utf-8")
-            files.append(File.generated(config, rel, content=re.sub(r"\]\(\.\./docs/", "](../", text)))
-        else:
-            files.append(File.generated(config, rel, abs_src_path=str(ROOT / rel)))
+        text = (ROOT / rel).read_text(encoding="utf-8")
+        files.append(File.generated(config, rel, content=re.sub(r"\]\(\.\./docs/", "](../", text)))
+        folder = Path(rel).parent
+        for image in sorted(set(re.findall(r"!\[[^\]]*\]\(([^)\s]+\.(?:png|svg|jpg))\)", text))):
+            source = ROOT / folder / image
+            if source.exists():  # a missing one is left to the strict build's broken-link warning
+                files.append(File.generated(config, (folder / image).as_posix(), abs_src_path=str(source)))
     return files
 
 
