@@ -90,6 +90,29 @@ def one_thread_per_process() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
+JAX_CACHE_ENV = "CROSSCHECK_JAX_CACHE"  # a directory: JAX's persistent compilation cache for every sweep process
+
+
+def enable_jax_cache(directory: str | os.PathLike | None = None) -> str | None:
+    """Keep JAX's compiled computations in ``directory`` (default: ``$CROSSCHECK_JAX_CACHE``; none: off), so
+    that a sweep of the same ids compiles nothing again. Worker processes inherit it through the environment.
+
+    Only compilation is cached (keyed by the computation, the compiler options and the versions); tracing
+    and lowering still run, and the numbers are the same bits as a fresh compile's."""
+    directory = os.fspath(directory) if directory is not None else os.environ.get(JAX_CACHE_ENV)
+    if not directory:
+        return None
+    os.environ[JAX_CACHE_ENV] = directory
+    settings = {"jax_compilation_cache_dir": directory,
+                "jax_persistent_cache_min_compile_time_secs": 0.0}  # a case compiles in well under JAX's 1 s
+    for name, value in settings.items():
+        os.environ[name.upper()] = str(value)  # read by JAX when a worker imports it
+    if "jax" in sys.modules:
+        for name, value in settings.items():
+            sys.modules["jax"].config.update(name, value)
+    return directory
+
+
 # A task names one unit of a sweep as plain data, so that a worker process can rebuild it:
 # ("seed", dtype), ("case", case_id, dtype or None) or ("trajectory", trajectory_id).
 Task = tuple[Any, ...]

@@ -8,7 +8,7 @@ import sys
 import time
 
 from crosscheck.reference import FRAMEWORKS
-from crosscheck.run.api import ProgressBar, Task, WorkerDied
+from crosscheck.run.api import JAX_CACHE_ENV, ProgressBar, Task, WorkerDied, enable_jax_cache
 from crosscheck.run.report import Report
 from crosscheck.run.sweep import run_planned
 from crosscheck.run.trajectory import trajectory_ids
@@ -68,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="skip the cases the results file already holds (same code and frameworks), run the rest, "
                    "and write the full report")
+    p.add_argument("--jax-cache", metavar="DIR", default=os.environ.get(JAX_CACHE_ENV),
+                   help=f"keep JAX's compiled computations in DIR, so that the same ids compile nothing the next "
+                   f"time (default ${JAX_CACHE_ENV}; none: no cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     try:
+        enable_jax_cache(args.jax_cache)  # before any worker starts: they inherit it
         traj = trajectories(args)
         todo = planned(args)
         results_path = args.results or os.path.join(args.out, "results.jsonl")

@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 from crosscheck import tolerance
-from crosscheck.run.api import Task, one_thread_per_process, run_task
+from crosscheck.run.api import Task, enable_jax_cache, one_thread_per_process, run_task
 from crosscheck.run.compare import CaseResult, Comparison
 from crosscheck.run.records import code_key, result_from_dict, result_to_dict
 from crosscheck.spec import LayerSpec, NetSpec
@@ -55,6 +55,7 @@ def _worker_key(frameworks: tuple[str, ...]) -> str:
 def run_remote(task: Task, frameworks: tuple[str, ...], fn: Callable[..., CaseResult] = run_task) -> dict[str, Any]:
     """On a worker: ``fn(task, frameworks)`` as plain data, with the key of the code that ran it."""
     one_thread_per_process()
+    enable_jax_cache()  # a worker's own $CROSSCHECK_JAX_CACHE (a local cluster's workers inherit the client's)
     return {"key": _worker_key(frameworks), "result": result_to_dict(fn(task, frameworks))}
 
 

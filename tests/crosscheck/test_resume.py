@@ -115,3 +115,19 @@ def test_resume_after_the_process_is_killed_at_random_points(serial, tmp_path, f
     assert cli.main([*IDS, "--quiet", "--jobs", "1", "--resume", "--out", str(tmp_path)]) == 0
     assert _cases(tmp_path) == _cases(serial), f"kills (delay after the file opened, records then): {kills}"
     assert sorted(_records(tmp_path)) == sorted(_records(serial)), kills
+
+
+@pytest.mark.parity
+def test_the_jax_compilation_cache_changes_no_number(serial, tmp_path, frameworks):
+    """--jax-cache: the first run fills the cache, the second compiles nothing new; both give the same bits."""
+    cache = tmp_path / "jax-cache"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    entries = []
+    for k in range(2):
+        out = tmp_path / f"run{k}"
+        cmd = [sys.executable, "-m", "crosscheck", "--case", "5", "--quiet", "--jobs", "1", "--jax-cache", str(cache),
+               "--out", str(out)]
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        assert _cases(out) == [c for c in _cases(serial) if c["case_id"] == "5"], f"run {k} with the cache"
+        entries.append(sorted(p.name for p in cache.iterdir()))
+    assert entries[0] and entries[1] == entries[0]
