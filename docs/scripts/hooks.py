@@ -95,3 +95,11 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
         return markdown
     depth = page.file.src_uri.count("/")
     return markdown.replace("](../benchmarks/", "](" + "../" * depth + "benchmarks/")
+
+
+def on_post_page(output, page, config, **kwargs):
+    """The tutorial notebook's Markdown links name the .md pages (they work in Jupyter, beside the files);
+    mkdocs-jupyter leaves them as written, so point them at the built pages here."""
+    if not page.file.src_uri.endswith(".py"):
+        return output
+    return re.sub(r'href="((?![a-z]+:)[^"#]*?)\.md(#[^"]*)?"', lambda m: f'href="{m[1]}.html{m[2] or ""}"', output)

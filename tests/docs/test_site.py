@@ -86,5 +86,7 @@ def test_every_derivation_page_and_figure_is_built(site: Path) -> None:
         assert (site / "derivations" / f"{name}.html").exists(), name
     for fig in ("seed_graph.png", "seed_training.png", "report_errors.png", "fd_cost.png"):
         assert (site / "figures" / fig).stat().st_size > 10_000, fig
-    assert (site / "tutorial" / "seed_by_hand.html").exists()
+    tutorial = (site / "tutorial" / "seed_by_hand.html").read_text(encoding="utf-8")
+    assert "<img" in tutorial, "the executed tutorial shows no figure"
+    assert not re.findall(r'href="[^"]*\.md[#"]', tutorial), "a link in the tutorial points at a .md file"
     assert (site / "assets" / "mathjax" / "tex-chtml.js").exists()
