@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
-from crosscheck.compare import compare_case
-from crosscheck.spec import read_spec
+from crosscheck.reference.read import read_spec
+from crosscheck.run.compare import compare_case
 from tests.helpers import case_rng
 from tests.helpers.attention import PLANTS, _mha_case, _plant, _planted_model, _randomise
 
@@ -101,7 +101,7 @@ def test_parity_mha(seed: int, dtype: str, frameworks) -> None:
 @pytest.mark.parity
 @pytest.mark.parametrize("case_id", range(N_PARITY))
 def test_parity_random_transformer_cases(case_id: int, frameworks) -> None:
-    from crosscheck.cases_attention import attention_case
+    from crosscheck.cases.transformer import attention_case
 
     c = attention_case(case_id)
     result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,

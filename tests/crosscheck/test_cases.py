@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import manual_bp as mbp
-from crosscheck import api, cli, verify
-from crosscheck.api import run_tasks
+from crosscheck import verify
 from crosscheck.cases import ACTIVATIONS, LOSSES, blueprints, build, case, seed_case
-from crosscheck.compare import compare_case
-from crosscheck.kinks import near_kink
+from crosscheck.cases.hazards import hazards
+from crosscheck.run import api, cli
+from crosscheck.run.api import run_tasks
+from crosscheck.run.compare import compare_case
 
 IDS = range(500)
 
@@ -102,7 +103,7 @@ FOUND_BY_RANDOM_SEARCH = {  # (maker, id): cause
 @pytest.mark.parity
 @pytest.mark.parametrize("maker, case_id", list(FOUND_BY_RANDOM_SEARCH))
 def test_cases_found_by_random_search_agree(maker, case_id, frameworks):
-    from crosscheck.cases_cnn import cnn_case
+    from crosscheck.cases.cnn import cnn_case
 
     c = {"case": case, "cnn_case": cnn_case}[maker](case_id)
     result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
@@ -111,7 +112,7 @@ def test_cases_found_by_random_search_agree(maker, case_id, frameworks):
 
 
 @pytest.mark.parity
-@pytest.mark.xfail(strict=True, reason="known limit of crosscheck.scales: G(dlogits) = 2 dloss r leaves out the "
+@pytest.mark.xfail(strict=True, reason="known limit of crosscheck.tolerance.scales: G(dlogits) = 2 dloss r leaves out the "
                    "logits' own rounding, which moves p = softmax(z) by up to 2 p eps S(z)")
 def test_logits_of_amplified_rounding_exceed_the_loss_gradient_scale(frameworks):
     """Case 7001327's first draw (float32): a LayerNorm over 17 multiples of one rounding-level BatchNorm output
@@ -119,7 +120,7 @@ def test_logits_of_amplified_rounding_exceed_the_loss_gradient_scale(frameworks)
     2.0e-4). Counting 2 Y S(z) in G(dlogits) passes it but, with S(z) 1e4 times |z| through a Transformer
     block, weakens every backward check of such cases by as much (the planted attention bugs fell from over
     100 to 12 times their bound), so the limit is kept and documented. The generator now redraws this input
-    (crosscheck.kinks carries the BatchNorm output's terms to a Softplus threshold), so the draw is pinned
+    (crosscheck.cases.hazards carries the BatchNorm output's terms to a Softplus threshold), so the draw is pinned
     here. Strict: if this passes, the scale was changed and the README's tolerance section must say so."""
     c = case(7001327)
     x = np.array([2, 1, 1])  # the first draw's indices and dropout mask
@@ -146,12 +147,12 @@ def test_hypothesis_blueprints_match(bp, frameworks):
 @given(case_id=st.integers(10**6, 2**31 - 1), family=st.sampled_from(["cnn", "transformer"]))
 def test_hypothesis_cnn_and_transformer_cases_match(case_id, family, frameworks):
     """Far beyond the sweep's ids: any CNN or Transformer case id agrees with torch and JAX."""
-    from crosscheck.cases_attention import attention_case
-    from crosscheck.cases_cnn import cnn_case
+    from crosscheck.cases.cnn import cnn_case
+    from crosscheck.cases.transformer import attention_case
 
     make = cnn_case if family == "cnn" else attention_case
     c = make(case_id)  # not necessarily what `--case <id>` draws (crosscheck.cases.family decides that)
-    c.replay = f"crosscheck.compare.compare_case on {make.__module__}.{make.__name__}({case_id})"
+    c.replay = f"crosscheck.run.compare.compare_case on {make.__module__}.{make.__name__}({case_id})"
     result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
                           case_id=c.case_id, description=c.description, replay=c.replay)
     assert result.ok, f"{family} case {case_id}: {result.summary()}"
@@ -164,15 +165,15 @@ def test_near_kink_flags_exact_hits_unless_exact_in_every_backend():
     lin = mbp.Linear(2, 1, rng=0)
     lin.params["W"][:], lin.params["b"][:] = [[1.0], [-1.0]], 0.0  # z = x0 - x1
     x = np.array([[3.0, 3.0]])
-    assert near_kink([lin, mbp.ReLU()], x, "float64")  # 0 by cancelling nonzero terms: order-dependent
-    assert not near_kink([lin, mbp.ReLU()], np.array([[3.0, 4.0]]), "float64")  # z = -1: clear of the kink
+    assert hazards([lin, mbp.ReLU()], x, "float64")  # 0 by cancelling nonzero terms: order-dependent
+    assert not hazards([lin, mbp.ReLU()], np.array([[3.0, 4.0]]), "float64")  # z = -1: clear of the kink
     lin.params["W"][:] = 0.0
-    assert not near_kink([lin, mbp.ReLU()], x, "float64")  # a planted zero: every term is 0
+    assert not hazards([lin, mbp.ReLU()], x, "float64")  # a planted zero: every term is 0
     lin.params["W"][:] = 1.0
     softplus = mbp.Softplus(beta=0.5, threshold=3.0)
-    assert near_kink([lin, softplus], np.array([[2.5, 3.5]]), "float64")  # beta z = threshold exactly, by rounding
+    assert hazards([lin, softplus], np.array([[2.5, 3.5]]), "float64")  # beta z = threshold exactly, by rounding
     one = mbp.LayerNorm(1, elementwise_affine=False)
-    assert not near_kink([lin, one, mbp.ReLU()], x, "float64")  # over one feature x - mean is exactly 0
+    assert not hazards([lin, one, mbp.ReLU()], x, "float64")  # over one feature x - mean is exactly 0
 
 
 def _linear(W: list[list[float]], b: float = 0.0, dtype: str = "float64") -> mbp.Linear:
@@ -187,24 +188,24 @@ def test_near_kink_carries_the_terms_of_a_value_at_rounding_level():
     rows = np.tile([[0.3, -1.7, 2.9]], (4, 1))  # equal rows: a BatchNorm of them is 0 here, 1e-14 elsewhere
     bn = mbp.BatchNorm1d(3, affine=False)
     assert np.all(bn.forward(rows) == 0)
-    assert near_kink([bn, _linear([[1.0], [2.0], [-1.0]]), mbp.ReLU()], rows, "float64")
-    assert not near_kink([bn, _linear([[0.0], [0.0], [0.0]]), mbp.ReLU()], rows, "float64")  # planted: exact
+    assert hazards([bn, _linear([[1.0], [2.0], [-1.0]]), mbp.ReLU()], rows, "float64")
+    assert not hazards([bn, _linear([[0.0], [0.0], [0.0]]), mbp.ReLU()], rows, "float64")  # planted: exact
     tail = np.array([[-12.0], [-11.0]], np.float32)  # GELU ~ -1e-32; x (1 + erf) / 2 cancels to eps |x|
     f32 = "float32"
-    assert near_kink([mbp.GELU(), _linear([[1.0]], dtype=f32), mbp.ReLU()], tail, f32)
+    assert hazards([mbp.GELU(), _linear([[1.0]], dtype=f32), mbp.ReLU()], tail, f32)
     through_tanh = [mbp.GELU(), _linear([[2.0]], dtype=f32), mbp.Tanh(), _linear([[-1.0]], dtype=f32), mbp.ELU()]
-    assert near_kink(through_tanh, tail, f32)
-    assert not near_kink([mbp.GELU(), _linear([[1.0]], dtype=f32), mbp.ReLU()], -tail, f32)  # GELU(12) = 12
+    assert hazards(through_tanh, tail, f32)
+    assert not hazards([mbp.GELU(), _linear([[1.0]], dtype=f32), mbp.ReLU()], -tail, f32)  # GELU(12) = 12
 
 
 def test_near_kink_keeps_exact_zeros_exact():
     """A clamped ReLU output and a dropped unit are exact zeros, not rounding: they add no terms, so a
     tiny but exact sum after them (here 1e-12 = 1e-12 + 0) is clear of the next kink."""
     x = np.array([[1e-12, -5.0]])
-    assert not near_kink([mbp.ReLU(), _linear([[1.0], [1.0]]), mbp.ReLU()], x, "float64")
+    assert not hazards([mbp.ReLU(), _linear([[1.0], [1.0]]), mbp.ReLU()], x, "float64")
     drop = mbp.Dropout(0.5)
     drop.mask, drop.frozen = np.array([[True, False]]), True
-    assert not near_kink([drop, _linear([[1.0], [1.0]]), mbp.ReLU()], np.abs(x), "float64")
+    assert not hazards([drop, _linear([[1.0], [1.0]]), mbp.ReLU()], np.abs(x), "float64")
 
 
 
@@ -327,10 +328,10 @@ def _missing(fw):
 def test_a_missing_framework_skips_or_fails_as_required(monkeypatch):
     from _pytest.outcomes import Failed, Skipped
 
-    import crosscheck.compare
+    import crosscheck.reference
     from tests.helpers import require_frameworks
 
-    monkeypatch.setattr(crosscheck.compare, "reference", _missing)
+    monkeypatch.setattr(crosscheck.reference, "reference", _missing)
     monkeypatch.delenv("CROSSCHECK_REQUIRE", raising=False)
     with pytest.raises(Skipped, match="needs torch"):
         require_frameworks(("torch", "jax"))
@@ -341,7 +342,7 @@ def test_a_missing_framework_skips_or_fails_as_required(monkeypatch):
 
 @pytest.mark.parity
 def test_report_names_the_kind_of_every_tensor_inside_containers(frameworks):
-    from crosscheck.report import Report
+    from crosscheck.run.report import Report
 
     c = next(case(i) for i in range(100) if any(layer.kind == "residual" for layer in case(i).model))
     result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks)
@@ -363,7 +364,7 @@ def test_worker_processes_give_the_same_results_in_order(frameworks):
 
 def test_worker_processes_run_the_frameworks_on_one_thread(monkeypatch):
     """Each sweep worker takes one core; threads of its own would spin on the others' cores."""
-    from crosscheck.api import one_thread_per_process
+    from crosscheck.run.api import one_thread_per_process
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)

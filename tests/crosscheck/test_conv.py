@@ -17,10 +17,13 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
-from crosscheck.cases_cnn import cnn_case, hazards
-from crosscheck.compare import compare_case, reduction_length
-from crosscheck.scales import _conv_gains, _pool_counts
-from crosscheck.spec import read_spec
+from crosscheck.cases.cnn import cnn_case
+from crosscheck.cases.hazards import hazards
+from crosscheck.kinds.conv import conv_gains as _conv_gains
+from crosscheck.kinds.conv import pool_counts as _pool_counts
+from crosscheck.reference.read import read_spec
+from crosscheck.run.compare import compare_case
+from crosscheck.tolerance import reduction_length
 from manual_bp import conv, pool, windows
 from manual_bp.gradcheck import gradcheck
 from manual_bp.windows import Geometry
@@ -299,7 +302,7 @@ def test_plant_ties_duplicated_is_caught_on_exact_ties(monkeypatch, frameworks) 
 
 
 # (x shape, Conv2d arguments) on which XLA 0.10's CPU compiler aborted the process while compiling the input
-# gradient, when the JAX reference put the padding inside lax.conv_general_dilated (crosscheck.jax_ref._conv2d)
+# gradient, when the JAX reference put the padding inside lax.conv_general_dilated (the conv2d entry of crosscheck.kinds.conv)
 JAX_ABORT_GEOMETRIES = [
     ((5, 4, 1, 10), {"in_channels": 4, "out_channels": 3, "kernel_size": (3, 2), "stride": (3, 2), "padding": (1, 1)}),
     ((5, 4, 2, 10), {"in_channels": 4, "out_channels": 3, "kernel_size": (3, 2), "stride": (3, 2), "padding": (1, 1)}),
@@ -311,7 +314,8 @@ _ABORT_CHILD = """
 import json, sys
 import numpy as np
 import manual_bp as mbp
-from crosscheck.compare import compare_case, reduction_length
+from crosscheck.run.compare import compare_case
+from crosscheck.tolerance import reduction_length
 for shape, kw in json.loads(sys.argv[1]):
     r = np.random.default_rng(0)
     x = r.standard_normal(shape)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
-from crosscheck.compare import compare_case, compare_running_buffers
+from crosscheck.run.compare import compare_case, compare_running_buffers
 from tests.helpers import case_rng
 from tests.helpers.new_layers import HOME, PLANTS, _affine, _plant_net
 

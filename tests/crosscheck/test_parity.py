@@ -12,7 +12,7 @@ import os
 import pytest
 
 from crosscheck.cases import case, seed_case
-from crosscheck.compare import compare_case
+from crosscheck.run.compare import compare_case
 
 N_CASES = int(os.environ.get("CROSSCHECK_CASES", "500"))
 pytestmark = pytest.mark.parity

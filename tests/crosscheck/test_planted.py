@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import manual_bp as mbp
-from crosscheck import cli
-from crosscheck.compare import compare_case
+from crosscheck.run import cli
+from crosscheck.run.compare import compare_case
 from manual_bp import functional as F
 from manual_bp import layers
 from manual_bp import losses as L

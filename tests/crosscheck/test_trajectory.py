@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 import manual_bp.optim as optim
-from crosscheck import compare, tolerance
-from crosscheck.optim_spec import read_optimizer, trajectory_names
-from crosscheck.trajectory import (
+from crosscheck import tolerance
+from crosscheck.reference.optim_spec import read_optimizer, trajectory_names
+from crosscheck.run import compare
+from crosscheck.run.trajectory import (
     TRAJECTORY_SAFETY,
     bound,
     compare_trajectory,
@@ -208,7 +209,7 @@ def test_compare_trajectory_leaves_model_and_optimiser_alone() -> None:
 @pytest.mark.parity
 def test_report_kinds_for_trajectories() -> None:
     require_frameworks(("torch",))
-    from crosscheck.report import Report
+    from crosscheck.run.report import Report
 
     result = run_trajectory("traj-rmsprop-momentum-float64", frameworks=("torch",))
     rows = {(r["kind"], r["tensor"]) for r in Report([result]).summary()}
