@@ -112,7 +112,7 @@ def test_cases_found_by_random_search_agree(maker, case_id, frameworks):
 
 
 @pytest.mark.parity
-@pytest.mark.xfail(strict=True, reason="known limit of crosscheck.tolerance.scales: G(dlogits) = 2 dloss r leaves out the "
+@pytest.mark.xfail(strict=True, reason="known limit of the tolerance scales: G(dlogits) = 2 dloss r leaves out the "
                    "logits' own rounding, which moves p = softmax(z) by up to 2 p eps S(z)")
 def test_logits_of_amplified_rounding_exceed_the_loss_gradient_scale(frameworks):
     """Case 7001327's first draw (float32): a LayerNorm over 17 multiples of one rounding-level BatchNorm output

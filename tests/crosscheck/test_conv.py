@@ -302,7 +302,7 @@ def test_plant_ties_duplicated_is_caught_on_exact_ties(monkeypatch, frameworks) 
 
 
 # (x shape, Conv2d arguments) on which XLA 0.10's CPU compiler aborted the process while compiling the input
-# gradient, when the JAX reference put the padding inside lax.conv_general_dilated (the conv2d entry of crosscheck.kinds.conv)
+# gradient, when the JAX reference put the padding inside lax.conv_general_dilated (crosscheck.kinds.conv)
 JAX_ABORT_GEOMETRIES = [
     ((5, 4, 1, 10), {"in_channels": 4, "out_channels": 3, "kernel_size": (3, 2), "stride": (3, 2), "padding": (1, 1)}),
     ((5, 4, 2, 10), {"in_channels": 4, "out_channels": 3, "kernel_size": (3, 2), "stride": (3, 2), "padding": (1, 1)}),
