@@ -62,7 +62,8 @@ def step_forward(mode: str, a: np.ndarray, h: np.ndarray, c: np.ndarray | None, 
         b += b_hh
     if mode == "lstm":
         s = a + b  # (N, 4H), blocks i, f, g, o
-        i, f, o = _sigmoid(s[:, :H]), _sigmoid(s[:, H:2 * H]), _sigmoid(s[:, 3 * H:])
+        gates = _sigmoid(s)  # (N, 4H): one call for i, f, o (its g block is unused)
+        i, f, o = gates[:, :H], gates[:, H:2 * H], gates[:, 3 * H:]
         g = np.tanh(s[:, 2 * H:3 * H])
         c_new = f * c + i * g  # (N, H)
         tc = np.tanh(c_new)
@@ -228,14 +229,18 @@ def recurrent_layer_backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarra
     x, W_ih, has_bias, reverse, steps = cache
     T, N, D = x.shape
     GH, H = W_ih.shape[0], dout.shape[2]
+    shared = not steps or steps[0].mode != "gru"  # db = da but for the GRU (``step_backward``)
     da = np.empty((T, N, GH), dtype=dout.dtype)
-    db = np.empty((T, N, GH), dtype=dout.dtype)
+    db = da if shared else np.empty((T, N, GH), dtype=dout.dtype)
     h_prev = np.empty((T, N, H), dtype=dout.dtype)  # the state each step started from
     dh, dc = dh_n, dc_n
     order = range(T) if reverse else range(T - 1, -1, -1)  # the forward's steps, last one first
     for t, step in zip(order, reversed(steps)):
         dh = dh + dout[t]
-        da[t], db[t], dh, dc = step_backward(dh, dc, step)
+        da_t, db_t, dh, dc = step_backward(dh, dc, step)
+        da[t] = da_t
+        if not shared:
+            db[t] = db_t
         h_prev[t] = step.h
     da2, db2 = da.reshape(-1, GH), db.reshape(-1, GH)  # (T N, G H)
     dW_hh = db2.T @ h_prev.reshape(-1, H)  # (G H, H)
@@ -583,8 +588,8 @@ _STACK_DOC = """
     - ``dh0`` (and ``dc0``): the gradient of the initial state, left by ``backward``.
 
     ``dropout``: between layers (not after the last), in training, keep masks drawn from ``rng`` at
-    ``forward`` and kept in ``mask`` (a list, one per gap) (``frozen = True`` reuses them). Parameters: torch's names and
-    layout (``weight_ih_l0`` (G H, D), ``weight_hh_l0`` (G H, H), ``bias_ih_l0``, ``bias_hh_l0``, the
+    ``forward`` and kept in ``mask`` (a list, one per gap; ``frozen = True`` reuses them). Parameters: torch's
+    names and layout (``weight_ih_l0`` (G H, D), ``weight_hh_l0`` (G H, H), ``bias_ih_l0``, ``bias_hh_l0``, the
     suffix ``_reverse`` for the backward direction), each U(-1/sqrt(H), 1/sqrt(H)). Differences from
     torch: ``batch_first=True`` by default; no ``proj_size``; unbatched (2-D) input is refused.
     """
