@@ -62,9 +62,8 @@ def environment() -> dict[str, Any]:
         "manual_bp": _version("manual-bp"),
         "git_commit": git_commit(),
     }
-    for mod in ("torch", "jax", "jaxlib", "optax"):
-        if mod in sys.modules or (mod == "jaxlib" and "jax" in sys.modules):
-            env[mod] = _version(mod)
+    for mod in ("torch", "jax", "jaxlib", "optax"):  # installed versions: a sweep's workers may import what this
+        env[mod] = _version(mod)                     # process did not (optax, on worker processes only)
     if "jax" in sys.modules:
         jax = sys.modules["jax"]
         env["jax_backend"] = jax.default_backend()
