@@ -123,7 +123,7 @@ def run(spec: NetSpec, opt: OptimSpec, x: np.ndarray, target: np.ndarray, steps:
         clip(opt, [p for _, p in named])
         optim.step()
         if sched is not None:  # after the optimiser's step; ReduceLROnPlateau on the step's loss
-            sched.step(float(L)) if opt.schedule["kind"] == "reduce_lr_on_plateau" else sched.step()
+            sched.step(L.item()) if opt.schedule["kind"] == "reduce_lr_on_plateau" else sched.step()
         for name, p in named:
             for field, v in optim.state[p].items():
                 if isinstance(v, torch.Tensor) and v.shape == p.shape:
