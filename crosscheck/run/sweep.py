@@ -81,7 +81,7 @@ def run_planned(
                 progress(finished, result)
             finished += 1
 
-        if scheduler:
+        if scheduler and pending:  # nothing left: no cluster to start
             from crosscheck.run.cluster import run_on_cluster
 
             run_on_cluster(pending, frameworks, scheduler, on_result=arrived)
