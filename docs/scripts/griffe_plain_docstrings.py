@@ -1,7 +1,8 @@
 """A Griffe extension (mkdocs.yml, mkdocstrings ``extensions``): show manual_bp's docstrings as written.
 
 The docstrings are plain text with formulas (``dx = dout * f'(x)``, ``x: (N, *, D)``), not Markdown, so
-a ``*`` must not start emphasis on the API pages. This escapes every ``*`` outside inline code and
+a ``*`` must not start emphasis and ``[layer][direction]`` must not become a link (a broken
+cross-reference fails the strict build). This escapes every ``*`` and ``[`` outside inline code and
 outside indented blocks (``::`` literal blocks, which Markdown already shows as code). The source files
 are not touched.
 """
@@ -16,6 +17,10 @@ from griffe import Extension
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 
 
+def _escape(text: str) -> str:
+    return text.replace("*", r"\*").replace("[", r"\[")
+
+
 def plain(text: str) -> str:
     out = []
     for line in text.splitlines():
@@ -24,10 +29,10 @@ def plain(text: str) -> str:
             continue
         pieces, last = [], 0
         for m in _CODE_SPAN.finditer(line):
-            pieces.append(line[last:m.start()].replace("*", r"\*"))
+            pieces.append(_escape(line[last:m.start()]))
             pieces.append(m.group(0))
             last = m.end()
-        pieces.append(line[last:].replace("*", r"\*"))
+        pieces.append(_escape(line[last:]))
         out.append("".join(pieces))
     return "\n".join(out)
 
