@@ -51,6 +51,7 @@ class StepCache(NamedTuple):
     acts: tuple[np.ndarray, ...]
 
 
+# --8<-- [start:recurrent_step_pair]
 def step_forward(mode: str, a: np.ndarray, h: np.ndarray, c: np.ndarray | None, W_hh: np.ndarray,
                  b_hh: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, StepCache]:
     """One step from the input projection ``a = x W_ih^T + b_ih`` (N, G H) and the state h (N, H)
@@ -120,6 +121,7 @@ def step_backward(dh_new: np.ndarray, dc_new: np.ndarray | None, cache: StepCach
     (act,) = acts
     da = dh_new * act if mode == "rnn_relu" else dh_new * (1 - act * act)  # (N, H)
     return da, da, da @ W_hh, None
+# --8<-- [end:recurrent_step_pair]
 
 
 def _check_mode(mode: str) -> int:
@@ -184,6 +186,7 @@ class LayerCache(NamedTuple):
     steps: list[StepCache]
 
 
+# --8<-- [start:recurrent_layer_pair]
 def recurrent_layer_forward(mode: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None, W_ih: np.ndarray,
                             W_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None,
                             reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, LayerCache]:
@@ -247,6 +250,7 @@ def recurrent_layer_backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarra
     dW_ih = da2.T @ x.reshape(-1, D)  # (G H, D)
     db_ih, db_hh = (da2.sum(axis=0), db2.sum(axis=0)) if has_bias else (None, None)
     return da @ W_ih, dh, dc, dW_ih, dW_hh, db_ih, db_hh
+# --8<-- [end:recurrent_layer_pair]
 
 
 # ---------------------------------------------------------------- the stack: the pair
