@@ -82,7 +82,8 @@ def test_seed_page_includes_the_source(site: Path) -> None:
 
 
 def test_every_derivation_page_and_figure_is_built(site: Path) -> None:
-    for name in ("seed", "linear", "activations", "norms", "softmax-and-losses", "conv-and-pooling", "attention"):
+    for name in ("seed", "linear", "activations", "norms", "softmax-and-losses", "conv-and-pooling", "attention",
+                 "recurrent"):
         assert (site / "derivations" / f"{name}.html").exists(), name
     for fig in ("seed_graph.png", "seed_training.png", "report_errors.png", "fd_cost.png"):
         assert (site / "figures" / fig).stat().st_size > 10_000, fig

@@ -28,7 +28,8 @@ def includes() -> list[tuple[str, str, str]]:
 
 def test_the_derivation_pages_include_code() -> None:
     pages = {page for page, _, _ in includes()}
-    for name in ("seed", "linear", "activations", "norms", "softmax-and-losses", "conv-and-pooling", "attention"):
+    for name in ("seed", "linear", "activations", "norms", "softmax-and-losses", "conv-and-pooling", "attention",
+                 "recurrent"):
         assert f"docs/derivations/{name}.md" in pages, f"docs/derivations/{name}.md includes no source"
 
 
