@@ -69,7 +69,7 @@ def layer_norm_backward(
 # --8<-- [end:layer_norm_pair]
 
 
-# --8<-- [start:batch_norm_pair]
+# --8<-- [start:rms_norm_pair]
 def rms_norm_forward(
     x: np.ndarray, gamma: np.ndarray | None, eps: float
 ) -> tuple[np.ndarray, Cache]:
@@ -101,8 +101,10 @@ def rms_norm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.nd
     dx = rstd * (dxhat - xhat * mean_dxhat_xhat)  # (N, *, D)
     dgamma = (dout * xhat).reshape(-1, D).sum(axis=0) if gamma is not None else None  # (D,)
     return dx, dgamma
+# --8<-- [end:rms_norm_pair]
 
 
+# --8<-- [start:batch_norm_pair]
 def batch_norm_forward(
     x: np.ndarray,
     gamma: np.ndarray | None,
