@@ -89,7 +89,7 @@ def result_to_dict(r: CaseResult) -> dict[str, Any]:
 
 def result_from_dict(d: dict[str, Any]) -> CaseResult:
     """A ``CaseResult`` (a ``TrajectoryResult`` when ``d`` names an optimizer) from ``result_to_dict``'s dict."""
-    layers = tuple(LayerSpec(name, kind, {}) for name, kind in d["layer_kinds"].items())
+    layers = tuple(LayerSpec(name, kind, {}) for name, kind in (d.get("layer_kinds") or {}).items())  # older: none
     loss = LossSpec(d["loss_kind"], {}) if d.get("loss_kind") else None
     spec = NetSpec(layers, loss, d["dtype"])
     comparisons = [Comparison(c["mode"], c["backend"], c["reference"], [check_from_dict(x) for x in c["checks"]])
