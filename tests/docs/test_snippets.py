@@ -41,6 +41,8 @@ def test_each_included_section_exists_once_and_holds_a_pair(page: str, path: str
     assert kinds == ["start", "end"], f"{page}: {path} marks section {name!r} {kinds}, want one start then one end"
     body = source[markers[0][0]:markers[1][0]]
     assert re.search(r"^def \w+\(", body, re.M), f"{path}:{name} holds no function"
+    forwards = re.findall(r"^def ([a-z]\w*_forward)\(", body, re.M)
+    assert len(forwards) <= 1, f"{path}:{name} holds several pairs {forwards}: a marker is out of place"
 
 
 @pytest.mark.parametrize("path", sorted({p.relative_to(ROOT).as_posix() for p in (ROOT / "manual_bp").glob("*.py")}))
