@@ -161,8 +161,8 @@ def run_on_cluster(
                 err = future.exception()
                 if not isinstance(err, distributed.KilledWorker):
                     raise err
-                result = crashed_result(tasks[i], f"task {list(tasks[i])} took down {ALLOWED_FAILURES + 1} "
-                                                  f"worker processes (a crash in native code): {err}")
+                result = crashed_result(tasks[i], f"task {list(tasks[i])} took down every worker process that ran "
+                                                  f"it (a crash in native code): {err}")
             else:
                 got = future.result()
                 theirs = {k: v for k, v in json.loads(got["key"]).items() if k in mine}
