@@ -167,6 +167,7 @@ class Conv2d(Windowed):
 # ---------------------------------------------------------------- Conv1d
 
 
+# --8<-- [start:conv1d_pair]
 def conv1d_forward(
     x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: int = 1, padding: int = 0, dilation: int = 1,
     groups: int = 1,
@@ -190,6 +191,7 @@ def conv1d_backward(
     dW: (C_out, C_in / groups, k), db: (C_out,) or None."""
     dx, dW, db = conv2d_backward(dout[:, :, None, :], cache, need_dx)
     return (dx[:, :, 0, :] if dx is not None else None), dW[:, :, 0, :], db
+# --8<-- [end:conv1d_pair]
 
 
 def _channels(where: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple[int, int, int]:
@@ -290,6 +292,7 @@ def check_sequence(layer: Windowed, x: Any, channels: int | None) -> np.ndarray:
 # ---------------------------------------------------------------- ConvTranspose2d
 
 
+# --8<-- [start:conv_transpose2d_pair]
 def conv_transpose2d_forward(
     x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: IntOrPair = 1, padding: IntOrPair = 0,
     output_padding: IntOrPair = 0, groups: int = 1, dilation: IntOrPair = 1,
@@ -346,6 +349,7 @@ def conv_transpose2d_backward(
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None  # (C_out,)
     dx = np.ascontiguousarray(gathered[:, :, :H, :Wi]) if need_dx else None  # (N, C_in, H, W_in)
     return dx, dW, db
+# --8<-- [end:conv_transpose2d_pair]
 
 
 def _transposed_size(n: int, k: int, s: int, p: int, d: int, op: int) -> int:
