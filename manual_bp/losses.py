@@ -125,6 +125,7 @@ def softmax_cross_entropy_backward(dloss: float, cache: Cache) -> np.ndarray:
 # --8<-- [end:softmax_cross_entropy_pair]
 
 
+# --8<-- [start:nll_pair]
 def nll_forward(
     x: np.ndarray, y: np.ndarray, reduction: str = "mean", weight: np.ndarray | None = None,
     ignore_index: int = -100,
@@ -146,8 +147,10 @@ def nll_backward(dloss: float, cache: Cache) -> np.ndarray:
     dx = np.zeros((coef.shape[0], shape[1]), coef.dtype)  # (M, C)
     dx[np.arange(coef.shape[0]), yv] = -dloss * coef
     return _class_back(dx, shape)
+# --8<-- [end:nll_pair]
 
 
+# --8<-- [start:multi_margin_pair]
 def multi_margin_forward(
     x: np.ndarray, y: np.ndarray, p: int = 1, margin: float = 1.0, weight: np.ndarray | None = None,
     reduction: str = "mean",
@@ -178,6 +181,7 @@ def multi_margin_backward(dloss: float, cache: Cache) -> np.ndarray:
     g *= (dloss * coef)[:, None]
     g[np.arange(u.shape[0]), y] = -g.sum(axis=1)
     return g
+# --8<-- [end:multi_margin_pair]
 
 
 # --8<-- [start:mse_pair]
@@ -216,6 +220,7 @@ def bce_with_logits_backward(dloss: float, cache: Cache) -> np.ndarray:
 # --8<-- [end:bce_with_logits_pair]
 
 
+# --8<-- [start:l1_pair]
 def l1_forward(x: np.ndarray, t: np.ndarray, reduction: str = "mean") -> tuple[np.floating, Cache]:
     """L = reduce( |x - t| ), mean over all elements (torch's ``L1Loss``). Cache: (x - t, scale)."""
     r = x - t
@@ -227,8 +232,10 @@ def l1_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dx = dloss * scale * sign(x - t); 0 where x = t (torch's convention at the kink)."""
     r, scale = cache
     return (dloss * scale) * np.sign(r)
+# --8<-- [end:l1_pair]
 
 
+# --8<-- [start:huber_pair]
 def huber_forward(
     x: np.ndarray, t: np.ndarray, reduction: str = "mean", delta: float = 1.0
 ) -> tuple[np.floating, Cache]:
@@ -247,8 +254,10 @@ def huber_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dx = dloss * scale * clip(r, -delta, delta): continuous, so |r| = delta needs no convention."""
     r, delta, scale = cache
     return (dloss * scale) * np.clip(r, -delta, delta)
+# --8<-- [end:huber_pair]
 
 
+# --8<-- [start:smooth_l1_pair]
 def smooth_l1_forward(
     x: np.ndarray, t: np.ndarray, reduction: str = "mean", beta: float = 1.0
 ) -> tuple[np.floating, Cache]:
@@ -268,6 +277,7 @@ def smooth_l1_backward(dloss: float, cache: Cache) -> np.ndarray:
     r, beta, scale = cache
     g = np.sign(r) if beta == 0 else np.clip(r / beta, -1, 1)
     return (dloss * scale) * g
+# --8<-- [end:smooth_l1_pair]
 
 
 # ---------------------------------------------------------------- classes
