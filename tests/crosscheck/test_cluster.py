@@ -41,9 +41,12 @@ def test_a_killed_worker_loses_nothing_and_counts_nothing_twice(tmp_path):
     assert sorted(arrived) == list(range(6)), arrived  # each task reported once
     assert [r.case_id for r in results] == [str(cid) for cid in range(6)]
     assert [r.ok for r in results] == [True, True, True, False, True, True]
+    # Runs on workers: case 1 at least twice (its first run died); case 3 at most ALLOWED_FAILURES + 1 times (dask
+    # also counts a death against a task that was only waiting on that worker). A finished task may run again when
+    # its worker dies before the result is fetched; the report holds it once all the same (asserted above).
     starts = {cid: len(list(tmp_path.glob(f"start-{cid}-*"))) for cid in range(6)}
-    assert starts[1] == 2 and starts[3] == ALLOWED_FAILURES + 1, starts
-    assert all(starts[cid] == 1 for cid in (0, 2, 4, 5)), starts
+    assert starts[1] >= 2 and 1 <= starts[3] <= ALLOWED_FAILURES + 1, starts
+    assert all(starts[cid] >= 1 for cid in (0, 2, 4, 5)), starts
     summary = results[3].summary()
     assert "case 3: MISMATCH" in summary and "worker" in summary and "--case 3" in summary, summary
 
