@@ -262,7 +262,8 @@ def test_weighted_mean_is_torch_s() -> None:
         g = loss.backward()
         assert np.all(g[2] == 0), loss
     nll = mbp.NLLLoss(w, ignore_index=1)  # a real class may be ignored too
-    assert nll.forward(z, y.clip(0)) == pytest.approx((-2 * np.log(0.5) - 2 * np.log(0.2) + 4 * np.log(3)) / 8, rel=1e-14)
+    expected = (-2 * np.log(0.5) - 2 * np.log(0.2) + 4 * np.log(3)) / 8
+    assert nll.forward(z, y.clip(0)) == pytest.approx(expected, rel=1e-14)
 
 
 def test_everything_ignored_gives_nan_mean_and_zero_gradient() -> None:
@@ -344,3 +345,37 @@ def test_new_losses_refuse_bad_input(call: Callable, exc: type, message: str) ->
 
     with pytest.raises(exc, match=re.escape(message)):
         call()
+
+
+def _kink_distance(loss: mbp.Loss, z: np.ndarray, t: np.ndarray) -> float:
+    """How far the logits are from the loss's kink (inf for a loss without one)."""
+    if isinstance(loss, mbp.L1Loss) or (isinstance(loss, mbp.SmoothL1Loss) and loss.beta == 0):
+        return float(np.abs(z - t).min())
+    if isinstance(loss, mbp.MultiMarginLoss):
+        rows = np.arange(z.shape[0])
+        u = loss.margin - z[rows, t][:, None] + z
+        u[rows, t] = np.inf
+        return float(np.abs(u).min())
+    return np.inf
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("name", "make", "kind", "shape"), [n for n in NEW_LOSSES if len(n[3]) == 2],
+                         ids=[n[0] for n in NEW_LOSSES if len(n[3]) == 2])
+def test_new_losses_inside_a_network_pass_gradcheck(name: str, make: Callable, kind: str, shape: tuple,
+                                                   seed: int) -> None:
+    """manual_bp.gradcheck (central differences of the forward) through Linear -> Tanh -> Linear -> loss,
+    drawn at least 1e-3 away from a kink (h = 1e-6 moves the logits by about 1e-6)."""
+    from manual_bp.gradcheck import gradcheck
+
+    N, C = shape
+    loss = make()
+    for draw in range(20):
+        r = np.random.default_rng([seed, 11, len(name), draw])
+        model = mbp.Sequential(mbp.Linear(4, 5, rng=r), mbp.Tanh(), mbp.Linear(5, C, rng=r))
+        x = r.standard_normal((N, 4))
+        t = make_new_target(r, kind, shape, np.float64)
+        if _kink_distance(loss, model.forward(x), t) > 1e-3:
+            break
+    check = gradcheck(model, loss, x, t)
+    assert check.max_error < 1e-6, f"{name} seed {seed} draw {draw}: {check}"
