@@ -67,7 +67,7 @@ def attention_case(case_id: int, dtype: str | None = None) -> Case:
     D = heads * int(rng.integers(1, 7))
     # One block (or a bare attention layer) per case: through two stacked blocks the term-magnitude
     # bound S of the first block's attention gradients grows ~1e11 times their size, so the float64
-    # check would say little there. Stacks are covered by finite differences (tests/test_attention.py).
+    # check would say little there. Stacks are covered by finite differences (tests/manual_bp/test_attention.py).
     body = str(rng.choice(["block", "block", "attention"]))
     tags: list[str] = []
     causal, bias = bool(rng.random() < 0.5), bool(rng.random() < 0.8)
