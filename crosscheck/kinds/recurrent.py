@@ -281,9 +281,8 @@ def analyse(layer: Any, x: np.ndarray, Ex: np.ndarray, dout_size: float | None =
 
 
 def _fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
-    """S(out), S(h_n), S(c_n) from the running error analysis with E(x) = S(x); kept for the backward."""
+    """S(out), S(h_n), S(c_n) (a cell's S(c_next)) from the running error analysis with E(x) = S(x)."""
     res = analyse(layer, h, np.full(np.shape(h), s_in))
-    w.state[layer.name] = (h, s_in)
     for o, s in (("h_n", res["h_n"]), ("c_n", res["c_n"]), ("c_next", res["c_n"])):
         if o in _outputs(layer.kind):
             w.store(layer, o, s)
@@ -291,8 +290,8 @@ def _fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) 
 
 
 def _bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
-    """G of every parameter gradient (stored) and of dx (returned), by the analysis with M(dout) = max |dout|
-    and E(dout) = G(dout)."""
+    """G of every parameter gradient (stored) and of dx (returned), by the analysis (its forward run again on
+    the layer's input) with M(dout) = max |dout| and E(dout) = G(dout)."""
     res = analyse(layer, h_in, np.full(np.shape(h_in), s_x), w.dout(layer, g), g)
     for name in layer.params:
         w.store(layer, f"d{name}", float(np.max(res[f"d{name}"], initial=0.0)))
