@@ -42,7 +42,9 @@ class Adapter:
     manual_bp name (``{"w": "W"}``); draw(rng, k) -> Drawn (case k: 0 is a batch of 1, 1 a width of 1);
     layer(drawn, got) -> (manual_bp layer, x for the references), ``got`` the user's tensors (a dropout
     reads its mask off them); loss: the manual_bp loss class name of a loss adapter (``softmax_loss``:
-    ``loss, dx = f(x, y)``, no backward).
+    ``loss, dx = f(x, y)``, no backward). For the diagnosis: factors(drawn) -> {value: name} of the constant
+    factors a slip may introduce (the batch size N); variants: (likely cause, the case with the slip applied)
+    pairs, whose reference tensors are compared with the user's (a flipped kernel).
     """
 
     name: str
@@ -53,6 +55,7 @@ class Adapter:
     param_names: dict[str, str] = field(default_factory=dict)
     loss: str | None = None
     factors: Callable[[Drawn], dict[float, str]] = lambda d: {}
+    variants: tuple[tuple[str, Callable[[Drawn], Drawn]], ...] = ()
 
     def names(self) -> list[str]:
         """The compared tensors in forward-then-backward order (``affine.out``, ``affine.dw``, ..., ``affine.dx``)."""
@@ -211,7 +214,7 @@ def _dropout_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarra
 
 
 DROPOUT = Adapter("dropout", "dropout", ("dx",), _dropout_draw, _dropout_layer,
-                  factors=lambda d: {d.extra[0]["p"]: "the keep probability p: inverted dropout divides by p"})
+                  factors=lambda d: {d.extra[0]["p"]: "p (the keep probability)"})
 
 
 # ---------------------------------------------------------------- conv
@@ -238,7 +241,13 @@ def _conv_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarray]:
     return _params_in(mb.Conv2d(C, F, (HH, WW), p["stride"], p["pad"]), d.params, {"w": "W", "b": "b"}), d.x
 
 
-CONV = Adapter("conv", "conv2d", ("dx", "dw", "db"), _conv_draw, _conv_layer, {"dw": "dW", "db": "db"})
+def _flip_kernel(d: Drawn) -> Drawn:
+    return replace(d, params={**d.params, "w": d.params["w"][:, :, ::-1, ::-1].copy()})
+
+
+CONV = Adapter("conv", "conv2d", ("dx", "dw", "db"), _conv_draw, _conv_layer, {"dw": "dW", "db": "db"},
+               variants=(("a flipped kernel: the forward matches a convolution with w[:, :, ::-1, ::-1]; torch's "
+                          "Conv2d is a cross-correlation (no flip)", _flip_kernel),))
 
 
 # ---------------------------------------------------------------- max pool

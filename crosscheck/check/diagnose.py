@@ -36,24 +36,30 @@ def factor(got: np.ndarray, want: np.ndarray) -> float | None:
 
 
 def _name_factor(c: float, named: dict[float, str]) -> str:
-    candidates = {-1.0: "a flipped sign", 2.0: "a factor 2", 0.5: "a factor 1/2"}
+    """The factor c in words: the adapter's named factors (N, the keep probability) first, then -1, 2, 1/2."""
+    candidates: dict[float, str] = {}
     for value, what in named.items():
         candidates.setdefault(value, f"a factor {what}")
         candidates.setdefault(1.0 / value, f"a factor 1/{what}")
         candidates.setdefault(-value, f"a factor -{what}")
+    for value, what in {-1.0: "a flipped sign", 2.0: "a factor 2", 0.5: "a factor 1/2"}.items():
+        candidates.setdefault(value, what)
     for value, what in candidates.items():
         if value != 1.0 and abs(c - value) <= 1e-6 * abs(value):
             return what
     return f"a constant factor {c:.6g}"
 
 
-def _hint(what: str, named: dict[float, str]) -> str:
+def _hint(what: str) -> str:
     """What a factor usually means in a backward pass."""
-    if what.startswith("a factor N") or what.startswith("a factor 1/N"):
-        return (f"{what}: a missing 1/N (a sum where a mean belongs)" if what.startswith("a factor N")
-                else f"{what}: a mean where a sum belongs (or an extra 1/N)")
-    if "keep probability" in what:
-        return f"{what}: inverted dropout scales kept units by 1/p (in the forward and the backward)"
+    if what.startswith("a factor N"):
+        return f"{what}: a missing 1/N (a sum where a mean belongs)"
+    if what.startswith("a factor 1/N"):
+        return f"{what}: a mean where a sum belongs (or an extra 1/N)"
+    if what.startswith("a factor p"):
+        return f"{what}: not rescaled; inverted dropout divides the kept units by p"
+    if what.startswith("a factor 1/p"):
+        return f"{what}: rescaled twice (by 1/p in the forward and again in the backward)"
     return what
 
 
@@ -79,7 +85,7 @@ def cause(name: str, got: Any, want: np.ndarray, context: dict[str, Any]) -> str
         return "a transposed result"
     c = factor(a, b)
     if c is not None:
-        return _hint(_name_factor(c, named), named)
+        return _hint(_name_factor(c, named))
     if a.ndim >= 2 and a.shape[-1] * a.shape[-2] > 1 and _close(a[..., ::-1, ::-1], b):
         return "a spatially flipped result (a kernel flipped: torch's convolution is a cross-correlation)"
     kinks = context.get("kinks")
@@ -114,8 +120,8 @@ def _worst(got: Any, want: np.ndarray) -> str:
     if a.shape != b.shape:
         return f"shape {a.shape}, expected {b.shape}"
     diff = np.abs(a - b)
-    diff[np.isnan(diff)] = np.inf
-    idx = np.unravel_index(int(np.argmax(diff)), a.shape) if a.size else ()
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    idx = np.unravel_index(int(np.argmax(diff)), a.shape) if a.ndim else ()
     return f"worst entry at {tuple(int(i) for i in idx)}: yours {a[idx]:.10g}, expected {b[idx]:.10g}"
 
 
@@ -132,9 +138,23 @@ def ignores_dout(adapter: Any, forward: Callable[..., Any], backward: Callable[.
         and not np.allclose(dout, 1.0)
 
 
+def variant(adapter: Any, d: Any, got: dict[str, np.ndarray], name: str,
+            rerun: Callable[[Any], dict[str, np.ndarray]]) -> str:
+    """The cause of the first of the adapter's variants (a known slip applied to the case: a flipped kernel)
+    whose reference tensor ``name`` matches the user's, or ''."""
+    for text, change in adapter.variants:
+        try:
+            theirs = rerun(change(d))
+        except Exception:  # a variant the references cannot run explains nothing
+            continue
+        if name in theirs and _close(got[name], theirs[name]):
+            return text
+    return ""
+
+
 def diagnose(result: Any, adapter: Any, d: Any, got: dict[str, np.ndarray], want: dict[str, np.ndarray],
              forward: Callable[..., Any], backward: Callable[..., Any] | None, dout: np.ndarray | None,
-             error: str) -> str:
+             error: str, rerun: Callable[[Any], dict[str, np.ndarray]] | None = None) -> str:
     """The failure message of a mismatching case (``CheckResult.summary``)."""
     first = result.first_divergence
     lines = [f"case {result.case_id}: MISMATCH ({result.description})"]
@@ -156,11 +176,13 @@ def diagnose(result: Any, adapter: Any, d: Any, got: dict[str, np.ndarray], want
         elif adapter.name == "relu":
             context["kink_text"] = ("differs only where x == 0 (the kink): torch and JAX take the derivative 0 there "
                                     "(use x > 0, not x >= 0)")
-        if bad.name.split(".")[-1].startswith("d") and ignores_dout(adapter, forward, backward, d, dout, got, bad.name):
+        likely = cause(bad.name, got[bad.name], want[bad.name], context)
+        if not likely and bad.name.split(".")[-1].startswith("d") and ignores_dout(
+                adapter, forward, backward, d, dout, got, bad.name):
             likely = ("the gradient ignores the upstream gradient dout (the same for a random dout as for all ones): "
                       "multiply by dout")
-        else:
-            likely = cause(bad.name, got[bad.name], want[bad.name], context)
+        if not likely and rerun is not None:
+            likely = variant(adapter, d, got, bad.name, rerun)
     elif error:
         likely = f"your code {error}" if error.startswith(("raised", "mutated")) else error
     lines.append(f"  likely cause: {likely or 'none the numbers show'}")

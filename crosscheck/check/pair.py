@@ -139,7 +139,12 @@ def one_case(forward: Callable[..., Any], backward: Callable[..., Any] | None, a
         result.comparisons.append(Comparison(mode, YOURS, fw, compare(names, got, other, S, bound, error)))
         result.comparisons.append(Comparison(mode, against[0], fw, compare(names, want, other, S, bound)))
     if not result.ok:
-        result.diagnosis = diagnose(result, adapter, d, got, want, forward, backward, dout, error)
+        def rerun(changed: Drawn) -> dict[str, np.ndarray]:
+            spec2, x2 = adapter.spec(changed, got)
+            return expected(adapter, spec2, changed, x2, dout, references(spec2, x2, changed.target, dout,
+                                                                           against[:1])[against[0]])[0]
+
+        result.diagnosis = diagnose(result, adapter, d, got, want, forward, backward, dout, error, rerun)
     return result
 
 
