@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck.kinds import _exact as ex
 from crosscheck.kinds._frameworks import jax, jnp, nn
 from crosscheck.kinds.entry import Kind, amax
 from crosscheck.spec import LayerSpec
@@ -101,6 +102,62 @@ def _softplus(x: Any, beta: float, threshold: float) -> Any:
     return jnp.where(beta * x > threshold, x, jax.nn.softplus(beta * x) / beta)
 
 
+# ---------------------------------------------------------------- exact forwards (high-precision Var scalars)
+
+
+def _rowwise(f: Callable[[list[Any]], list[Any]]) -> Callable[..., Any]:
+    """A function of each last-axis row (Softmax, LogSoftmax) as an exact forward."""
+
+    def exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+        out = np.empty(x.shape, dtype=object)
+        for idx in np.ndindex(*x.shape[:-1]):
+            out[idx] = f(list(x[idx]))
+        return out
+
+    return exact
+
+
+def _softmax_row(row: list[Any]) -> list[Any]:
+    e = [ex.exp(v) for v in row]
+    s = ex.total(e)
+    return [v / s for v in e]
+
+
+def _log_softmax_row(row: list[Any]) -> list[Any]:
+    lse = ex.log(ex.total([ex.exp(v) for v in row]))
+    return [v - lse for v in row]
+
+
+def _gelu(x: Any, c: dict[str, Any]) -> Any:
+    """x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, or torch's tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    m = ex.mp()
+    if c["approximate"] == "tanh":
+        return 0.5 * x * (1 + ex.tanh(m.sqrt(2 / m.pi) * (x + ex.mpf(0.044715) * x ** 3)))
+    return x * (1 + ex.erf(x / m.sqrt(2))) / 2
+
+
+def _elementwise(f: Callable[[Any, dict[str, Any]], Any]) -> Callable[..., Any]:
+    return lambda layer, p, x, net: ex.elementwise(x, lambda v: f(v, layer.config))
+
+
+# the kink conventions: ReLU'(0) = 0, LeakyReLU'(0) = slope, ELU'(0) = alpha, Softplus the identity past its
+# threshold (beta x > threshold), each by the branch its value takes
+EXACT: dict[str, Callable[..., Any]] = {
+    "identity": lambda layer, p, x, net: x,
+    "relu": _elementwise(lambda x, c: ex.relu(x)),
+    "leaky_relu": _elementwise(lambda x, c: x if x > 0 else x * ex.mpf(c["negative_slope"])),
+    "elu": _elementwise(lambda x, c: x if x > 0 else ex.mpf(c["alpha"]) * (ex.exp(x) - 1)),
+    "sigmoid": _elementwise(lambda x, c: ex.sigmoid(x)),
+    "tanh": _elementwise(lambda x, c: ex.tanh(x)),
+    "silu": _elementwise(lambda x, c: x * ex.sigmoid(x)),
+    "softplus": _elementwise(lambda x, c: x if x * ex.mpf(c["beta"]) > ex.mpf(c["threshold"])
+                             else ex.log1p(ex.exp(x * ex.mpf(c["beta"]))) / ex.mpf(c["beta"])),
+    "gelu": _elementwise(_gelu),
+    "softmax": _rowwise(_softmax_row),
+    "log_softmax": _rowwise(_log_softmax_row),
+}
+
+
 def _activation(kind: str, torch_module: Callable[[dict[str, Any]], Any], jax_fn: Callable[[Any, dict[str, Any]], Any],
                 lipschitz: Callable[[dict[str, Any]], float], curvature: Callable[[dict[str, Any], int], float],
                 terms: Callable[..., np.ndarray], **extra: Any) -> Kind:
@@ -111,6 +168,7 @@ def _activation(kind: str, torch_module: Callable[[dict[str, Any]], Any], jax_fn
         scale_fwd=extra.pop("scale_fwd", _scale_fwd(lipschitz)),
         scale_bwd=extra.pop("scale_bwd", _scale_bwd(curvature)),
         terms=terms,
+        exact=EXACT.get(kind),
         **extra,
     )
 

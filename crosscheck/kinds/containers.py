@@ -37,6 +37,13 @@ def _jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     return x + b
 
 
+def _exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    b = x
+    for child in layer.children:
+        b = net.apply(child, b)  # the first child gets its own nodes: its dx is the branch's share
+    return x + b
+
+
 def _scale_fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
     b, s_b = h, s_in
     for child in layer.children:
@@ -62,5 +69,6 @@ def _describe(layer: Any) -> str:
 
 KINDS = [
     Kind("residual", torch_module=_torch, torch_apply=_torch_apply, jax_apply=_jax, scale_fwd=_scale_fwd,
-         scale_bwd=_scale_bwd, terms=lambda layer, x, y, m, eps: m, walk=_walk, describe=_describe),
+         scale_bwd=_scale_bwd, terms=lambda layer, x, y, m, eps: m, walk=_walk, describe=_describe,
+         exact=_exact),
 ]

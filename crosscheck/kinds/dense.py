@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck.kinds import _exact as ex
 from crosscheck.kinds._frameworks import jax, jnp, nn, torch
 from crosscheck.kinds.activations import NOISE
 from crosscheck.kinds.entry import Image, Kind, amax, col_abs_sum, row_abs_sum
@@ -38,6 +39,12 @@ def _linear_grads(layer: LayerSpec, m: Any) -> dict[str, np.ndarray]:
 
 def _linear_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     out = jnp.matmul(x, p["W"], precision=jax.lax.Precision.HIGHEST)
+    return out + p["b"] if layer.config["bias"] else out
+
+
+def _linear_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """x @ W + b, each entry one exact dot product."""
+    out = ex.matmul(x, p["W"])
     return out + p["b"] if layer.config["bias"] else out
 
 
@@ -83,6 +90,7 @@ LINEAR = Kind(
     terms=_linear_terms,
     lengths=_linear_lengths,
     plant=_linear_plant,
+    exact=_linear_exact,
     describe=lambda layer: f"Linear({layer.in_features}->{layer.out_features})",
 )
 
@@ -116,6 +124,7 @@ EMBEDDING = Kind(
     lengths=lambda layer, image: ([layer.config["embedding_dim"]], image),
     describe=lambda layer: f"Embedding({layer.num_embeddings}, {layer.embedding_dim})",
     integer_input=True,
+    exact=lambda layer, p, x, net: p["W"][np.asarray(x)],
 )
 
 
@@ -130,6 +139,7 @@ FLATTEN = Kind(
     scale_bwd=lambda w, layer, g, h_in, s_x: g,
     terms=lambda layer, x, y, m, eps: m.reshape(m.shape[0], -1),
     lengths=lambda layer, image: ([], None),
+    exact=lambda layer, p, x, net: x.reshape(x.shape[0], -1),
 )
 
 
@@ -154,6 +164,17 @@ def _dropout_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     return jnp.where(layer.fixed["mask"], x / (1 - layer.config["p"]), jnp.zeros((), x.dtype))
 
 
+def _dropout_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """x / (1 - p) where kept, an exact 0 where dropped; the identity in evaluation."""
+    if not layer.training:
+        return x
+    scale = 1 / (1 - ex.mpf(layer.config["p"]))
+    out = np.empty(x.shape, dtype=object)
+    for idx, keep in np.ndenumerate(layer.fixed["mask"]):
+        out[idx] = x[idx] * scale if keep else x[idx] * 0
+    return out
+
+
 def _dropout_fixed(layer: Any) -> dict[str, np.ndarray]:
     """The keep mask a training Dropout drew: the references apply the same one."""
     mask = getattr(layer, "mask", None) if layer.training else None
@@ -170,6 +191,7 @@ DROPOUT = Kind(
     # a dropped unit is an exact 0
     terms=lambda layer, x, y, m, eps: np.where(layer.mask, m / (1 - layer.p), 0.0) if layer.training else m,
     fixed=_dropout_fixed,
+    exact=_dropout_exact,
 )
 
 KINDS = [LINEAR, EMBEDDING, FLATTEN, DROPOUT]

@@ -77,6 +77,9 @@ class Kind:
       plant(layer, rng): zero one output unit (weights and bias), so that a kink after it is met exactly;
       describe(layer) -> a short text for case descriptions.
       A container walks its children itself: walk(walker, layer, h, m) -> (y, m(y), hazard found).
+    Exact oracle (``crosscheck.reference.exact``): exact(layer, params, x, net) -> out, the forward on object
+      arrays of high-precision ``Var`` scalars (``crosscheck.kinds._exact``); ``net.apply(child, x)`` runs a
+      child, ``net.buffers[layer.name]`` holds and takes running statistics; None: the exact sweep skips the kind.
     Spec reading: fixed(layer) -> arrays the references must reuse (a Dropout mask); integer_input:
       the layer takes indices (no dx); buffers: the running statistics it updates; outputs: arrays the
       layer leaves as attributes after its forward besides its output (an RNN's final state ``h_n``),
@@ -102,6 +105,7 @@ class Kind:
     buffers: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     walk: Callable[[Any, Any, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, bool]] | None = None
+    exact: Callable[[LayerSpec, dict[str, Any], Any, Any], Any] | None = None
 
     @classmethod
     def required(cls) -> tuple[str, ...]:
@@ -121,6 +125,8 @@ class LossKind:
     neither (a class-weighted mean: sum of w[y] over the labels not ignored); draw(rng, labels, dtype, N, C)
     -> (constructor keyword arguments, target); hazard(config, z, target, m, tol) -> True if a logit z (its
     terms m) lies within tol m of the loss's kink, as ``Kind.hazard``.
+    exact(config, z, target) -> the loss as one ``Var`` from the logits' object array of ``Var`` (None: no exact
+    form; the exact sweep skips the case).
     """
 
     kind: str
@@ -132,6 +138,7 @@ class LossKind:
     per_row: bool = False
     divisor: Callable[[dict[str, Any], Any, int, int], float] | None = None
     hazard: Callable[[dict[str, Any], np.ndarray, Any, np.ndarray, float], bool] | None = None
+    exact: Callable[[dict[str, Any], Any, Any], Any] | None = None
 
 
 REGISTRY: dict[str, Kind] = {}

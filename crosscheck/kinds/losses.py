@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck.kinds import _exact as ex
 from crosscheck.kinds._frameworks import F, jax, jnp, optax, torch
 from crosscheck.kinds.entry import LossKind, amax
 
@@ -81,6 +82,45 @@ def _draw_class_weights(rng: np.random.Generator, labels: np.ndarray, C: int) ->
     elif u < 0.5 and C > 1 and np.any(labels != 0):
         config["ignore_index"] = 0
     return config, labels
+
+
+# ---------------------------------------------------------------- exact forms (high-precision Var scalars)
+
+
+def _exact_reduce(cfg: dict[str, Any], per: list[Any], divisor: Any) -> Any:
+    """The exact sum of the per-term losses, divided by ``divisor`` for a mean."""
+    L = ex.total(per)
+    return L / divisor if cfg["reduction"] == "mean" else L
+
+
+def _exact_weights(cfg: dict[str, Any], C: int) -> list[Any]:
+    w = cfg.get("weight")
+    return [ex.mpf(1)] * C if w is None else [ex.mpf(v) for v in np.asarray(w, np.float64)]
+
+
+def _ce_exact(cfg: dict[str, Any], z: Any, target: Any) -> Any:
+    """-sum_c w_c t_c log p_c per row, t the smoothed one-hot label ((1 - eps) onehot + eps / C) or the smoothed
+    probabilities; ignored labels count 0; a mean over labels divides by sum of w[y] over those not ignored,
+    over probabilities by the rows. (N, C) logits only."""
+    if z.ndim != 2:
+        raise NotImplementedError("crosscheck.exact: cross-entropy on (N, C) logits only")
+    N, C = z.shape
+    w, eps = _exact_weights(cfg, C), ex.mpf(cfg["label_smoothing"])
+    t = np.asarray(target)
+    labels = t.dtype.kind in "iu"
+    per, divisor = [], ex.mpf(0) if labels else ex.mpf(N)
+    for n in range(N):
+        row = list(z[n])
+        lse = ex.log(ex.total([ex.exp(v) for v in row]))
+        if labels:
+            if t[n] == cfg.get("ignore_index", -100):
+                continue
+            q = [eps / C + (1 - eps if c == t[n] else 0) for c in range(C)]
+            divisor += w[int(t[n])]
+        else:
+            q = [ex.mpf(t[n, c]) * (1 - eps) + eps / C for c in range(C)]
+        per += [(lse - row[c]) * (w[c] * q[c]) for c in range(C)]
+    return _exact_reduce(cfg, per, divisor)
 
 
 # ---------------------------------------------------------------- softmax cross-entropy
@@ -142,6 +182,7 @@ CROSS_ENTROPY = LossKind(
     draw=_ce_draw,
     per_row=True,
     divisor=_label_divisor,
+    exact=_ce_exact,
 )
 
 
@@ -173,6 +214,14 @@ def _nll_draw(rng: np.random.Generator, labels: str, dtype: str, N: int, C: int)
     return {"weight": None, "ignore_index": -100}, y
 
 
+def _nll_exact(cfg: dict[str, Any], x: Any, target: Any) -> Any:
+    """-sum_n w[y_n] x[n, y_n] over the labels not ignored; a mean divides by their sum of w[y]."""
+    w, t = _exact_weights(cfg, x.shape[1]), np.asarray(target)
+    kept = [n for n in range(x.shape[0]) if t[n] != cfg["ignore_index"]]
+    divisor = sum((w[int(t[n])] for n in kept), ex.mpf(0))
+    return _exact_reduce(cfg, [-x[n, int(t[n])] * w[int(t[n])] for n in kept], divisor)
+
+
 NLL = LossKind(
     "nll",
     torch_loss=lambda cfg, z, t: F.nll_loss(z, t, weight=_torch_weight(cfg, z), ignore_index=cfg["ignore_index"],
@@ -183,6 +232,7 @@ NLL = LossKind(
     draw=_nll_draw,
     per_row=True,
     divisor=_label_divisor,
+    exact=_nll_exact,
 )
 
 
@@ -231,6 +281,20 @@ def _mm_draw(rng: np.random.Generator, labels: str, dtype: str, N: int, C: int) 
     return config, rng.integers(0, C, N)
 
 
+def _mm_exact(cfg: dict[str, Any], x: Any, target: Any) -> Any:
+    """sum_{i != y} max(0, u_i)^p w[y] / C per row, u_i = margin - x[y] + x[i]; derivative 0 at u = 0."""
+    N, C = x.shape
+    w, t, margin = _exact_weights(cfg, C), np.asarray(target), ex.mpf(cfg["margin"])
+    per = []
+    for n in range(N):
+        y = int(t[n])
+        for i in range(C):
+            u = x[n, i] - x[n, y] + margin
+            if i != y and u > 0:
+                per.append((u if cfg["p"] == 1 else u * u) * (w[y] / C))
+    return _exact_reduce(cfg, per, N)
+
+
 MULTI_MARGIN = LossKind(
     "multi_margin",
     torch_loss=lambda cfg, z, t: F.multi_margin_loss(z, t, p=cfg["p"], margin=cfg["margin"],
@@ -241,6 +305,7 @@ MULTI_MARGIN = LossKind(
     draw=_mm_draw,
     per_row=True,
     hazard=_mm_hazard,
+    exact=_mm_exact,
 )
 
 
@@ -278,6 +343,29 @@ def _near_target(z: np.ndarray, target: Any, m: np.ndarray, tol: float) -> bool:
     return bool(np.any(np.abs(np.asarray(z, np.float64) - t) <= tol * (np.asarray(m, np.float64) + np.abs(t))))
 
 
+def _pointwise_exact(f: Any) -> Any:
+    """An elementwise loss f(z, t) on every entry, summed or averaged over the entries."""
+
+    def exact(cfg: dict[str, Any], z: Any, target: Any) -> Any:
+        t = np.asarray(target)
+        per = [f(cfg, z[idx], ex.mpf(t[idx])) for idx in np.ndindex(*z.shape)]
+        return _exact_reduce(cfg, per, z.size)
+
+    return exact
+
+
+def _huber_exact(cfg: dict[str, Any], z: Any, t: Any) -> Any:
+    r, delta = z - t, ex.mpf(cfg["delta"])
+    a = ex.absolute(r)
+    return r * r / 2 if a < delta else (a - delta / 2) * delta
+
+
+def _smooth_l1_exact(cfg: dict[str, Any], z: Any, t: Any) -> Any:
+    r, beta = z - t, ex.mpf(cfg["beta"])
+    a = ex.absolute(r)
+    return r * r / (2 * beta) if a < beta else a - beta / 2
+
+
 MSE = LossKind(
     "mse",
     torch_loss=lambda cfg, z, t: F.mse_loss(z, t, reduction=cfg["reduction"]),
@@ -285,6 +373,7 @@ MSE = LossKind(
     terms=_mse_terms,
     grad_terms=lambda cfg, s_z, t_max: 2 * (s_z + t_max),
     draw=_normal_target({}),
+    exact=_pointwise_exact(lambda cfg, z, t: (z - t) * (z - t)),
 )
 
 BCE_WITH_LOGITS = LossKind(
@@ -294,6 +383,7 @@ BCE_WITH_LOGITS = LossKind(
     terms=_bce_terms,
     grad_terms=lambda cfg, s_z, t_max: 2.0,
     draw=_bce_draw,
+    exact=_pointwise_exact(lambda cfg, z, t: ex.log1p(ex.exp(z)) - z * t),  # log(1 + e^z) - z t
 )
 
 L1 = LossKind(
@@ -304,6 +394,7 @@ L1 = LossKind(
     grad_terms=lambda cfg, s_z, t_max: 1.0,
     draw=_normal_target({}),
     hazard=lambda cfg, z, t, m, tol: _near_target(z, t, m, tol),
+    exact=_pointwise_exact(lambda cfg, z, t: ex.absolute(z - t)),  # derivative sign(0) = 0 at the kink
 )
 
 HUBER = LossKind(
@@ -313,6 +404,7 @@ HUBER = LossKind(
     terms=lambda cfg, z, t, s_z, rows, n: n * cfg["delta"] * (s_z + _d(z, t)),
     grad_terms=lambda cfg, s_z, t_max: s_z + t_max,
     draw=_normal_target(lambda rng: {"delta": float(rng.choice([0.5, 1.0, 2.0]))}),
+    exact=_pointwise_exact(_huber_exact),
 )
 
 
@@ -330,6 +422,7 @@ SMOOTH_L1 = LossKind(
     grad_terms=lambda cfg, s_z, t_max: (s_z + t_max) / cfg["beta"] if cfg["beta"] else 1.0,
     draw=_normal_target(lambda rng: {"beta": float(rng.choice([0.0, 0.5, 1.0]))}),
     hazard=lambda cfg, z, t, m, tol: cfg["beta"] == 0 and _near_target(z, t, m, tol),
+    exact=_pointwise_exact(_smooth_l1_exact),
 )
 
 KINDS = [CROSS_ENTROPY, NLL, MULTI_MARGIN, MSE, BCE_WITH_LOGITS, L1, HUBER, SMOOTH_L1]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck.kinds import _exact as ex
 from crosscheck.kinds._frameworks import jax, jnp, nn
 from crosscheck.kinds.entry import Image, Kind, amax
 from crosscheck.kinds.layouts import copy_into, grad
@@ -133,6 +134,36 @@ def _batch_norm_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> An
     return _affine((x - mu) / jnp.sqrt(var + c["eps"]), p)
 
 
+def _normalise_exact(x: Any, mu: Any, var: Any, eps: float, p: dict[str, Any]) -> Any:
+    """(x - mu) / sqrt(var + eps), then gamma and beta when affine (mu, var broadcast against x)."""
+    xhat = (x - mu) / ex.elementwise(var + ex.mpf(eps), ex.sqrt)
+    return xhat * p["gamma"] + p["beta"] if "gamma" in p else xhat
+
+
+def _layer_norm_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """Mean and biased variance over the last axis, exactly."""
+    n = x.shape[-1]
+    mu = ex.sum_axis(x, -1, keepdims=True) / n
+    d = x - mu
+    return _normalise_exact(x, mu, ex.sum_axis(d * d, -1, keepdims=True) / n, layer.config["eps"], p)
+
+
+def _batch_norm_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """The batch's mean and biased variance normalise (training); the running estimates move by momentum
+    towards the mean and the unbiased variance; evaluation normalises by the running estimates."""
+    c, stats = layer.config, net.buffers[layer.name]
+    if not layer.training:
+        return _normalise_exact(x, stats["running_mean"], stats["running_var"], c["eps"], p)
+    n = x.shape[0]
+    mu = ex.sum_axis(x, 0) / n
+    d = x - mu
+    ss = ex.sum_axis(d * d, 0)
+    m = ex.mpf(c["momentum"])
+    net.buffers[layer.name] = {"running_mean": (1 - m) * stats["running_mean"] + m * mu,
+                               "running_var": (1 - m) * stats["running_var"] + m * (ss / (n - 1))}
+    return _normalise_exact(x, mu, ss / n, c["eps"], p)
+
+
 def _lengths(key: str) -> Any:
     def lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
         return [layer.config[key]], image
@@ -146,9 +177,11 @@ def _describe(layer: Any) -> str:
 
 KINDS = [
     Kind("layer_norm", torch_module=_torch, torch_grads=_torch_grads, jax_apply=_layer_norm_jax, scale_fwd=_fwd,
-         scale_bwd=_bwd, terms=_terms, lengths=_lengths("normalized_shape"), describe=_describe),
+         scale_bwd=_bwd, terms=_terms, lengths=_lengths("normalized_shape"), describe=_describe,
+         exact=_layer_norm_exact),
     Kind("batch_norm", torch_module=_torch, torch_grads=_torch_grads, jax_apply=_batch_norm_jax, scale_fwd=_fwd,
-         scale_bwd=_bwd, terms=_terms, lengths=_lengths("num_features"), describe=_describe, buffers=BUFFERS),
+         scale_bwd=_bwd, terms=_terms, lengths=_lengths("num_features"), describe=_describe, buffers=BUFFERS,
+         exact=_batch_norm_exact),
 ]
 
 

@@ -71,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jax-cache", metavar="DIR", default=os.environ.get(JAX_CACHE_ENV),
                    help=f"keep JAX's compiled computations in DIR, so that the same ids compile nothing the next "
                    f"time (default ${JAX_CACHE_ENV}; none: no cache)")
+    p.add_argument("--exact", action="store_true",
+                   help="also measure every implementation against the 50-digit exact values (cases small enough "
+                   "and of kinds with an exact forward; needs the exact extra): a section of report.md, exact.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -149,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         print(report.summary_table(by_pair=False))
     print(f"\n{'PASSED' if report.ok else 'FAILED'}: {report.headline()}")
     print(f"report: {os.fspath(md)}, {os.fspath(js)} ({report.seconds:.1f} s)")
-    return 0 if report.ok else 1
+    exact_ok = True
+    if args.exact:
+        from crosscheck.run.exact_sweep import write_exact
+
+        exact_ok = write_exact(todo, args.frameworks, args.jobs, md, args.out)
+    return 0 if report.ok and exact_ok else 1
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ import crosscheck
 
 PKG = Path(crosscheck.__file__).parent
 # the drivers, and every kind entry (its torch and JAX side sits beside its other rules)
-REFERENCES = ["reference/torch_ref.py", "reference/jax_ref.py", "reference/torch_train.py",
-              "reference/jax_train.py", *sorted(p.relative_to(PKG).as_posix() for p in (PKG / "kinds").glob("*.py"))]
+REFERENCES = ["reference/torch_ref.py", "reference/jax_ref.py", "reference/torch_train.py", "reference/jax_train.py",
+              "reference/exact.py", *sorted(p.relative_to(PKG).as_posix() for p in (PKG / "kinds").glob("*.py"))]
 ALLOWED_ROOTS = {"__future__", "typing", "math", "dataclasses", "functools", "collections", "itertools", "numpy",
-                 "torch", "jax", "optax"}
+                 "torch", "jax", "optax", "mpmath"}
 ALLOWED_CROSSCHECK = {"crosscheck.spec", "crosscheck.reference.optim_spec", "crosscheck.reference.torch_ref",
                       "crosscheck.reference.jax_ref", "crosscheck.kinds",
                       *(f"crosscheck.kinds.{p.stem}" for p in (PKG / "kinds").glob("*.py"))}
@@ -93,7 +93,7 @@ def test_importing_the_references_loads_no_manual_bp(frameworks):
     code = (
         "import sys\n"
         "import crosscheck.kinds, crosscheck.reference.torch_ref, crosscheck.reference.jax_ref\n"
-        "import crosscheck.reference.torch_train, crosscheck.reference.jax_train\n"
+        "import crosscheck.reference.torch_train, crosscheck.reference.jax_train, crosscheck.reference.exact\n"
         "bad = sorted(m for m in sys.modules if m == 'manual_bp' or m.startswith('manual_bp.'))\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
