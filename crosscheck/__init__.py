@@ -1,7 +1,8 @@
 """crosscheck: verify manual_bp tensor by tensor against PyTorch autograd and JAX autodiff.
 
 ``crosscheck.verify(model, loss_fn, X, y)`` checks one model of yours;
-``python -m crosscheck`` runs the default sweep and writes a report.
+``crosscheck.check_pair(forward, backward, kind=...)`` checks a layer pair you wrote yourself
+(docs/check-your-own.md); ``python -m crosscheck`` runs the default sweep and writes a report.
 Importing this package imports neither manual_bp nor the frameworks.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["verify"]
+__all__ = ["check_pair", "verify"]
 
 
 def verify(model: Any, loss_fn: Any, X: Any, y: Any, **kwargs: Any) -> Any:
@@ -17,3 +18,11 @@ def verify(model: Any, loss_fn: Any, X: Any, y: Any, **kwargs: Any) -> Any:
     from crosscheck.run.api import verify as _verify
 
     return _verify(model, loss_fn, X, y, **kwargs)
+
+
+def check_pair(forward: Any, backward: Any = None, kind: str = "linear", **kwargs: Any) -> Any:
+    """Compare your own layer pair with PyTorch and JAX (or the golden answers); see
+    ``crosscheck.check.pair.check_pair``."""
+    from crosscheck.check.pair import check_pair as _check_pair
+
+    return _check_pair(forward, backward, kind, **kwargs)

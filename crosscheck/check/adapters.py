@@ -32,6 +32,11 @@ class Drawn:
     description: str = ""
     kinks: np.ndarray | None = None  # where x sits on a kink or a tie (for the diagnosis)
 
+    def copy(self) -> Drawn:
+        """The same case with copies of x and the parameters (the trailing dicts are copied by ``Adapter.call``)."""
+        return replace(self, x=self.x.copy(), params={k: v.copy() for k, v in self.params.items()},
+                       target=None if self.target is None else self.target.copy())
+
 
 @dataclass(frozen=True)
 class Adapter:
@@ -66,12 +71,13 @@ class Adapter:
 
     def call(self, forward: Callable[..., Any], backward: Callable[..., Any] | None, d: Drawn,
              dout: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Run the user's pair on copies of the case: their tensors under the report's names."""
-        x = d.x.copy()
-        params = [p.copy() for p in d.params.values()]
+        """Run the user's pair on the case (``d.copy()`` it first: the user may write into it): their tensors
+        under the report's names."""
+        x = d.x
+        params = list(d.params.values())
         extra = tuple(dict(e) if isinstance(e, dict) else e for e in d.extra)
         if self.loss:
-            loss, dx = forward(x, d.target.copy())
+            loss, dx = forward(x, d.target)
             return {"loss": np.asarray(loss), "dlogits": np.asarray(dx)}
         out, cache = forward(x, *params, *extra)
         grads = backward(dout.copy(), cache)

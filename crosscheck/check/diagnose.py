@@ -85,7 +85,10 @@ def cause(name: str, got: Any, want: np.ndarray, context: dict[str, Any]) -> str
         return "a transposed result"
     c = factor(a, b)
     if c is not None:
-        return _hint(_name_factor(c, named))
+        what = _name_factor(c, named)
+        # any two single numbers differ by a factor: an unnamed one means something only across entries
+        if np.count_nonzero(b) >= 2 or not what.startswith("a constant factor"):
+            return _hint(what)
     if a.ndim >= 2 and a.shape[-1] * a.shape[-2] > 1 and _close(a[..., ::-1, ::-1], b):
         return "a spatially flipped result (a kernel flipped: torch's convolution is a cross-correlation)"
     kinks = context.get("kinks")
@@ -131,7 +134,7 @@ def ignores_dout(adapter: Any, forward: Callable[..., Any], backward: Callable[.
     if backward is None or dout is None or name not in got or adapter.loss:
         return False
     try:
-        ones = adapter.call(forward, backward, d, np.ones_like(dout))
+        ones = adapter.call(forward, backward, d.copy(), np.ones_like(dout))
     except Exception:
         return False
     return name in ones and np.shape(ones[name]) == np.shape(got[name]) and np.allclose(ones[name], got[name]) \

@@ -45,12 +45,12 @@ def _replay(forward: Callable[..., Any], backward: Callable[..., Any] | None, ki
 def run_user(adapter: Adapter, forward: Callable[..., Any], backward: Callable[..., Any] | None, d: Drawn,
              dout: np.ndarray | None) -> tuple[dict[str, np.ndarray], str]:
     """The user's tensors, and the error their code raised ('' if none); inputs are checked unmutated."""
-    before = (d.x.copy(), {k: v.copy() for k, v in d.params.items()})
+    mine = d.copy()
     try:
-        got = adapter.call(forward, backward, d, dout)
+        got = adapter.call(forward, backward, mine, dout)
     except Exception as err:  # the user's code: report what it raised as the case's failure
         return {}, f"raised {type(err).__name__}: {err}"
-    if not np.array_equal(d.x, before[0]) or any(not np.array_equal(d.params[k], v) for k, v in before[1].items()):
+    if not np.array_equal(mine.x, d.x) or any(not np.array_equal(mine.params[k], v) for k, v in d.params.items()):
         return got, "mutated its inputs (x or a parameter)"
     return got, ""
 
