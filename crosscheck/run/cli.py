@@ -122,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         from crosscheck.run.merge import main as merge_main
 
         return merge_main(argv[1:])
+    if argv[:1] == ["check"]:  # your own layer pair: docs/check-your-own.md
+        from crosscheck.check.cli import main as check_main
+
+        return check_main(argv[1:])
     args = parser().parse_args(argv)
     if args.cases < 0:
         print("crosscheck: --cases must be >= 0", file=sys.stderr)
