@@ -106,8 +106,11 @@ def value(a: Any) -> Any:
 
 
 def mpf(a: Any) -> Any:
-    """The exact value of a float (or int) as an mpf."""
-    return mp().mpf(float(a)) if not isinstance(a, int) else mp().mpf(a)
+    """The exact value of a float or an int as an mpf (an mpf as it is: never through a float)."""
+    m = mp()
+    if isinstance(a, m.mpf):
+        return a
+    return m.mpf(int(a)) if isinstance(a, (int, np.integer)) else m.mpf(float(a))
 
 
 def const(a: Any) -> Var:
