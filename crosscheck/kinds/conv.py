@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck.kinds import _exact as ex
 from crosscheck.kinds._frameworks import jax, jnp, nn
 from crosscheck.kinds.activations import NOISE
 from crosscheck.kinds.entry import Image, Kind, amax
@@ -224,17 +225,84 @@ def _avg_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     return total / jax.lax.reduce_window(jnp.ones_like(x), zero, jax.lax.add, window, strides, pad)
 
 
+# ---------------------------------------------------------------- exact forwards (high-precision Var scalars)
+
+
+def _windows(layer: LayerSpec, x: Any) -> Any:
+    """For each (n, c, i, j) of a window layer's output: the input entries its window reads, in row-major order
+    (padding left out: a zero for a convolution or sum, -inf for a max)."""
+    c = layer.config
+    (kh, kw), (sh, sw), (ph, pw) = (tuple(c[k]) for k in ("kernel_size", "stride", "padding"))
+    dh, dw = tuple(c.get("dilation", (1, 1)))
+    H, W = x.shape[2:]
+    Ho, Wo = window_count(H, kh, sh, ph, dh), window_count(W, kw, sw, pw, dw)
+    for i in range(Ho):
+        for j in range(Wo):
+            taps = [(a, b, i * sh - ph + a * dh, j * sw - pw + b * dw) for a in range(kh) for b in range(kw)]
+            yield i, j, Ho, Wo, [t for t in taps if 0 <= t[2] < H and 0 <= t[3] < W]
+
+
+def _conv_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """out[n, o, i, j] = b[o] + sum over the window and the group's input channels of x W: one exact dot each."""
+    G, W = layer.config["groups"], p["W"]  # W (C_out, C_in / G, kH, kW)
+    N, C = x.shape[:2]
+    cin, cout = C // G, W.shape[0] // G
+    out: Any = None
+    for i, j, Ho, Wo, taps in _windows(layer, x):
+        if out is None:
+            out = np.empty((N, W.shape[0], Ho, Wo), dtype=object)
+        for n in range(N):
+            for o in range(W.shape[0]):
+                g = o // cout
+                xs = [x[n, g * cin + ci, r, q] for ci in range(cin) for (a, b, r, q) in taps]
+                ws = [W[o, ci, a, b] for ci in range(cin) for (a, b, r, q) in taps]
+                v = ex.dot(xs, ws)
+                out[n, o, i, j] = v + p["b"][o] if layer.config["bias"] else v
+    return out
+
+
+def _pool_exact(pick: Any) -> Any:
+    def exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+        out: Any = None
+        for i, j, Ho, Wo, taps in _windows(layer, x):
+            if out is None:
+                out = np.empty((*x.shape[:2], Ho, Wo), dtype=object)
+            for n in range(x.shape[0]):
+                for ch in range(x.shape[1]):
+                    out[n, ch, i, j] = pick(layer, [x[n, ch, r, q] for (a, b, r, q) in taps])
+        return out
+
+    return exact
+
+
+def _first_max(layer: LayerSpec, window: list[Any]) -> Any:
+    """The first maximum in row-major order takes the gradient (torch's CPU rule)."""
+    best = window[0]
+    for v in window[1:]:
+        if v > best:
+            best = v
+    return ex.Var(best.v, ((best, 1),))
+
+
+def _mean(layer: LayerSpec, window: list[Any]) -> Any:
+    c = layer.config
+    k = c["kernel_size"][0] * c["kernel_size"][1]
+    return ex.total(window) / (k if c["count_include_pad"] else len(window))
+
+
 def _same_scale(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
     return s_in
 
 
 KINDS = [
     Kind("conv2d", torch_module=_conv_torch, torch_grads=_conv_grads, jax_apply=_conv_jax, scale_fwd=_conv_fwd,
-         scale_bwd=_conv_bwd, terms=_conv_terms, lengths=_lengths, describe=_describe, plant=_conv_plant),
+         scale_bwd=_conv_bwd, terms=_conv_terms, lengths=_lengths, describe=_describe, plant=_conv_plant,
+         exact=_conv_exact),
     Kind("max_pool2d", torch_module=_max_pool_torch, jax_apply=_max_pool_jax, scale_fwd=_same_scale,
-         scale_bwd=_pool_bwd, terms=_max_terms, hazard=_near_tie, lengths=_lengths, describe=_describe),
+         scale_bwd=_pool_bwd, terms=_max_terms, hazard=_near_tie, lengths=_lengths, describe=_describe,
+         exact=_pool_exact(_first_max)),
     Kind("avg_pool2d", torch_module=_avg_pool_torch, jax_apply=_avg_pool_jax, scale_fwd=_same_scale,
-         scale_bwd=_pool_bwd, terms=_max_terms, lengths=_lengths, describe=_describe),
+         scale_bwd=_pool_bwd, terms=_max_terms, lengths=_lengths, describe=_describe, exact=_pool_exact(_mean)),
 ]
 
 

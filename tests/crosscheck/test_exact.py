@@ -190,3 +190,38 @@ def test_every_implementation_stays_under_its_bound_against_the_exact_values(fra
     assert len(checked) >= 12, f"only {checked} had exact forwards and were small enough"
     assert not excess, "\n".join(excess)
     assert time.perf_counter() - start < 120
+
+
+def test_a_tiny_convolution_and_its_pools_by_hand():
+    """A 1-channel 3x3 image, a 2x2 kernel, stride 1, padding 0: each output the window's dot with the kernel;
+    dW[a, b] = sum_ij dout_ij x[i + a, j + b], dx the full correlation of dout with the kernel. Max pool 2x2 on a
+    tie takes the first maximum (row-major); average pool without counting padding divides by the window met."""
+    x = np.arange(9.0).reshape(1, 1, 3, 3) - 4  # [[-4 -3 -2] [-1 0 1] [2 3 4]]
+    W = np.array([[[[1.0, -2.0], [0.5, 3.0]]]])
+    conv = LayerSpec("0", "conv2d", {"in_channels": 1, "out_channels": 1, "kernel_size": (2, 2), "stride": (1, 1),
+                                     "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
+                     {"W": W, "b": np.array([0.25])})
+    dout = np.array([[[[1.0, -1.0], [2.0, 0.5]]]])
+    got = exact.run(NetSpec((conv,), None, "float64"), x, None, dloss=1.0, dout=dout)["vjp"]
+    xs, k, d = x[0, 0], W[0, 0], dout[0, 0]
+    want = [[float((xs[i:i + 2, j:j + 2] * k).sum()) + 0.25 for j in range(2)] for i in range(2)]
+    dW = [[float((d * xs[a:a + 2, b:b + 2]).sum()) for b in range(2)] for a in range(2)]
+    dx = np.zeros((3, 3))
+    for i in range(2):
+        for j in range(2):
+            dx[i:i + 2, j:j + 2] += d[i, j] * k
+    _close(got["0.out"], want, "conv out")
+    _close(got["0.dW"], dW, "conv dW")
+    _close(got["0.db"], [d.sum()], "conv db")
+    _close(got["0.dx"], dx, "conv dx")
+
+    tie = np.array([[[[1.0, 5.0], [5.0, 2.0]]]])
+    pool = LayerSpec("0", "max_pool2d", {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0),
+                                         "dilation": (1, 1)})
+    got = exact.run(NetSpec((pool,), None, "float64"), tie, None, dloss=1.0, dout=np.full((1, 1, 1, 1), 7.0))["vjp"]
+    _close(got["0.out"], [5], "max")
+    _close(got["0.dx"], [0, 7, 0, 0], "max dx: the first maximum")
+    avg = LayerSpec("0", "avg_pool2d", {"kernel_size": (2, 2), "stride": (2, 2), "padding": (1, 1),
+                                        "count_include_pad": False})
+    got = exact.run(NetSpec((avg,), None, "float64"), tie, None, dloss=1.0, dout=np.ones((1, 1, 2, 2)))["vjp"]
+    _close(got["0.out"], [1, 5, 5, 2], "average over the entries met")
