@@ -258,3 +258,136 @@ def test_loss_config_repr_and_call() -> None:
         assert type(loss)(**loss.config()).config() == loss.config()
     z, y = np.array([[0.0, 1.0], [2.0, -1.0]]), np.array([1, 0])
     assert ce(z, y) == ce.forward(z, y)
+
+
+# ---------------------------------------------------------------- the elementwise losses by hand
+
+
+def _elementwise_by_hand(kind: str, r: float, h: float) -> float:
+    """One element's loss with torch's branch rule: the quadratic piece only strictly inside |r| < h."""
+    a = abs(r)
+    if kind == "l1":
+        return a
+    if kind == "huber":
+        return 0.5 * r * r if a < h else h * (a - 0.5 * h)
+    return (0.5 * r * r / h if a < h else a - 0.5 * h) if h else a
+
+
+ELEMENTWISE = {
+    "l1": (lambda red, h: mbp.L1Loss(red), lambda x, t, red, h: L.l1_forward(x, t, red), L.l1_forward),
+    "huber": (
+        lambda red, h: mbp.HuberLoss(red, h),
+        lambda x, t, red, h: L.huber_forward(x, t, red, h),
+        L.huber_forward,
+    ),
+    "smooth_l1": (
+        lambda red, h: mbp.SmoothL1Loss(red, h),
+        lambda x, t, red, h: L.smooth_l1_forward(x, t, red, h),
+        L.smooth_l1_forward,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(ELEMENTWISE))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_elementwise_losses_by_hand(kind: str, seed: int) -> None:
+    """L1, Huber and smooth L1, layer and pure pair, mean (over every element) and sum, against a loop in
+    plain ``math``; residuals drawn on both sides of delta / beta; defaults mean and delta = beta = 1."""
+    r = rng_of(seed, 20)
+    x = r.standard_normal((3, 4)) * 2
+    t = r.standard_normal((3, 4))
+    h = float(r.choice([0.5, 2.0]))
+    make, pair, pure = ELEMENTWISE[kind]
+    for red in ("mean", "sum"):
+        total = math.fsum(_elementwise_by_hand(kind, float(a - b), h) for a, b in zip(x.ravel(), t.ravel()))
+        want = total / x.size if red == "mean" else total
+        assert float(make(red, h).forward(x, t)) == pytest.approx(want, rel=1e-13), f"{kind} {red} seed {seed}"
+        assert float(pair(x, t, red, h)[0]) == pytest.approx(want, rel=1e-13), f"{kind} {red} seed {seed}"
+    default = math.fsum(_elementwise_by_hand(kind, float(a - b), 1.0) for a, b in zip(x.ravel(), t.ravel())) / x.size
+    assert float(pure(x, t)[0]) == pytest.approx(default, rel=1e-13)
+    layer = mbp.L1Loss() if kind == "l1" else type(make("mean", 1.0))()
+    assert float(layer.forward(x, t)) == pytest.approx(default, rel=1e-13)
+
+
+def test_smooth_l1_at_beta_takes_the_linear_piece() -> None:
+    """|r| = beta exactly: torch's ``|r| < beta`` picks |r| - beta / 2; the quadratic piece r^2 / (2 beta)
+    is the same number in exact arithmetic but rounds differently for beta = 0.1."""
+    x, t = np.array([0.1, -0.1]), np.zeros(2)
+    assert 0.5 * 0.1 * 0.1 / 0.1 != 0.1 - 0.5 * 0.1  # the two pieces round apart here
+    assert float(L.smooth_l1_forward(x, t, "sum", 0.1)[0]) == 2 * (0.1 - 0.5 * 0.1)
+
+
+def test_label_loss_defaults_and_float32_weights() -> None:
+    """NLL and multi-margin pure pairs default to torch's (mean; p = 1, margin 1); a float64 class weight
+    with float32 log-probabilities keeps the loss and the gradient in float32."""
+    r = rng_of(0, 21)
+    x = r.standard_normal((4, 3))
+    y = np.array([0, 2, 1, 2])
+    assert L.nll_forward(x, y)[0] == L.nll_forward(x, y, "mean")[0]
+    assert L.multi_margin_forward(x, y)[0] == L.multi_margin_forward(x, y, 1, 1.0, None, "mean")[0]
+    x32 = x.astype(np.float32)
+    loss, cache = L.nll_forward(x32, y, "mean", np.array([1.0, 2.0, 0.5]))
+    assert loss.dtype == np.float32 and L.nll_backward(1.0, cache).dtype == np.float32
+
+
+def test_loss_configs_registry_and_messages() -> None:
+    w = np.array([1.0, 2.0])
+    nll = mbp.NLLLoss(w, ignore_index=3, reduction="sum")
+    cfg = nll.config()
+    assert cfg.keys() == {"weight", "ignore_index", "reduction"} and cfg["ignore_index"] == 3
+    assert cfg["reduction"] == "sum" and np.array_equal(cfg["weight"], w) and cfg["weight"] is not nll.weight
+    assert mbp.NLLLoss().config() == {"weight": None, "ignore_index": -100, "reduction": "mean"}
+    mm = mbp.MultiMarginLoss(2, 0.5, w, "sum").config()
+    assert mm.keys() == {"p", "margin", "weight", "reduction"}
+    assert (mm["p"], mm["margin"], mm["reduction"]) == (2, 0.5, "sum") and np.array_equal(mm["weight"], w)
+    assert mbp.MultiMarginLoss().config() == {"p": 1, "margin": 1.0, "weight": None, "reduction": "mean"}
+    assert mbp.HuberLoss().config() == {"reduction": "mean", "delta": 1.0}
+    assert mbp.HuberLoss("sum", 0.5).config() == {"reduction": "sum", "delta": 0.5}
+    assert mbp.SmoothL1Loss().config() == {"reduction": "mean", "beta": 1.0}
+    assert mbp.SmoothL1Loss("sum", 0.0).config() == {"reduction": "sum", "beta": 0.0}
+    for kind, cls in [
+        ("nll", mbp.NLLLoss),
+        ("multi_margin", mbp.MultiMarginLoss),
+        ("l1", mbp.L1Loss),
+        ("huber", mbp.HuberLoss),
+        ("smooth_l1", mbp.SmoothL1Loss),
+        ("mse", mbp.MSE),
+    ]:
+        assert L.Loss.registry[kind] is cls
+    with pytest.raises(ValueError, match=r"^SmoothL1Loss: beta must be a finite number, got nan"):
+        mbp.SmoothL1Loss(beta=float("nan"))
+    with pytest.raises(ValueError, match=r"^HuberLoss: delta must be a finite number > 0"):
+        mbp.HuberLoss(delta=0.0)
+
+
+# ---------------------------------------------------------------- RMSNorm and the model classes
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_rms_norm_layer_by_hand(seed: int) -> None:
+    """gamma starts at 1; without elementwise_affine there is no gamma and no gradient; a 1-D input is
+    one sample; eps=None is the dtype's machine epsilon; errors name RMSNorm and the argument."""
+    r = rng_of(seed, 22)
+    D = int(r.integers(1, 5))
+    layer = mbp.RMSNorm(D)
+    np.testing.assert_array_equal(layer.params["gamma"], np.ones(D))
+    x = r.standard_normal(D)
+    out = layer.forward(x)
+    np.testing.assert_allclose(out, x / math.sqrt(float(np.mean(x * x)) + np.finfo(np.float64).eps), rtol=1e-13)
+    plain = mbp.RMSNorm(D, eps=0.5, elementwise_affine=False)
+    assert plain.params == {} and plain.eps == 0.5
+    x2 = r.standard_normal((2, D))
+    dout = r.standard_normal((2, D))
+    plain.forward(x2)
+    plain.backward(dout)
+    assert plain.grads == {}
+    _, cache = mbp.norm.rms_norm_forward(x2, None, 0.5)
+    assert mbp.norm.rms_norm_backward(dout, cache)[1] is None
+    with pytest.raises(ValueError, match=r"^RMSNorm: normalized_shape must be a positive int, got 0"):
+        mbp.RMSNorm(0)
+
+
+def test_model_reprs() -> None:
+    model = mbp.Sequential(mbp.ReLU(), mbp.Residual(mbp.Tanh(), mbp.Identity()))
+    assert repr(model) == "Sequential(\n  (0): ReLU()\n  (1): Residual(Tanh(), Identity())\n)"
+    assert repr(mbp.Residual()) == "Residual()"
