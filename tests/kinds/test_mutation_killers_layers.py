@@ -378,3 +378,86 @@ MESSAGES = [
 def test_messages_name_the_call_and_the_argument(call: Callable[[], object], exc: type, message: str) -> None:
     with pytest.raises(exc, match="^" + re.escape(message)):
         call()
+
+
+# ---------------------------------------------------------------- the 1-D layers by loops
+
+
+def _conv1d_loops(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, s: int, p: int, d: int) -> np.ndarray:
+    N, _, L = x.shape
+    O, _, k = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p)))
+    Lo = (L + 2 * p - d * (k - 1) - 1) // s + 1
+    out = np.zeros((N, O, Lo))
+    for t in range(Lo):
+        for i in range(k):
+            out[:, :, t] += xp[:, :, t * s + i * d] @ W[:, :, i].T
+    return out if b is None else out + b[:, None]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_conv1d_pure_pair_defaults_and_the_parameter_backward(seed: int) -> None:
+    """conv1d_forward's defaults are stride 1, padding 0, dilation 1, groups 1 (torch's); the layer's
+    backward without dx (the first layer of a training step) returns None and the same dW, db."""
+    r = rng_of(seed, 30)
+    x = r.standard_normal((2, 2, 7))
+    W, b = r.standard_normal((3, 2, 3)), r.standard_normal(3)
+    out, cache = conv.conv1d_forward(x, W, b)
+    np.testing.assert_allclose(out, _conv1d_loops(x, W, b, 1, 0, 1), rtol=1e-12, atol=1e-12)
+    dout = r.standard_normal(out.shape)
+    dx, dW, db = conv.conv1d_backward(dout, cache)
+    assert dx is not None and dx.shape == x.shape
+    dx0, dW0, db0 = conv.conv1d_backward(dout, cache, need_dx=False)
+    assert dx0 is None
+    np.testing.assert_array_equal(dW0, dW)
+    np.testing.assert_array_equal(db0, db)
+    s, p, d = int(r.integers(1, 3)), int(r.integers(0, 2)), int(r.integers(1, 3))
+    layer = mbp.Conv1d(2, 3, 3, stride=s, padding=p, dilation=d, rng=seed)
+    model = mbp.Sequential(layer)
+    out = model.forward(x)
+    np.testing.assert_allclose(
+        out, _conv1d_loops(x, layer.params["W"], layer.params["b"], s, p, d), rtol=1e-12, atol=1e-12
+    )
+    dout = r.standard_normal(out.shape)
+    full = model.backward(dout)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    assert full is not None and full.shape == x.shape
+    assert model.backward(dout, input_grad=False) is None
+    for k in grads:
+        np.testing.assert_array_equal(layer.grads[k], grads[k], err_msg=f"seed {seed} {k}")
+    t_layer = mbp.ConvTranspose2d(2, 3, 2, rng=seed)
+    t_model = mbp.Sequential(t_layer)
+    t_out = t_model.forward(r.standard_normal((1, 2, 3, 3)))
+    assert t_model.backward(r.standard_normal(t_out.shape), input_grad=False) is None
+
+
+def _avg_pool1d_loops(x: np.ndarray, k: int, s: int, p: int, include: bool) -> np.ndarray:
+    L = x.shape[2]
+    Lo = (L + 2 * p - k) // s + 1
+    out = np.zeros((*x.shape[:2], Lo))
+    for t in range(Lo):
+        cells = [j for j in range(t * s - p, t * s - p + k) if 0 <= j < L]
+        out[:, :, t] = x[:, :, cells].sum(axis=2) / (k if include else len(cells))
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_avg_pool1d_by_loops(seed: int) -> None:
+    """AvgPool1d and its pure pair: stride (default kernel_size), padding (default 0) and the divisor
+    (count_include_pad, default True) against a loop over the windows."""
+    r = rng_of(seed, 31)
+    k = int(r.integers(2, 5))
+    s = int(r.integers(1, k + 2))
+    while s == k:
+        s = int(r.integers(1, k + 2))
+    p = int(r.integers(1, k // 2 + 1))
+    x = r.standard_normal((2, 2, int(r.integers(k, k + 6))))
+    for include in (True, False):
+        want = _avg_pool1d_loops(x, k, s, p, include)
+        layer = mbp.AvgPool1d(k, s, p) if include else mbp.AvgPool1d(k, s, p, count_include_pad=False)
+        np.testing.assert_allclose(layer.forward(x), want, rtol=1e-13, err_msg=f"seed {seed} include {include}")
+        np.testing.assert_allclose(pool.avg_pool1d_forward(x, k, s, p, include)[0], want, rtol=1e-13)
+    default = _avg_pool1d_loops(x, k, k, 0, True)
+    np.testing.assert_allclose(mbp.AvgPool1d(k).forward(x), default, rtol=1e-13)
+    np.testing.assert_allclose(pool.avg_pool1d_forward(x, k)[0], default, rtol=1e-13)
+    np.testing.assert_allclose(pool.max_pool1d_forward(x, k)[0], mbp.MaxPool1d(k, k).forward(x), rtol=0)
