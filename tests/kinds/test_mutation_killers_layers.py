@@ -461,3 +461,30 @@ def test_avg_pool1d_by_loops(seed: int) -> None:
     np.testing.assert_allclose(mbp.AvgPool1d(k).forward(x), default, rtol=1e-13)
     np.testing.assert_allclose(pool.avg_pool1d_forward(x, k)[0], default, rtol=1e-13)
     np.testing.assert_allclose(pool.max_pool1d_forward(x, k)[0], mbp.MaxPool1d(k, k).forward(x), rtol=0)
+
+
+SEQUENCE_MESSAGES = [
+    (lambda: mbp.MaxPool1d(4, padding=1).forward(np.ones((1, 1, 1))),
+     "MaxPool1d: the kernel 4 with dilation 1 spans 4, longer than the padded input 3 (input shape (1, 1, 1), "
+     "padding 1)"),
+    (lambda: mbp.MaxPool1d(2).forward(np.ones((2, 4))), "MaxPool1d: input must be 3-D (N, C, L), got shape (2, 4)"),
+    (lambda: mbp.Conv1d(2, 1, 2).forward(np.ones((2, 4))), "Conv1d: input must be 3-D (N, 2, L), got shape (2, 4)"),
+    (lambda: mbp.Conv1d(1, 1, 3, stride=0), "Conv1d: stride must be an int >= 1, got 0"),
+    (lambda: mbp.Conv1d(1, 1, 3, padding=-1), "Conv1d: padding must be an int >= 0, got -1"),
+    (lambda: mbp.MaxPool1d(2.0), "MaxPool1d: kernel_size must be an int >= 1, got 2.0"),
+    (lambda: mbp.MaxPool1d(True), "MaxPool1d: kernel_size must be an int >= 1, got True"),
+    (lambda: mbp.AvgPool1d((2, 3)), "AvgPool1d: kernel_size must be an int >= 1, got (2, 3)"),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), SEQUENCE_MESSAGES, ids=[str(i) for i in range(len(SEQUENCE_MESSAGES))])
+def test_sequence_layers_name_the_layer_and_the_argument(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        call()
+
+
+def test_sequence_layers_take_one_tuples() -> None:
+    """torch accepts kernel_size=(3,) for the 1-D layers; so does manual_bp, as the int."""
+    assert mbp.Conv1d(1, 1, (3,)).geometry.k == (1, 3)
+    assert mbp.AvgPool1d([2]).geometry.k == (1, 2)
+    assert mbp.MaxPool1d(3, (1,)).geometry.s == (1, 1)
