@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.spec import LossSpec, NetSpec
+from crosscheck.spec import LayerSpec, LossSpec, NetSpec
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Adapter:
     loss: str | None = None
     factors: Callable[[Drawn], dict[float, str]] = lambda d: {}
     variants: tuple[tuple[str, Callable[[Drawn], Drawn]], ...] = ()
+    frameworks: tuple[str, ...] = ("torch", "jax")  # the references that can run it (a custom kind: its own)
 
     def names(self) -> list[str]:
         """The compared tensors in forward-then-backward order (``affine.out``, ``affine.dw``, ..., ``affine.dx``)."""
@@ -98,6 +99,8 @@ class Adapter:
             return NetSpec((), LossSpec(getattr(mb, self.loss)().kind, dict(getattr(mb, self.loss)().config())),
                            "float64"), d.x
         layer, x = self.layer(d, got)
+        if isinstance(layer, LayerSpec):  # a custom kind's spec, as it is
+            return NetSpec((layer,), None, "float64"), x
         net = read_spec(layer)
         return replace(net, layers=(replace(net.layers[0], name=self.name),), dtype="float64"), x
 
@@ -299,6 +302,7 @@ SOFTMAX_LOSS = Adapter("softmax_loss", "softmax_cross_entropy", ("dx",), _softma
 
 ADAPTERS: dict[str, Adapter] = {a.name: a for a in (AFFINE, RELU, SIGMOID, TANH, BATCHNORM, DROPOUT, CONV, MAX_POOL,
                                                     SOFTMAX_LOSS)}
+BUILT_IN = frozenset(ADAPTERS)  # the ready adapters (``register_kind`` adds more to ADAPTERS)
 # manual_bp's kind names lead to the same adapters
 ALIASES = {"linear": "affine", "batch_norm": "batchnorm", "conv2d": "conv", "max_pool2d": "max_pool",
            "softmax_cross_entropy": "softmax_loss"}

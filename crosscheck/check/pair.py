@@ -37,7 +37,9 @@ def _replay(forward: Callable[..., Any], backward: Callable[..., Any] | None, ki
     except TypeError:
         path = None
     names = ",".join(f.__name__ for f in (forward, backward) if f is not None)
-    if path:
+    from crosscheck.check.adapters import ALIASES, BUILT_IN
+
+    if path and not path.startswith("<") and ALIASES.get(kind, kind) in BUILT_IN:  # a custom kind: the call
         return f"python -m crosscheck check {path}:{names} --kind {kind} --seed {seed} --case {k}"
     return f"crosscheck.check_pair({names}, kind={kind!r}, seed={seed}, only=[{k}])"
 
@@ -171,6 +173,8 @@ def check_pair(
 
     adapter = adapter or adapter_for(kind)
     fws = (against,) if isinstance(against, str) else tuple(against)
+    if fws != ("golden",):
+        fws = tuple(fw for fw in fws if fw in adapter.frameworks) or fws  # a custom kind: the forwards it has
     start = time.perf_counter()
     ks = list(only) if only is not None else list(range(cases))
     if fws == ("golden",):
