@@ -228,7 +228,7 @@ def _avg_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
 # ---------------------------------------------------------------- exact forwards (high-precision Var scalars)
 
 
-def _windows(layer: LayerSpec, x: Any) -> Any:
+def _exact_windows(layer: LayerSpec, x: Any) -> Any:
     """For each (n, c, i, j) of a window layer's output: the input entries its window reads, in row-major order
     (padding left out: a zero for a convolution or sum, -inf for a max)."""
     c = layer.config
@@ -248,7 +248,7 @@ def _conv_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     N, C = x.shape[:2]
     cin, cout = C // G, W.shape[0] // G
     out: Any = None
-    for i, j, Ho, Wo, taps in _windows(layer, x):
+    for i, j, Ho, Wo, taps in _exact_windows(layer, x):
         if out is None:
             out = np.empty((N, W.shape[0], Ho, Wo), dtype=object)
         for n in range(N):
@@ -264,7 +264,7 @@ def _conv_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
 def _pool_exact(pick: Any) -> Any:
     def exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
         out: Any = None
-        for i, j, Ho, Wo, taps in _windows(layer, x):
+        for i, j, Ho, Wo, taps in _exact_windows(layer, x):
             if out is None:
                 out = np.empty((*x.shape[:2], Ho, Wo), dtype=object)
             for n in range(x.shape[0]):
