@@ -488,3 +488,28 @@ def test_sequence_layers_take_one_tuples() -> None:
     assert mbp.Conv1d(1, 1, (3,)).geometry.k == (1, 3)
     assert mbp.AvgPool1d([2]).geometry.k == (1, 2)
     assert mbp.MaxPool1d(3, (1,)).geometry.s == (1, 1)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_adaptive_avg_pool2d_by_loops_and_in_float32(seed: int) -> None:
+    """torch's adaptive windows [floor(i H / H_out), ceil((i + 1) H / H_out)) on both axes, against loops; a
+    float32 input keeps float32 output and gradient."""
+    r = rng_of(seed, 32)
+    H, W = int(r.integers(2, 8)), int(r.integers(2, 8))
+    Ho, Wo = int(r.integers(2, H + 1)), int(r.integers(1, W + 1))
+    x = r.standard_normal((2, 2, H, W))
+    dout = r.standard_normal((2, 2, Ho, Wo))
+    want, dx_want = np.zeros((2, 2, Ho, Wo)), np.zeros_like(x)
+    for i in range(Ho):
+        for j in range(Wo):
+            h0, h1 = (i * H) // Ho, -((-(i + 1) * H) // Ho)
+            w0, w1 = (j * W) // Wo, -((-(j + 1) * W) // Wo)
+            n = (h1 - h0) * (w1 - w0)
+            want[:, :, i, j] = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3)) / n
+            dx_want[:, :, h0:h1, w0:w1] += dout[:, :, i, j][:, :, None, None] / n
+    layer = mbp.AdaptiveAvgPool2d((Ho, Wo))
+    np.testing.assert_allclose(layer.forward(x), want, rtol=1e-13, err_msg=f"seed {seed} {(H, W)} -> {(Ho, Wo)}")
+    np.testing.assert_allclose(layer.backward(dout), dx_want, rtol=1e-13, err_msg=f"seed {seed}")
+    out32, cache32 = pool.adaptive_avg_pool2d_forward(x.astype(np.float32), (Ho, Wo))
+    assert out32.dtype == np.float32
+    assert pool.adaptive_avg_pool2d_backward(dout.astype(np.float32), cache32).dtype == np.float32
