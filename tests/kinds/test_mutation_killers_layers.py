@@ -513,3 +513,17 @@ def test_adaptive_avg_pool2d_by_loops_and_in_float32(seed: int) -> None:
     out32, cache32 = pool.adaptive_avg_pool2d_forward(x.astype(np.float32), (Ho, Wo))
     assert out32.dtype == np.float32
     assert pool.adaptive_avg_pool2d_backward(dout.astype(np.float32), cache32).dtype == np.float32
+
+
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_conv_transpose2d_float32_and_no_bias(seed: int) -> None:
+    """A float32 ConvTranspose2d keeps float32 gradients; without bias there is no bias gradient."""
+    r = rng_of(seed, 33)
+    layer = mbp.ConvTranspose2d(2, 3, 2, stride=2, output_padding=1, bias=False, rng=seed, dtype=np.float32)
+    x = r.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    out = layer.forward(x)
+    dx = layer.backward(r.standard_normal(out.shape).astype(np.float32))
+    assert set(layer.grads) == {"W"} and layer.grads["W"].dtype == np.float32 and dx.dtype == np.float32
+    W = r.standard_normal((2, 3, 2, 2))
+    out64, cache = conv.conv_transpose2d_forward(x.astype(np.float64), W, None, 2)
+    assert conv.conv_transpose2d_backward(r.standard_normal(out64.shape), cache)[2] is None
