@@ -396,15 +396,38 @@ def _image_norm_describe(layer: Any) -> str:
     return f"{type(layer).__name__}({extra}affine={'gamma' in layer.params}{running})"
 
 
-def _image_norm(kind: str, jax_apply: Any) -> Kind:
+def _rms_norm_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """x / sqrt(mean(x^2) + eps) * gamma over the last axis; eps None is the dtype's machine epsilon."""
+    eps = layer.config["eps"]
+    eps = float(np.finfo(layer.config["dtype"]).eps) if eps is None else eps
+    ms = ex.sum_axis(x * x, -1, keepdims=True) / x.shape[-1]
+    xhat = x / ex.elementwise(ms + ex.mpf(eps), ex.sqrt)
+    return xhat * p["gamma"] if "gamma" in p else xhat
+
+
+def _group_norm_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """Mean and biased variance of each (sample, group) over (C / G, *), then the per-channel affine."""
+    xg = x.reshape(x.shape[0], layer.config["num_groups"], -1)
+    n = xg.shape[-1]
+    mu = ex.sum_axis(xg, -1, keepdims=True) / n
+    d = xg - mu
+    xhat = _normalise_exact(xg, mu, ex.sum_axis(d * d, -1, keepdims=True) / n, layer.config["eps"], {})
+    xhat = xhat.reshape(x.shape)
+    if "gamma" not in p:
+        return xhat
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return xhat * p["gamma"].reshape(shape) + p["beta"].reshape(shape)
+
+
+def _image_norm(kind: str, jax_apply: Any, exact: Any = None) -> Kind:
     return Kind(kind, torch_module=_image_norm_torch, torch_grads=_image_norm_grads, jax_apply=jax_apply,
                 scale_fwd=_rows_fwd, scale_bwd=_rows_bwd, terms=_rows_case_terms, lengths=_image_norm_lengths,
-                describe=_image_norm_describe, buffers=BUFFERS if kind == "batch_norm2d" else ())
+                describe=_image_norm_describe, buffers=BUFFERS if kind == "batch_norm2d" else (), exact=exact)
 
 
 KINDS += [
-    _image_norm("rms_norm", _rms_norm_jax),
+    _image_norm("rms_norm", _rms_norm_jax, _rms_norm_exact),
     _image_norm("batch_norm2d", _batch_norm2d_jax),
-    _image_norm("group_norm", _group_norm_jax),
+    _image_norm("group_norm", _group_norm_jax, _group_norm_exact),
     _image_norm("instance_norm2d", _instance_norm2d_jax),
 ]
