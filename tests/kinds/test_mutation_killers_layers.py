@@ -527,3 +527,30 @@ def test_conv_transpose2d_float32_and_no_bias(seed: int) -> None:
     W = r.standard_normal((2, 3, 2, 2))
     out64, cache = conv.conv_transpose2d_forward(x.astype(np.float64), W, None, 2)
     assert conv.conv_transpose2d_backward(r.standard_normal(out64.shape), cache)[2] is None
+
+
+def _conv_transpose2d_loops(x: np.ndarray, W: np.ndarray, s: int, p: int, d: int, op: int) -> np.ndarray:
+    """Every input pixel scatters x[n, c, y, x] W[c, o, i, j] to (y s + i d - p, x s + j d - p) (groups 1)."""
+    N, _, H, Wi = x.shape
+    _, O, k, _ = W.shape
+    Ho, Wo = ((size - 1) * s - 2 * p + d * (k - 1) + op + 1 for size in (H, Wi))
+    full = np.zeros((N, O, Ho + 2 * p + s, Wo + 2 * p + s))
+    for y in range(H):
+        for xx in range(Wi):
+            for i in range(k):
+                for j in range(k):
+                    full[:, :, y * s + i * d, xx * s + j * d] += x[:, :, y, xx] @ W[:, :, i, j]
+    return full[:, :, p : p + Ho, p : p + Wo]
+
+
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_conv_transpose2d_dilation_and_defaults_by_loops(seed: int) -> None:
+    r = rng_of(seed, 34)
+    x = r.standard_normal((1, 2, 3, 2))
+    d = 2 + seed % 2
+    layer = mbp.ConvTranspose2d(2, 3, 2, stride=2, padding=1, dilation=d, bias=False, rng=seed)
+    np.testing.assert_allclose(layer.forward(x), _conv_transpose2d_loops(x, layer.params["W"], 2, 1, d, 0),
+                               rtol=1e-12, atol=1e-12, err_msg=f"seed {seed}")
+    W = r.standard_normal((2, 3, 3, 3))
+    np.testing.assert_allclose(conv.conv_transpose2d_forward(x, W, None)[0], _conv_transpose2d_loops(x, W, 1, 0, 1, 0),
+                               rtol=1e-12, atol=1e-12)
