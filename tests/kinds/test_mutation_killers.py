@@ -12,6 +12,7 @@ test id.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -391,3 +392,92 @@ def test_model_reprs() -> None:
     model = mbp.Sequential(mbp.ReLU(), mbp.Residual(mbp.Tanh(), mbp.Identity()))
     assert repr(model) == "Sequential(\n  (0): ReLU()\n  (1): Residual(Tanh(), Identity())\n)"
     assert repr(mbp.Residual()) == "Residual()"
+
+
+# ---------------------------------------------------------------- the thin layer classes
+
+LAYER_ERRORS = [
+    (lambda: mbp.Dropout(float("nan")), "Dropout: p must be a finite number, got nan"),
+    (lambda: mbp.Dropout(rng="x"), "Dropout: rng must be a numpy.random.Generator or an int seed"),
+    (lambda: mbp.Embedding(0, 2), "Embedding: num_embeddings must be a positive int, got 0"),
+    (lambda: mbp.Embedding(2, 0), "Embedding: embedding_dim must be a positive int, got 0"),
+    (lambda: mbp.Embedding(2, 2, dtype=np.int32), "Embedding: dtype must be float32 or float64"),
+    (lambda: mbp.Embedding(2, 2, rng=1.5), "Embedding: rng must be a numpy.random.Generator or an int seed"),
+    (lambda: mbp.LayerNorm(0), "LayerNorm: normalized_shape must be a positive int, got 0"),
+    (lambda: mbp.LayerNorm(2, eps=0), "LayerNorm: eps must be a finite number > 0, got 0"),
+    (lambda: mbp.LayerNorm(2, dtype="int32"), "LayerNorm: dtype must be float32 or float64"),
+    (lambda: mbp.BatchNorm1d(0), "BatchNorm1d: num_features must be a positive int, got 0"),
+    (lambda: mbp.BatchNorm1d(2, momentum=float("nan")), "BatchNorm1d: momentum must be a finite number, got nan"),
+    (lambda: mbp.BatchNorm1d(2, eps=-1.0), "BatchNorm1d: eps must be a finite number > 0, got -1.0"),
+    (lambda: mbp.Embedding(3, 2, rng=0).forward(np.array([3])), "Embedding: index 3 out of range [0, 3)"),
+    (lambda: mbp.Embedding(3, 2, rng=0).forward(np.array([0, -1])), "Embedding: index -1 out of range [0, 3)"),
+    (lambda: mbp.Embedding(3, 2, rng=0).forward(np.array(1)), "Embedding: indices must have at least 1 dimension"),
+    (lambda: mbp.Embedding(3, 2, rng=0).forward(np.zeros(0, int)), "Embedding: indices is empty (shape (0,))"),
+    (lambda: mbp.Embedding(3, 2, rng=0).forward(np.array([1.0])), "Embedding: indices must be an integer numpy"),
+    (lambda: mbp.Embedding(3, 2, rng=0).forward([1]), "Embedding: indices must be an integer numpy.ndarray, got list"),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), LAYER_ERRORS, ids=[str(i) for i in range(len(LAYER_ERRORS))])
+def test_layer_errors_name_the_layer_and_the_argument(call: object, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match="^" + re.escape(message)):
+        call()  # type: ignore[operator]
+
+
+def test_embedding_accepts_every_index_in_range() -> None:
+    layer = mbp.Embedding(3, 2, rng=0)
+    idx = np.array([[0, 2], [1, 2]], dtype=np.uint8)
+    np.testing.assert_array_equal(layer.forward(idx), layer.params["W"][idx])
+
+
+def test_dropout_frozen_mask_and_p_zero() -> None:
+    """A frozen Dropout reuses its mask and refuses a missing or misfitting one; p = 0 keeps everything."""
+    layer = mbp.Dropout(0.5, rng=0)
+    layer.frozen = True
+    with pytest.raises(ValueError, match=r"^Dropout: frozen mask of shape None does not fit input shape \(2, 2\)"):
+        layer.forward(np.ones((2, 2)))
+    layer.mask = np.ones((2, 3), bool)
+    with pytest.raises(ValueError, match=r"^Dropout: frozen mask of shape \(2, 3\) does not fit input shape \(2, 2\)"):
+        layer.forward(np.ones((2, 2)))
+    mask = np.array([[True, False], [False, True]])
+    layer.mask = mask
+    np.testing.assert_array_equal(layer.forward(np.full((2, 2), 3.0)), [[6.0, 0.0], [0.0, 6.0]])
+    assert layer.mask is mask
+    keep = mbp.Dropout(0.0, rng=0)
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(keep.forward(x), x)
+    assert keep.mask.dtype == bool and keep.mask.all()
+
+
+def test_sequential_train_load_build_and_residual() -> None:
+    """train(mode) reaches every layer and returns the model; load_state_dict copies all or nothing and
+    names the key; build rebuilds the architecture; Residual's backward is dout + the branch's dx."""
+    inner = mbp.Sequential(mbp.Dropout(0.5, rng=0))
+    model = mbp.Sequential(mbp.Linear(2, 2, rng=0), inner)
+    assert model.train(False) is model and not any(m.training for m in model.modules())
+    assert model.train() is model and all(m.training for m in model.modules())
+    state = {"0.W": np.arange(4.0).reshape(2, 2), "0.b": np.array([1.0, -1.0])}
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(model.params["0.W"], state["0.W"])
+    np.testing.assert_array_equal(model.params["0.b"], state["0.b"])
+    bad = {"0.W": np.zeros((2, 2)), "0.b": np.zeros(3)}
+    with pytest.raises(ValueError, match=r"^Sequential\.load_state_dict: '0\.b' has shape \(3,\), the model expects"):
+        model.load_state_dict(bad)
+    np.testing.assert_array_equal(model.params["0.W"], state["0.W"])  # nothing written
+    with pytest.raises(ValueError, match=r"^Sequential\.load_state_dict: missing keys \['0\.b'\], unexpected keys"):
+        model.load_state_dict({"0.W": state["0.W"]})
+    with pytest.raises(TypeError, match=r"^Sequential\.load_state_dict: '0\.W' has dtype float32"):
+        model.load_state_dict({"0.W": np.zeros((2, 2), np.float32), "0.b": np.zeros(2)})
+    rebuilt = mbp.build(mbp.architecture(model))
+    assert mbp.architecture(rebuilt) == mbp.architecture(model) and type(rebuilt[1]) is mbp.Sequential
+    assert type(mbp.build({"kind": "relu"})) is mbp.ReLU
+    with pytest.raises(ValueError, match=r"^build: unknown layer kind 'nope'; known kinds: \["):
+        mbp.build({"kind": "nope"})
+    res = mbp.Residual(mbp.Linear(2, 2, rng=1))
+    with pytest.raises(mbp.StateError, match=r"^Residual: backward\(\) called before forward\(\)"):
+        res.backward(np.ones((1, 2)))
+    x, dout = np.array([[1.0, 2.0]]), np.array([[0.5, -1.0]])
+    W = res.params["0.W"]
+    np.testing.assert_allclose(res.forward(x), x + x @ W + res.params["0.b"], rtol=1e-15)
+    np.testing.assert_allclose(res.backward(dout), dout + dout @ W.T, rtol=1e-15)
+    np.testing.assert_allclose(res.grads["0.W"], x.T @ dout, rtol=1e-15)
