@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
         print(err, file=sys.stderr)
         return 2
     for r in report.results:
-        print(r.summary() if not r.ok else f"case {r.case_id}: ok ({r.description})")
+        print(r.summary())
     if args.out:
         md, js = report.write(args.out)
         print(f"report: {os.fspath(md)}, {os.fspath(js)}")

@@ -34,14 +34,10 @@ COURSE: dict[str, tuple[str, str | None]] = {
 SHOWN = 3  # failing cases shown in one failure message
 
 
-class LayerFailed(AssertionError):
-    """A student's layer pair mismatched: the message holds the diagnoses of its first failing cases."""
-
-
 def grade(path: str | Path, kind: str, names: Sequence[str] | None = None, *, cases: int = 20, seed: int = 0,
           against: str | Sequence[str] = ("torch", "jax")) -> Any:
-    """Check the pair ``names`` (default: the course's names for ``kind``) of the file at ``path``; raise
-    ``LayerFailed`` with the diagnoses when a case mismatches, else return the report."""
+    """Check the pair ``names`` (default: the course's names for ``kind``) of the file at ``path``; fail the
+    test (``pytest.fail``, no traceback) with the diagnoses when a case mismatches, else return the report."""
     import pytest
 
     from crosscheck.check.cli import load_pair
@@ -61,7 +57,7 @@ def grade(path: str | Path, kind: str, names: Sequence[str] | None = None, *, ca
         bad = report.failures
         shown = "\n\n".join(r.summary() for r in bad[:SHOWN])
         more = f"\n\n(and {len(bad) - SHOWN} more failing cases)" if len(bad) > SHOWN else ""
-        raise LayerFailed(f"{kind}: {len(bad)} of {len(report.results)} cases mismatch\n\n{shown}{more}")
+        pytest.fail(f"{kind}: {len(bad)} of {len(report.results)} cases mismatch\n\n{shown}{more}", pytrace=False)
     return report
 
 

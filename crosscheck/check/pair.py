@@ -4,6 +4,7 @@ answers), case by case, with the sweep's tolerance and report."""
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ def _replay(forward: Callable[..., Any], backward: Callable[..., Any] | None, ki
     from crosscheck.check.adapters import ALIASES, BUILT_IN
 
     if path and not path.startswith("<") and ALIASES.get(kind, kind) in BUILT_IN:  # a custom kind: the call
+        here = os.getcwd()
+        path = os.path.relpath(path) if os.path.abspath(path).startswith(here + os.sep) else path
         return f"python -m crosscheck check {path}:{names} --kind {kind} --seed {seed} --case {k}"
     return f"crosscheck.check_pair({names}, kind={kind!r}, seed={seed}, only=[{k}])"
 

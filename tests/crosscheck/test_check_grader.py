@@ -40,7 +40,7 @@ def test_the_grader_passes_a_correct_file(tmp_path: Path) -> None:
 def test_the_grader_fails_one_test_per_wrong_layer_with_the_diagnosis(tmp_path: Path) -> None:
     out = _pytest(tmp_path, "relu_at_zero")  # a file with relu only: relu mismatches, the others are missing
     assert out.returncode == 1
-    assert "test_layer[relu] - crosscheck.check.grader.Laye" in out.stdout, out.stdout
+    assert "test_layer[relu] - Failed: relu: " in out.stdout, out.stdout
     assert "likely cause: differs only where x == 0" in out.stdout
     assert "has no function 'affine_forward'" in out.stdout
 
