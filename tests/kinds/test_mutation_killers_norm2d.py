@@ -173,3 +173,37 @@ ERRORS = [
 def test_errors_name_the_layer_and_the_argument(call: object, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match="^" + re.escape(message)):
         call()  # type: ignore[operator]
+
+
+def test_image_norms_set_up() -> None:
+    """Momentum 0 and 1 are allowed (torch's range [0, 1]); InstanceNorm2d's default momentum is 0.1; a
+    float32 layer keeps float32 running statistics; H W = 2 is enough for instance statistics; without
+    affine there are no parameter gradients."""
+    for momentum in (0.0, 1.0):
+        assert mbp.BatchNorm2d(2, momentum=momentum).momentum == momentum
+        assert mbp.InstanceNorm2d(2, momentum=momentum, track_running_stats=True).momentum == momentum
+    assert mbp.InstanceNorm2d(2).config()["momentum"] == 0.1
+    assert mbp.InstanceNorm2d(2, track_running_stats=True).momentum == 0.1
+    for layer in (
+        mbp.BatchNorm2d(2, dtype=np.float32),
+        mbp.InstanceNorm2d(2, track_running_stats=True, dtype="float32"),
+    ):
+        assert {b.dtype for b in layer.buffers.values()} == {np.dtype(np.float32)}
+    inst = mbp.InstanceNorm2d(2)
+    for shape in [(1, 2, 1, 2), (1, 2, 2, 1)]:
+        assert inst.forward(np.array([1.0, 2.0, 3.0, 5.0]).reshape(shape)).shape == shape
+    with pytest.raises(ValueError, match=r"^InstanceNorm2d: instance statistics need more than one spatial element"):
+        inst.forward(np.ones((3, 2, 1, 1)))
+    with pytest.raises(ValueError, match=re.escape("InstanceNorm2d: input must be 4-D (N, 2, H, W), got shape")):
+        inst.forward(np.ones((2, 2, 3)))
+    r = rng_of(0, 5)
+    group = mbp.GroupNorm(2, 4, affine=False)
+    x = r.standard_normal((2, 4, 3))
+    group.forward(x)
+    group.backward(r.standard_normal(x.shape))
+    assert group.grads == {}
+    _, cache = norm2d.group_norm_forward(x, 2, None, None)
+    assert norm2d.group_norm_backward(r.standard_normal(x.shape), cache)[1:] == (None, None)
+    np.testing.assert_array_equal(
+        norm2d.group_norm_forward(x, 2, None, None)[0], norm2d.group_norm_forward(x, 2, None, None, 1e-5)[0]
+    )
