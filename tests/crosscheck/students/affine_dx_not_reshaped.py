@@ -1,6 +1,5 @@
 """A student's affine pair: dx left as (N, D) instead of x's own shape (N, d1, ..., dk)."""
 
-import numpy as np
 
 
 def affine_forward(x, w, b):
