@@ -164,9 +164,9 @@ def test_too_large_and_unsupported_cases_are_refused():
 
 # ---------------------------------------------------------------- the exact sweep against the bounds
 
-SWEEP_IDS = range(0, 80)  # the first cases of the default sweep; those without exact forwards are skipped
+SWEEP_IDS = range(0, 120)  # the first cases of the default sweep; those without exact forwards are skipped
 SWEEP_CASES = 24
-SWEEP_NODES = 30_000
+SWEEP_NODES = 10_000
 
 
 @pytest.mark.parity
