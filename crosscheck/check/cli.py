@@ -64,5 +64,9 @@ def main(argv: list[str]) -> int:
         md, js = report.write(args.out)
         print(f"report: {os.fspath(md)}, {os.fspath(js)}")
     n_bad = len(report.failures)
-    print(f"\n{'PASSED' if report.ok else 'FAILED'}: {len(report.results)} cases, {n_bad} mismatching")
+    yours = [c for r in report.results for comp in r.comparisons if comp.backend == "yours" for c in comp.checks
+             if not c.note]
+    worst = f"; worst error {max(c.error for c in yours):.2e}, smallest margin {min(c.margin for c in yours):.2e}" \
+        if yours else ""
+    print(f"\n{'PASSED' if report.ok else 'FAILED'}: {len(report.results)} cases, {n_bad} mismatching{worst}")
     return 0 if report.ok else 1

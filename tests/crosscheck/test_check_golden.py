@@ -92,6 +92,7 @@ def test_mistakes_fail_the_golden_answers(name: str) -> None:
         assert (words or "none the numbers show") in cause, r.summary()
 
 
+@pytest.mark.subprocess
 def test_golden_works_without_torch_and_jax() -> None:
     """A child process in which importing torch or jax fails: the golden path still checks a pair."""
     code = f"""

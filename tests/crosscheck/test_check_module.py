@@ -127,6 +127,7 @@ def test_a_custom_kind_needs_a_forward() -> None:
         crosscheck.register_kind("nothing")
 
 
+@pytest.mark.subprocess
 def test_registering_does_not_import_the_frameworks_until_used() -> None:
     import subprocess
     import sys
