@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck.kinds import _exact as ex
 from crosscheck.kinds._frameworks import jax, jnp, nn, torch
 from crosscheck.kinds.activations import NOISE
 from crosscheck.kinds.entry import Kind, amax, col_abs_sum, row_abs_sum
@@ -152,6 +153,37 @@ def _jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     return out + p["bo"] if cfg["bias"] else out
 
 
+def _exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+    """The same steps on exact scalars: per (sample, head, query) the visible keys' scores q.k / sqrt(d), their
+    softmax, and the weighted sum of the values; a query that sees no key is refused (NotImplementedError)."""
+    cfg = layer.config
+    N, T, D = x.shape
+    h = cfg["num_heads"]
+    d = D // h
+    pad = layer.fixed.get("key_padding_mask")
+
+    def proj(name: str) -> Any:
+        y = ex.matmul(x, p[f"W{name}"])
+        return y + p[f"b{name}"] if cfg["bias"] else y
+
+    q, k, v = (proj(n).reshape(N, T, h, d) for n in "qkv")
+    scale = 1 / ex.mp().sqrt(d)
+    o = np.empty((N, T, h, d), dtype=object)
+    for n in range(N):
+        for j in range(h):
+            for t in range(T):
+                keys = [s for s in range(T) if not (pad is not None and pad[n, s]) and not (cfg["causal"] and s > t)]
+                if not keys:
+                    raise NotImplementedError("crosscheck.exact: an attention query that sees no key")
+                e = [ex.exp(ex.dot(q[n, t, j], k[n, s, j]) * scale) for s in keys]
+                total = ex.total(e)
+                w = [a / total for a in e]
+                for i in range(d):
+                    o[n, t, j, i] = ex.dot(w, [v[n, s, j, i] for s in keys])
+    out = ex.matmul(o.reshape(N, T, D), p["Wo"])
+    return out + p["bo"] if cfg["bias"] else out
+
+
 def _fixed(layer: Any) -> dict[str, np.ndarray]:
     """The padding mask (N, T), True = padded key, set on the layer before its forward."""
     kpm = getattr(layer, "key_padding_mask", None)
@@ -164,5 +196,6 @@ def _describe(layer: Any) -> str:
 
 KINDS = [
     Kind("multi_head_attention", torch_module=_torch, torch_apply=_torch_apply, torch_grads=_torch_grads,
-         jax_apply=_jax, scale_fwd=_fwd, scale_bwd=_bwd, terms=_terms, fixed=_fixed, describe=_describe),
+         jax_apply=_jax, scale_fwd=_fwd, scale_bwd=_bwd, terms=_terms, fixed=_fixed, describe=_describe,
+         exact=_exact),
 ]

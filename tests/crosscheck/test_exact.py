@@ -225,3 +225,16 @@ def test_a_tiny_convolution_and_its_pools_by_hand():
                                         "count_include_pad": False})
     got = exact.run(NetSpec((avg,), None, "float64"), tie, None, dloss=1.0, dout=np.ones((1, 1, 2, 2)))["vjp"]
     _close(got["0.out"], [1, 5, 5, 2], "average over the entries met")
+
+
+def test_causal_attention_by_hand():
+    """One head, D = 1, identity projections, causal: out_0 = x_0, out_1 = softmax(x_1 x_0, x_1 x_1) . (x_0, x_1)."""
+    one = np.ones((1, 1))
+    layer = LayerSpec("0", "multi_head_attention", {"embed_dim": 1, "num_heads": 1, "bias": False, "causal": True},
+                      {"Wq": one, "Wk": one, "Wv": one, "Wo": one})
+    x = np.array([[[0.5], [-1.5]]])
+    got = exact.run(NetSpec((layer,), None, "float64"), x, None, dloss=1.0, dout=np.ones_like(x))["vjp"]
+    with mp.workdps(60):
+        x0, x1 = mpmath.mpf(0.5), mpmath.mpf(-1.5)
+        e0, e1 = mpmath.exp(x1 * x0), mpmath.exp(x1 * x1)
+        _close(got["0.out"], [x0, (e0 * x0 + e1 * x1) / (e0 + e1)], "attention out")
