@@ -474,6 +474,11 @@ SEQUENCE_MESSAGES = [
     (lambda: mbp.MaxPool1d(2.0), "MaxPool1d: kernel_size must be an int >= 1, got 2.0"),
     (lambda: mbp.MaxPool1d(True), "MaxPool1d: kernel_size must be an int >= 1, got True"),
     (lambda: mbp.AvgPool1d((2, 3)), "AvgPool1d: kernel_size must be an int >= 1, got (2, 3)"),
+    (lambda: mbp.MaxPool1d(0), "MaxPool1d: kernel_size must be an int >= 1, got 0"),
+    (lambda: mbp.MaxPool1d(2, stride=0), "MaxPool1d: stride must be an int >= 1, got 0"),
+    (lambda: mbp.MaxPool1d(2, padding=-1), "MaxPool1d: padding must be an int >= 0, got -1"),
+    (lambda: mbp.MaxPool1d(2, dilation=0), "MaxPool1d: dilation must be an int >= 1, got 0"),
+    (lambda: mbp.AvgPool1d(2, padding=2), "AvgPool1d: padding 2 must be at most half the kernel 2"),
 ]
 
 
@@ -554,3 +559,12 @@ def test_conv_transpose2d_dilation_and_defaults_by_loops(seed: int) -> None:
     W = r.standard_normal((2, 3, 3, 3))
     np.testing.assert_allclose(conv.conv_transpose2d_forward(x, W, None)[0], _conv_transpose2d_loops(x, W, 1, 0, 1, 0),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool1d_windows_near_the_padding() -> None:
+    """Every window of these geometries reaches the input, so none is refused: the window count is
+    (L + 2 p - span) // s + 1, and the taps are i d apart."""
+    for k, s, p, d, L in [(2, 1, 1, 1, 1), (4, 1, 2, 2, 3), (3, 2, 1, 2, 4)]:
+        x = np.arange(float(L)).reshape(1, 1, L)
+        out = mbp.MaxPool1d(k, s, p, d).forward(x)
+        assert out.shape == (1, 1, (L + 2 * p - d * (k - 1) - 1) // s + 1)

@@ -3,6 +3,8 @@ mutation/README.md): what finite differences cannot see, such as which parameter
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -25,3 +27,29 @@ def test_rnn_cell_nonlinearity() -> None:
         p = cell.params
         want = f(x @ p["weight_ih"].T + p["bias_ih"] + p["bias_hh"])
         np.testing.assert_allclose(cell.forward(x), want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("cls", [mbp.RNNCell, mbp.LSTMCell, mbp.GRUCell])
+def test_cells_keep_float32_and_name_themselves(cls: type) -> None:
+    cell = cls(2, 3, rng=0, dtype=np.float32)
+    assert cell.forward(np.ones((2, 2), np.float32)).dtype == np.float32
+    with pytest.raises(ValueError, match=re.escape(f"{cls.__name__}: input must be 2-D (N, 2), got shape (2,)")):
+        cls(2, 3, rng=0).forward(np.ones(2))
+
+
+def test_lstm_cell_dc_next() -> None:
+    """A dc_next of the right shape and dtype flows into dc; a wrong one is refused by name."""
+    rng = np.random.default_rng(3)
+    cell = mbp.LSTMCell(2, 3, rng=0)
+    x, dh = rng.standard_normal((1, 2)), rng.standard_normal((1, 3))
+    cell.forward(x)
+    cell.backward(dh)
+    dc0 = cell.dc.copy()
+    cell.forward(x)
+    cell.dc_next = rng.standard_normal((1, 3))
+    cell.backward(dh)
+    assert not np.allclose(cell.dc, dc0)
+    cell.forward(x)
+    cell.dc_next = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"^LSTMCell: dc_next \(the gradient of c_next\) must have shape \(1, 3\)"):
+        cell.backward(dh)
