@@ -288,3 +288,50 @@ BAD = [
 def test_errors_name_the_scheduler_and_the_argument(call: Any, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match="^" + re.escape(message)):
         call()
+
+
+def test_argument_checks_accept_the_edges_and_refuse_bools() -> None:
+    """step_size 1, start_factor 1, end_factor 0, pct_start 0 and 1 are allowed; True, 1.5 and strings are not
+    numbers here."""
+    assert S.StepLR(_opt(), 1).step_size == 1
+    assert S.LinearLR(_opt(), start_factor=1.0).start_factor == 1.0
+    assert S.LinearLR(_opt(), end_factor=0.0).end_factor == 0.0
+    for pct in (0.0, 1.0):
+        assert S.OneCycleLR(_opt(momentum=0.9), 1.0, 10, pct_start=pct).pct_start == pct
+    bad = [
+        (lambda: S.StepLR(_opt(), True), "StepLR: step_size must be a positive int, got True"),
+        (lambda: S.StepLR(_opt(), 2, gamma=True), "StepLR: gamma must be a finite number, got True"),
+        (lambda: S.StepLR(_opt(), 2, gamma="a"), "StepLR: gamma must be a finite number, got 'a'"),
+        (lambda: S.StepLR(_opt(), 2, last_epoch=True), "StepLR: last_epoch must be an int >= -1, got True"),
+        (lambda: S.StepLR(_opt(), 2, last_epoch=1.5), "StepLR: last_epoch must be an int >= -1, got 1.5"),
+        (lambda: S.LinearLR(_opt(), start_factor=1.5), "LinearLR: start_factor must be in (0, 1], got 1.5"),
+        (lambda: S.OneCycleLR(_opt(), 1.0, 10, pct_start=1.5), "OneCycleLR: pct_start must be a float in [0, 1]"),
+        (lambda: S.OneCycleLR(_opt(), 1.0, epochs=2), "OneCycleLR: define either total_steps or (epochs and"),
+        (lambda: S.OneCycleLR(_opt(), 1.0, steps_per_epoch=2), "OneCycleLR: define either total_steps or"),
+    ]
+    for call, message in bad:
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            call()
+    assert S.OneCycleLR(_opt(momentum=0.9), 1.0, epochs=2, steps_per_epoch=5).total_steps == 10
+
+
+def test_one_cycle_cos_anneal_and_phase_ends() -> None:
+    """anneal_strategy="cos" (the default) between the phase ends, torch's _annealing_cos; at a phase's last
+    step the phase itself gives the value (pct = 1: exactly its end value)."""
+    T, p, top, div = 10, 0.3, 0.9, 3.0
+    opt = _opt(momentum=0.9)
+    sched = S.OneCycleLR(opt, top, T, pct_start=p, div_factor=div, final_div_factor=1.0)
+    lo = top / div
+    end1 = p * T - 1
+    for t in range(T):
+        if t <= end1:
+            frac, a, b, ma, mb = t / end1, lo, top, 0.95, 0.85
+        else:
+            frac, a, b, ma, mb = (t - end1) / (T - 1 - end1), top, lo, 0.85, 0.95
+        want = b + (a - b) / 2 * (math.cos(math.pi * frac) + 1)
+        assert opt.lr == pytest.approx(want, rel=1e-14), f"step {t}"
+        assert opt.momentum == pytest.approx(mb + (ma - mb) / 2 * (math.cos(math.pi * frac) + 1), rel=1e-14)
+        if t == end1:
+            assert opt.lr == top and opt.momentum == 0.85  # exact: the first phase's end, not the second's start
+        if t < T - 1:
+            sched.step()
