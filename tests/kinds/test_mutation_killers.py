@@ -481,3 +481,20 @@ def test_sequential_train_load_build_and_residual() -> None:
     np.testing.assert_allclose(res.forward(x), x + x @ W + res.params["0.b"], rtol=1e-15)
     np.testing.assert_allclose(res.backward(dout), dout + dout @ W.T, rtol=1e-15)
     np.testing.assert_allclose(res.grads["0.W"], x.T @ dout, rtol=1e-15)
+
+
+def test_activation_defaults_are_torchs() -> None:
+    assert mbp.LeakyReLU().config() == {"negative_slope": 0.01}
+    assert mbp.ELU().config() == {"alpha": 1.0}
+    assert mbp.Softplus().config() == {"beta": 1.0, "threshold": 20.0}
+
+
+def test_dropout_p_zero_draws_nothing_and_loss_repr() -> None:
+    """p = 0 keeps every unit without drawing from the generator; a loss's repr abbreviates its weight."""
+    gen = np.random.default_rng(5)
+    mbp.Dropout(0.0, rng=gen).forward(np.ones((3, 4)))
+    assert gen.random() == np.random.default_rng(5).random()
+    assert (
+        repr(mbp.NLLLoss(np.arange(8.0)))
+        == "NLLLoss(weight=[0., 1., 2., ..., 5., 6., 7.], ignore_index=-100, reduction='mean')"
+    )

@@ -568,3 +568,17 @@ def test_max_pool1d_windows_near_the_padding() -> None:
         x = np.arange(float(L)).reshape(1, 1, L)
         out = mbp.MaxPool1d(k, s, p, d).forward(x)
         assert out.shape == (1, 1, (L + 2 * p - d * (k - 1) - 1) // s + 1)
+
+
+def test_conv2d_channel_errors_and_float32_pools() -> None:
+    for call, message in [
+        (lambda: mbp.Conv2d(0, 1, 3), "Conv2d: in_channels must be a positive int, got 0"),
+        (lambda: mbp.Conv2d(1, 0, 3), "Conv2d: out_channels must be a positive int, got 0"),
+        (lambda: mbp.Conv2d(2, 2, 3, groups=0), "Conv2d: groups must be a positive int, got 0"),
+        (lambda: mbp.Conv2d(2.0, 1, 3), "Conv2d: in_channels must be a positive int, got 2.0"),
+    ]:
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            call()
+    x = np.arange(9.0, dtype=np.float32).reshape(1, 1, 3, 3)
+    out = mbp.AvgPool2d(2, 1, 1, count_include_pad=False).forward(x)
+    assert out.dtype == np.float32 and out[0, 0, 0, 0] == 0.0 and out[0, 0, 1, 1] == 2.0

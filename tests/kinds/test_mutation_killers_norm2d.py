@@ -207,3 +207,8 @@ def test_image_norms_set_up() -> None:
     np.testing.assert_array_equal(
         norm2d.group_norm_forward(x, 2, None, None)[0], norm2d.group_norm_forward(x, 2, None, None, 1e-5)[0]
     )
+
+
+def test_float32_image_norm_parameters() -> None:
+    for layer in (mbp.BatchNorm2d(2, dtype=np.float32), mbp.GroupNorm(1, 2, dtype=np.float32)):
+        assert {p.dtype for p in layer.params.values()} == {np.dtype(np.float32)}

@@ -53,3 +53,34 @@ def test_lstm_cell_dc_next() -> None:
     cell.dc_next = np.zeros((2, 3))
     with pytest.raises(ValueError, match=r"^LSTMCell: dc_next \(the gradient of c_next\) must have shape \(1, 3\)"):
         cell.backward(dh)
+
+
+def test_rnn_defaults_and_state_checks() -> None:
+    """RNN's defaults (one layer, tanh, bias, no dropout, one direction); a cell's state of the wrong shape
+    is refused by name, a right one is used; float32 input to a float64 cell is refused by name."""
+    cfg = mbp.RNN(2, 3).config()
+    assert (cfg["num_layers"], cfg["nonlinearity"], cfg["bias"], cfg["dropout"], cfg["bidirectional"]) == (
+        1,
+        "tanh",
+        True,
+        0.0,
+        False,
+    )
+    assert mbp.RNN(2, 3, bias=False, batch_first=False).config()["batch_first"] is False
+    assert set(mbp.RNN(2, 3, bias=False).params) == {"weight_ih_l0", "weight_hh_l0"}
+    cell = mbp.RNNCell(2, 3, rng=0)
+    cell.h = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"^RNNCell: state h \(N, hidden_size\) must have shape \(1, 3\)"):
+        cell.forward(np.ones((1, 2)))
+    cell.h = np.ones((1, 3))
+    p = cell.params
+    want = np.tanh(
+        np.ones((1, 2)) @ p["weight_ih"].T + p["bias_ih"] + np.ones((1, 3)) @ p["weight_hh"].T + p["bias_hh"]
+    )
+    np.testing.assert_allclose(cell.forward(np.ones((1, 2))), want, rtol=1e-14)
+    lstm = mbp.LSTMCell(2, 3, rng=0)
+    lstm.c = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"^LSTMCell: state c \(N, hidden_size\) must have shape \(1, 3\)"):
+        lstm.forward(np.ones((1, 2)))
+    with pytest.raises(TypeError, match=r"^RNNCell: input dtype float32 does not match"):
+        mbp.RNNCell(2, 3, rng=0).forward(np.ones((1, 2), np.float32))
