@@ -18,6 +18,7 @@ import pytest
 
 import manual_bp as mbp
 from crosscheck.cases.cnn import cnn_case
+from crosscheck.cases.common import ACTIVATIONS
 from crosscheck.cases.hazards import hazards
 from crosscheck.kinds.conv import conv_gains as _conv_gains
 from crosscheck.kinds.conv import pool_counts as _pool_counts
@@ -343,7 +344,8 @@ def test_jax_reference_survives_padded_strided_geometries(frameworks) -> None:
 
 def test_float32_bound_counts_the_convolutions_reductions() -> None:
     """K of the float32 bound is the longest sum: for a convolution also C_in / groups * kH * kW (the forward)
-    and N * H_out * W_out (dW, db), read here off the layers' actual outputs."""
+    and N * H_out * W_out (dW, db), read here off the layers' actual outputs. Cases whose only summing layers
+    are Conv2d and Linear must give exactly that K; the others (image norms, transposed convolutions) at least."""
     grown = 0
     for case_id in range(60):
         c = cnn_case(case_id)
@@ -359,7 +361,9 @@ def test_float32_bound_counts_the_convolutions_reductions() -> None:
                 sums += [layer.in_features, layer.out_features]
             h = out
         K = reduction_length(read_spec(c.model, c.loss_fn), c.x)
-        assert K == max(sums), (c.case_id, K, sums)
+        plain = {layer.kind for layer in c.model} <= {"conv2d", "linear", "flatten", "max_pool2d", "avg_pool2d",
+                                                       *ACTIVATIONS}
+        assert K == max(sums) if plain else K >= max(sums), (c.case_id, K, sums)
         dense = [n for layer in c.model if layer.kind == "linear" for n in (layer.in_features, layer.out_features)]
-        grown += K > max(rows, c.x.shape[-1], *dense)
+        grown += plain and K > max(rows, c.x.shape[-1], *dense)
     assert grown >= 10, grown  # the convolutions' sums are the longest in many cases
