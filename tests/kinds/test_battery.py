@@ -130,18 +130,6 @@ KINDS: dict[str, Kind] = {
                       ((5, 2), (3,)), (0, 3), layout_reduction=5),
     "gru_cell": Kind(lambda dt: _seq(mbp.GRUCell(3, 4, rng=13, dtype=dt)), _normal(5, 3), "GRUCell '0'",
                      ((5, 2), (3,)), (0, 3), layout_reduction=5),
-    "rnn": Kind(lambda dt: _seq(mbp.RNN(3, 4, nonlinearity="relu", rng=8, dtype=dt)), _normal(2, 5, 3), "RNN '0'",
-                ((2, 5, 2), (5, 3), (2, 5, 3, 1)), (0, 5, 3), layout_reduction=10),
-    "lstm": Kind(lambda dt: _seq(mbp.LSTM(3, 2, 2, bidirectional=True, rng=9, dtype=dt)), _normal(2, 5, 3),
-                 "LSTM '0'", ((2, 5, 2), (5, 3)), (2, 0, 3), layout_reduction=10),
-    "gru": Kind(lambda dt: _seq(mbp.GRU(3, 4, batch_first=False, rng=10, dtype=dt)), _normal(5, 2, 3), "GRU '0'",
-                ((5, 2, 4), (2, 3)), (5, 0, 3), layout_reduction=10),
-    "rnn_cell": Kind(lambda dt: _seq(mbp.RNNCell(3, 4, rng=11, dtype=dt)), _normal(5, 3), "RNNCell '0'",
-                     ((5, 2), (3,), (5, 3, 1)), (0, 3), layout_reduction=5),
-    "lstm_cell": Kind(lambda dt: _seq(mbp.LSTMCell(3, 4, rng=12, dtype=dt)), _normal(5, 3), "LSTMCell '0'",
-                      ((5, 2), (3,)), (0, 3), layout_reduction=5),
-    "gru_cell": Kind(lambda dt: _seq(mbp.GRUCell(3, 4, rng=13, dtype=dt)), _normal(5, 3), "GRUCell '0'",
-                     ((5, 2), (3,)), (0, 3), layout_reduction=5),
 }
 REGISTERED = sorted(Module.registry)
 
