@@ -84,3 +84,11 @@ def test_rnn_defaults_and_state_checks() -> None:
         lstm.forward(np.ones((1, 2)))
     with pytest.raises(TypeError, match=r"^RNNCell: input dtype float32 does not match"):
         mbp.RNNCell(2, 3, rng=0).forward(np.ones((1, 2), np.float32))
+
+
+@pytest.mark.parametrize("cls", [mbp.RNNCell, mbp.LSTMCell, mbp.GRUCell])
+def test_cells_without_bias_have_no_bias_gradients(cls: type) -> None:
+    cell = cls(2, 3, bias=False, rng=0)
+    cell.forward(np.ones((2, 2)))
+    cell.backward(np.ones((2, 3)))
+    assert set(cell.grads) == {"weight_ih", "weight_hh"}

@@ -335,3 +335,20 @@ def test_one_cycle_cos_anneal_and_phase_ends() -> None:
             assert opt.lr == top and opt.momentum == 0.85  # exact: the first phase's end, not the second's start
         if t < T - 1:
             sched.step()
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("threshold_mode", ["rel", "abs"])
+def test_reduce_on_plateau_a_tie_is_no_improvement_and_eps_is_strict(mode: str, threshold_mode: str) -> None:
+    """threshold 0: a metric equal to the best is a bad epoch (strict comparison, torch's); a cut that
+    changes the lr by exactly eps is skipped (old - new > eps)."""
+    sched = S.ReduceLROnPlateau(
+        _opt(1.0), mode=mode, factor=0.5, patience=0, threshold=0.0, threshold_mode=threshold_mode
+    )
+    sched.step(2.0)
+    sched.step(2.0)
+    assert sched.optimizer.lr == 0.5
+    skip = S.ReduceLROnPlateau(_opt(1.0), factor=0.5, patience=0, eps=0.5)
+    skip.step(1.0)
+    skip.step(1.0)
+    assert skip.optimizer.lr == 1.0
