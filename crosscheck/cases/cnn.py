@@ -2,8 +2,9 @@
 (groups, dilation, padding, stride), each followed or not by a BatchNorm2d, GroupNorm or InstanceNorm2d,
 an activation, a MaxPool2d or AvgPool2d and a ConvTranspose2d, then sometimes an AdaptiveAvgPool2d,
 Flatten, a Linear and a loss. The norms, transposed convolutions and adaptive pools come from a stream
-of their own, so a case whose first draw holds none of them draws the layers it drew before they existed. Kinks planted by
-``kink``; inputs near a kink or a max-pool near-tie redrawn (``crosscheck.cases.hazards``). docs/cases.md."""
+of their own, so a case whose first draw holds none of them draws the layers it drew before they
+existed. Kinks planted by ``kink``; inputs near a kink or a max-pool near-tie redrawn
+(``crosscheck.cases.hazards``). docs/cases.md."""
 
 from __future__ import annotations
 

@@ -6,10 +6,21 @@ registers its entries here; ``register`` adds a user's own. See docs/adding-a-la
 
 from __future__ import annotations
 
-from crosscheck.kinds import activations, attention, containers, conv, dense, losses, norms, recurrent
+from crosscheck.kinds import (
+    activations,
+    attention,
+    containers,
+    conv,
+    conv1d,
+    conv_transpose,
+    dense,
+    losses,
+    norms,
+    recurrent,
+)
 from crosscheck.kinds.entry import LOSSES, REGISTRY, Kind, LossKind, lookup, loss_kind, register
 
-for _family in (dense, activations, norms, conv, attention, containers, recurrent, losses):
+for _family in (dense, activations, norms, conv, conv1d, conv_transpose, attention, containers, recurrent, losses):
     register(*_family.KINDS)
 
 __all__ = ["LOSSES", "REGISTRY", "Kind", "LossKind", "lookup", "loss_kind", "register"]

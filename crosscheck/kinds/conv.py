@@ -1,4 +1,5 @@
-"""Conv2d, MaxPool2d and AvgPool2d on NCHW images.
+"""Conv2d, MaxPool2d, AvgPool2d and AdaptiveAvgPool2d on NCHW images, and the window rules that the 1-D kinds
+(``conv1d``) and the transposed convolution (``conv_transpose``) build on.
 
 Tolerance: a convolution is the Linear rule over its window (S(out) = S(x) max_o sum |W_o| + max|b|,
 G(dx) = G(dout) max_c sum over c's group |W|); a max-pool selects (exact) and an average divides.
@@ -8,7 +9,6 @@ docs/tolerance.md and docs/cases.md.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,7 @@ def pool_counts(layer: LayerSpec, shape: tuple[int, ...]) -> tuple[int, int]:
     return m, fewest
 
 
-def _conv_fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
+def conv_fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
     b = layer.params.get("b")
     return s_in * conv_gains(layer.params["W"], layer.config["groups"])[0] + (amax(b) if b is not None else 0.0)
 
@@ -65,12 +65,12 @@ def _conv_bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) 
     return g * conv_gains(layer.params["W"], layer.config["groups"])[1]
 
 
-def _pool_bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
+def pool_bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
     m, divisor = pool_counts(layer, h_in.shape)
     return g * m / divisor
 
 
-def _lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
+def image_lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
     """A convolution's window C_in / groups kH kW and its N H_out W_out positions; the next image shape."""
     if image is None:
         return [], None
@@ -86,7 +86,7 @@ def _lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
 # ---------------------------------------------------------------- case-generator rules
 
 
-def _conv_terms(layer: Any, x: np.ndarray, y: np.ndarray, m: np.ndarray, eps: float) -> np.ndarray:
+def conv_terms(layer: Any, x: np.ndarray, y: np.ndarray, m: np.ndarray, eps: float) -> np.ndarray:
     """|x| (*) |W| + |b| by the layer's own kind on magnitudes, m in place of |x| where x is only rounding."""
     noise = np.abs(x) < NOISE * eps * m
     magnitudes = type(layer)(**{**layer.config(), "dtype": np.float64, "rng": 0})
@@ -95,7 +95,7 @@ def _conv_terms(layer: Any, x: np.ndarray, y: np.ndarray, m: np.ndarray, eps: fl
     return magnitudes.forward(np.where(noise, m, np.abs(x)).astype(np.float64))
 
 
-def _max_terms(layer: Any, x: np.ndarray, y: np.ndarray, m: np.ndarray, eps: float) -> np.ndarray:
+def max_terms(layer: Any, x: np.ndarray, y: np.ndarray, m: np.ndarray, eps: float) -> np.ndarray:
     """A pooled value is one of its window's entries (or their average): terms at most the window's largest m."""
     g = layer.geometry
     return layer.registry["max_pool2d"](g.k, g.s, g.p, g.d).forward(np.asarray(m, np.float64))
@@ -110,7 +110,7 @@ def _windows(h: np.ndarray, layer: Any, fill: float) -> np.ndarray:
     return v.reshape(*v.shape[:4], -1)
 
 
-def _near_tie(layer: Any, h: np.ndarray, m: np.ndarray, tol: float) -> bool:
+def near_tie(layer: Any, h: np.ndarray, m: np.ndarray, tol: float) -> bool:
     """Some window's two largest entries a >= b satisfy a - b <= tol * (largest m in the window), other than
     an exact tie at 0: two backends may round them to opposite orders and send the gradient elsewhere."""
     win = _windows(h, layer, -np.inf)
@@ -122,7 +122,7 @@ def _near_tie(layer: Any, h: np.ndarray, m: np.ndarray, tol: float) -> bool:
     return bool(np.any((a - b <= tol * m_win) & ~((a == 0) & (b == 0))))
 
 
-def _conv_plant(layer: Any, rng: np.random.Generator) -> None:
+def conv_plant(layer: Any, rng: np.random.Generator) -> None:
     o = int(rng.integers(layer.out_channels))
     layer.params["W"][o] = 0
     if "b" in layer.params:
@@ -154,7 +154,7 @@ def _conv_torch(layer: LayerSpec, dtype: Any) -> Any:
     return conv
 
 
-def _conv_grads(layer: LayerSpec, m: Any) -> dict[str, np.ndarray]:
+def conv_grads(layer: LayerSpec, m: Any) -> dict[str, np.ndarray]:
     got = {"dW": grad(m.weight)}  # weight layout shared with manual_bp (see layouts.conv_weight_to_torch)
     if layer.config["bias"]:
         got["db"] = grad(m.bias)
@@ -185,7 +185,7 @@ def _max_pool_torch(layer: LayerSpec, dtype: Any) -> Any:
     return nn.MaxPool2d(tuple(c["kernel_size"]), tuple(c["stride"]), tuple(c["padding"]), tuple(c["dilation"]))
 
 
-def _max_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+def max_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     """``lax.reduce_window`` with ``lax.max`` and -inf padding, differentiated by JAX's own rule
     (``select_and_scatter_add`` with ``>=``: the first maximum of a window in row-major order gets its
     gradient). JAX has no VJP for a dilated max window, so with dilation the rows and columns every
@@ -212,7 +212,7 @@ def _avg_pool_torch(layer: LayerSpec, dtype: Any) -> Any:
                         count_include_pad=c["count_include_pad"])
 
 
-def _avg_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
+def avg_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     """torch's AvgPool2d: a zero-padded ``lax.reduce_window`` sum divided by kH kW (``count_include_pad``)
     or by the same window sum over ones, the count of unpadded elements."""
     c = layer.config
@@ -290,194 +290,20 @@ def _mean(layer: LayerSpec, window: list[Any]) -> Any:
     return ex.total(window) / (k if c["count_include_pad"] else len(window))
 
 
-def _same_scale(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
+def same_scale(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
     return s_in
 
 
 KINDS = [
-    Kind("conv2d", torch_module=_conv_torch, torch_grads=_conv_grads, jax_apply=_conv_jax, scale_fwd=_conv_fwd,
-         scale_bwd=_conv_bwd, terms=_conv_terms, lengths=_lengths, describe=_describe, plant=_conv_plant,
+    Kind("conv2d", torch_module=_conv_torch, torch_grads=conv_grads, jax_apply=_conv_jax, scale_fwd=conv_fwd,
+         scale_bwd=_conv_bwd, terms=conv_terms, lengths=image_lengths, describe=_describe, plant=conv_plant,
          exact=_conv_exact),
-    Kind("max_pool2d", torch_module=_max_pool_torch, jax_apply=_max_pool_jax, scale_fwd=_same_scale,
-         scale_bwd=_pool_bwd, terms=_max_terms, hazard=_near_tie, lengths=_lengths, describe=_describe,
+    Kind("max_pool2d", torch_module=_max_pool_torch, jax_apply=max_pool_jax, scale_fwd=same_scale,
+         scale_bwd=pool_bwd, terms=max_terms, hazard=near_tie, lengths=image_lengths, describe=_describe,
          exact=_pool_exact(_first_max)),
-    Kind("avg_pool2d", torch_module=_avg_pool_torch, jax_apply=_avg_pool_jax, scale_fwd=_same_scale,
-         scale_bwd=_pool_bwd, terms=_max_terms, lengths=_lengths, describe=_describe, exact=_pool_exact(_mean)),
+    Kind("avg_pool2d", torch_module=_avg_pool_torch, jax_apply=avg_pool_jax, scale_fwd=same_scale,
+         scale_bwd=pool_bwd, terms=max_terms, lengths=image_lengths, describe=_describe, exact=_pool_exact(_mean)),
 ]
-
-
-# ---------------------------------------------------------------- Conv1d and 1-D pooling: the 2-D rules on (N, C, 1, L)
-
-
-def as_2d(layer: LayerSpec) -> LayerSpec:
-    """A 1-D layer's spec as the 2-D one over (N, C, 1, L): each geometry argument v -> (1, v) ((0, p) for the
-    padding), a Conv1d weight (C_out, C_g, k) -> (C_out, C_g, 1, k)."""
-    c = dict(layer.config)
-    for key, first in (("kernel_size", 1), ("stride", 1), ("padding", 0), ("dilation", 1)):
-        if key in c:
-            c[key] = (first, c[key])
-    params = {k: (v[:, :, None, :] if k == "W" else v) for k, v in layer.params.items()}
-    return dataclasses.replace(layer, config=c, params=params)
-
-
-def _image_2d(image: Image) -> Image:
-    return None if image is None else (image[0], image[1], 1, image[2])
-
-
-def _image_1d(image: Image) -> Image:
-    return None if image is None else (image[0], image[1], image[3])
-
-
-def _conv1d_fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
-    return _conv_fwd(w, as_2d(layer), h, s_in, out)
-
-
-def _conv1d_bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
-    N, _, L_out = np.shape(w.ref[f"{layer.name}.out"])
-    rows = N * L_out  # the terms summed into each dW and db entry
-    w.store(layer, "dW", w.weight_grad(layer, h_in, s_x, g, rows))
-    if "b" in layer.params:
-        w.store(layer, "db", rows * g)
-    return g * conv_gains(as_2d(layer).params["W"], layer.config["groups"])[1]
-
-
-def _lengths_1d(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
-    more, nxt = _lengths(dataclasses.replace(as_2d(layer), kind=layer.kind.replace("1d", "2d")), _image_2d(image))
-    return more, _image_1d(nxt)
-
-
-def _conv1d_torch(layer: LayerSpec, dtype: Any) -> Any:
-    c = layer.config
-    conv = nn.Conv1d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"], c["padding"], c["dilation"],
-                     c["groups"], c["bias"], dtype=dtype)
-    copy_into(conv.weight, layer.params["W"])  # (C_out, C_in / groups, k): torch's layout
-    if c["bias"]:
-        copy_into(conv.bias, layer.params["b"])
-    return conv
-
-
-def _conv1d_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
-    """``lax.conv_general_dilated`` on NCH with an OIH kernel (the spec's W as is), the zero padding a separate
-    ``jnp.pad`` as for Conv2d."""
-    c = layer.config
-    xp = jnp.pad(x, ((0, 0), (0, 0), (c["padding"], c["padding"])))
-    out = jax.lax.conv_general_dilated(
-        xp, p["W"], window_strides=(c["stride"],), padding=((0, 0),), rhs_dilation=(c["dilation"],),
-        dimension_numbers=("NCH", "OIH", "NCH"), feature_group_count=c["groups"],
-        precision=jax.lax.Precision.HIGHEST)
-    return out + p["b"].reshape(-1, 1) if c["bias"] else out
-
-
-def _max_pool1d_torch(layer: LayerSpec, dtype: Any) -> Any:
-    c = layer.config
-    return nn.MaxPool1d(c["kernel_size"], c["stride"], c["padding"], c["dilation"])
-
-
-def _avg_pool1d_torch(layer: LayerSpec, dtype: Any) -> Any:
-    c = layer.config
-    return nn.AvgPool1d(c["kernel_size"], c["stride"], c["padding"], count_include_pad=c["count_include_pad"])
-
-
-def _pool1d_jax(apply_2d: Any) -> Any:
-    """The 2-D JAX pooling on (N, C, 1, L)."""
-    return lambda layer, p, x, net: apply_2d(as_2d(layer), p, x[:, :, None, :], net)[:, :, 0, :]
-
-
-def _pool1d_bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
-    return _pool_bwd(w, as_2d(layer), g, h_in[:, :, None, :], s_x)
-
-
-def _max_terms_1d(layer: Any, x: np.ndarray, y: np.ndarray, m: np.ndarray, eps: float) -> np.ndarray:
-    return _max_terms(layer, x, y, m[:, :, None, :], eps)[:, :, 0, :]
-
-
-def _near_tie_1d(layer: Any, h: np.ndarray, m: np.ndarray, tol: float) -> bool:
-    return _near_tie(layer, h[:, :, None, :], m[:, :, None, :], tol)
-
-
-def _describe_1d(layer: Any) -> str:
-    """``Conv1d(2->4 k3 s2 p1 d2 g2)``, ``MaxPool1d(k3 s1 p1)``."""
-    c = layer.config()
-    geo = f"k{c['kernel_size']} s{c['stride']} p{c['padding']}" + (
-        f" d{c['dilation']}" if c.get("dilation", 1) != 1 else "")
-    if layer.kind == "conv1d":
-        bias = "" if layer.bias else " no-bias"
-        return f"Conv1d({layer.in_channels}->{layer.out_channels} {geo} g{layer.groups}{bias})"
-    if layer.kind == "avg_pool1d" and not layer.count_include_pad:
-        geo += " exclude-pad"
-    return f"{type(layer).__name__}({geo})"
-
-
-# ---------------------------------------------------------------- ConvTranspose2d: the adjoint of a Conv2d
-
-
-def _conv_t_fwd(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.ndarray) -> float:
-    """S(out) = S(x) max_o sum_{c in o's group, i, j} |W_coij| + max|b|: the adjoint Conv2d's dx gain."""
-    b = layer.params.get("b")
-    return s_in * conv_gains(layer.params["W"], layer.config["groups"])[1] + (amax(b) if b is not None else 0.0)
-
-
-def _conv_t_bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
-    """dx is the adjoint Conv2d's forward: G(dx) = G(dout) max_c sum_{o, i, j} |W_coij|; dW sums over the
-    N H W input positions, db over the N H_out W_out output ones."""
-    N, _, H, W = h_in.shape
-    w.store(layer, "dW", w.weight_grad(layer, h_in, s_x, g, N * H * W))
-    if "b" in layer.params:
-        w.store(layer, "db", int(np.prod(np.shape(w.ref[f"{layer.name}.out"]))) // layer.config["out_channels"] * g)
-    return g * conv_gains(layer.params["W"], layer.config["groups"])[0]
-
-
-def _conv_t_lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
-    """Each output sums up to C_in / groups kH kW terms, each dx entry O_g kH kW, dW N H W, db N H_out W_out."""
-    if image is None:
-        return [], None
-    c = layer.config
-    N, _, H, W = image
-    (kh, kw), G = c["kernel_size"], c["groups"]
-    Ho, Wo = ((n - 1) * c["stride"][a] - 2 * c["padding"][a] + c["dilation"][a] * (c["kernel_size"][a] - 1)
-              + c["output_padding"][a] + 1 for a, n in enumerate((H, W)))
-    lengths = [c["in_channels"] // G * kh * kw, c["out_channels"] // G * kh * kw, N * H * W, N * Ho * Wo]
-    return lengths, (N, c["out_channels"], Ho, Wo)
-
-
-def _conv_t_torch(layer: LayerSpec, dtype: Any) -> Any:
-    c = layer.config
-    conv = nn.ConvTranspose2d(c["in_channels"], c["out_channels"], tuple(c["kernel_size"]), tuple(c["stride"]),
-                              tuple(c["padding"]), tuple(c["output_padding"]), c["groups"], c["bias"],
-                              tuple(c["dilation"]), dtype=dtype)
-    copy_into(conv.weight, layer.params["W"])  # (C_in, C_out / groups, kH, kW): torch's layout
-    if c["bias"]:
-        copy_into(conv.bias, layer.params["b"])
-    return conv
-
-
-def _conv_t_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
-    """A transposed convolution as a plain one (``lax.conv_general_dilated``): the input spread out by the
-    stride (zeros between pixels), padded by d (k - 1) - p on each side (+ output_padding at the end; a
-    negative pad crops, ``lax.pad``), convolved with the kernel flipped in space and its two channel axes
-    swapped within each group: W (C_in, O_g, kH, kW) -> (C_out, C_in / groups, kH, kW)."""
-    c = layer.config
-    G, (kh, kw), (sh, sw) = c["groups"], tuple(c["kernel_size"]), tuple(c["stride"])
-    (ph, pw), (oh, ow), (dh, dw) = tuple(c["padding"]), tuple(c["output_padding"]), tuple(c["dilation"])
-    N, C, H, W = x.shape
-    spread = jnp.zeros((N, C, (H - 1) * sh + 1, (W - 1) * sw + 1), x.dtype).at[:, :, ::sh, ::sw].set(x)
-    rh, rw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-    xp = jax.lax.pad(spread, np.array(0, dtype=x.dtype), ((0, 0, 0), (0, 0, 0), (rh, rh + oh, 0), (rw, rw + ow, 0)))
-    Og = p["W"].shape[1]
-    kernel = p["W"].reshape(G, C // G, Og, kh, kw).swapaxes(1, 2).reshape(G * Og, C // G, kh, kw)[:, :, ::-1, ::-1]
-    out = jax.lax.conv_general_dilated(
-        xp, kernel, window_strides=(1, 1), padding=((0, 0), (0, 0)), rhs_dilation=(dh, dw),
-        dimension_numbers=("NCHW", "OIHW", "NCHW"), feature_group_count=G, precision=jax.lax.Precision.HIGHEST)
-    return out + p["b"].reshape(-1, 1, 1) if c["bias"] else out
-
-
-def _describe_t(layer: Any) -> str:
-    """``ConvTranspose2d(2->4 k(3,3) s(2,1) p(1,0) op(1,0) g1)``."""
-    g = layer.geometry
-    geo = (f"k{g.k} s{g.s} p{g.p}" + (f" op{layer.output_padding}" if layer.output_padding != (0, 0) else "")
-           + (f" d{g.d}" if g.d != (1, 1) else "")).replace(", ", ",")
-    bias = "" if layer.bias else " no-bias"
-    return f"ConvTranspose2d({layer.in_channels}->{layer.out_channels} {geo} g{layer.groups}{bias})"
 
 
 # ---------------------------------------------------------------- AdaptiveAvgPool2d
@@ -534,17 +360,7 @@ def _adaptive_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
 
 
 KINDS += [
-    Kind("conv1d", torch_module=_conv1d_torch, torch_grads=_conv_grads, jax_apply=_conv1d_jax, scale_fwd=_conv1d_fwd,
-         scale_bwd=_conv1d_bwd, terms=_conv_terms, lengths=_lengths_1d, describe=_describe_1d, plant=_conv_plant),
-    Kind("max_pool1d", torch_module=_max_pool1d_torch, jax_apply=_pool1d_jax(_max_pool_jax), scale_fwd=_same_scale,
-         scale_bwd=_pool1d_bwd, terms=_max_terms_1d, hazard=_near_tie_1d, lengths=_lengths_1d,
-         describe=_describe_1d),
-    Kind("avg_pool1d", torch_module=_avg_pool1d_torch, jax_apply=_pool1d_jax(_avg_pool_jax), scale_fwd=_same_scale,
-         scale_bwd=_pool1d_bwd, terms=_max_terms_1d, lengths=_lengths_1d, describe=_describe_1d),
-    Kind("conv_transpose2d", torch_module=_conv_t_torch, torch_grads=_conv_grads, jax_apply=_conv_t_jax,
-         scale_fwd=_conv_t_fwd, scale_bwd=_conv_t_bwd, terms=_conv_terms, lengths=_conv_t_lengths,
-         describe=_describe_t),
     Kind("adaptive_avg_pool2d", torch_module=lambda layer, dtype: nn.AdaptiveAvgPool2d(layer.config["output_size"]),
-         jax_apply=_adaptive_jax, scale_fwd=_same_scale, scale_bwd=_adaptive_bwd, terms=_adaptive_terms,
+         jax_apply=_adaptive_jax, scale_fwd=same_scale, scale_bwd=_adaptive_bwd, terms=_adaptive_terms,
          lengths=_adaptive_lengths, describe=lambda layer: f"AdaptiveAvgPool2d({layer.output_size})"),
 ]
