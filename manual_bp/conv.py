@@ -9,6 +9,8 @@ ConvTranspose2d is the transpose (adjoint) of a Conv2d: its forward is that Conv
 (the scatter), its input gradient that Conv2d's forward (the gather); its weight
 ``(C_in, C_out / groups, kH, kW)`` is torch's ``nn.ConvTranspose2d.weight``, the adjoint Conv2d's own.
 Pooling is in ``manual_bp.pool`` and is re-exported here.
+
+Its length (just over 400 lines) is one family kept whole: each convolution's pair beside its class.
 """
 
 from __future__ import annotations

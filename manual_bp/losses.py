@@ -5,6 +5,9 @@ Every loss maps predictions of shape (N, ...) and targets to a scalar L.
 the number of elements for MSE and binary cross-entropy, exactly as torch does;
 ``reduction="sum"`` does not divide. The backward takes ``dloss`` = dJ/dL for
 an outer objective J (1.0 for plain training) and returns dJ/d(predictions).
+
+Its length (over 400 lines) is one family kept whole: each loss's fused pair beside its class, as the
+placement rule asks.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ and bias starts U(-1/sqrt(H), 1/sqrt(H)), as torch's. One step, with ``a = x W_i
     GRU:   r, z = sigmoid of the first two blocks of a + b;  n = tanh(a_n + r b_n);  h' = (1 - z) n + z h
 
 The backward through time (BPTT) is laid out step by step in ``recurrent_layer_backward``.
+
+Its length (over 400 lines) is one family kept whole: each cell's pair beside its class, and the
+sequence layers built from the cells' pairs.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ entry one coefficient, the true class a sum of C - 1 of them over C), 2 max|w| (
 |z| + |t|, and +-delta <= |r| clipped), (S(z) + max|t|) / beta (smooth L1; 1 for beta = 0), 2 (BCE).
 docs/tolerance.md has the derivations. L1 (and smooth L1 with beta = 0) has a kink at z = t and the hinge
 one at u = 0: ``hazard`` says when a logit lies near one, and the case generator redraws it.
+
+Its length (just over 400 lines): eight loss kinds, each a short entry.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Tolerance: xhat = (x - mean) rstd is formed from terms of size A = (max(|x|, S(x)) + |mean|) rstd, per
 row (LayerNorm) or feature (BatchNorm); S(out) = |gamma| A + |beta|; the backward is first order in
 the three terms of dx = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat)). See docs/tolerance.md.
+
+Its length (just over 400 lines): six norms share the statistics and term rules.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ carried step by step through time, layer by layer and back (BPTT): S(out), S(h_n
 G(db) are their maxima. First order in eps; sound for any correct implementation that rounds each
 operation once (one rounding of each term is inside E, since E >= |value|). A relu RNN's pre-activations
 near 0 are a hazard for the case generator.
+
+Its length (over 400 lines): six kinds share one per-step error analysis and one scan.
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ difference of ~1e-7 in the parameters can move a ReLU pre-activation across 0
 during training, after which two correct backends legitimately differ by a
 whole derivative jump. The float64 cases keep a ReLU (crossing needs a
 pre-activation within ~1e-14 of 0 relative to its terms).
+
+Its length (just over 400 lines): the trajectory settings table sits beside the run it drives.
 """
 
 from __future__ import annotations
