@@ -36,9 +36,11 @@ def _manual_bp(a: argparse.Namespace, approximate: str, dtype: str) -> tuple[Any
 
     rng = np.random.default_rng(0)
     N, T, D, C = a.N, a.T, a.D, a.classes
-    model = mbp.Sequential(mbp.transformer_block(D, a.heads, a.d_ff, causal=a.causal, approximate=approximate,
-                                                 rng=rng, dtype=dtype),
-                           mbp.Flatten(), mbp.Linear(T * D, C, rng=rng, dtype=dtype))
+    model = mbp.Sequential(
+        mbp.transformer_block(D, a.heads, a.d_ff, causal=a.causal, approximate=approximate, rng=rng, dtype=dtype),
+        mbp.Flatten(),
+        mbp.Linear(T * D, C, rng=rng, dtype=dtype),
+    )
     x = rng.standard_normal((N, T, D)).astype(dtype)
     y = rng.integers(0, C, N)
     loss_fn = mbp.SoftmaxCrossEntropy()
@@ -56,8 +58,9 @@ def _manual_bp(a: argparse.Namespace, approximate: str, dtype: str) -> tuple[Any
     return (model, x, y, dout), {"block": step, "attention": attention}
 
 
-def _torch(a: argparse.Namespace, approximate: str, dtype: str, threads: int,
-           mine: tuple[Any, ...]) -> dict[str, Callable[[], Any]]:
+def _torch(
+    a: argparse.Namespace, approximate: str, dtype: str, threads: int, mine: tuple[Any, ...]
+) -> dict[str, Callable[[], Any]]:
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -138,7 +141,7 @@ def cell(a: argparse.Namespace) -> dict[str, float]:
 
     cpus = sorted(os.sched_getaffinity(0))
     if 0 < a.threads < len(cpus):
-        os.sched_setaffinity(0, cpus[:a.threads])
+        os.sched_setaffinity(0, cpus[: a.threads])
     times = {}
     for approximate in ("none", "tanh"):
         mine, steps = _manual_bp(a, approximate, a.dtype)
@@ -152,8 +155,9 @@ def cell(a: argparse.Namespace) -> dict[str, float]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.attention", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.attention", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--N", type=int, default=32, help="batch (default %(default)s)")
     ap.add_argument("--T", type=int, default=64, help="sequence length (default %(default)s)")
     ap.add_argument("--D", type=int, default=128, help="model width (default %(default)s)")
@@ -179,11 +183,32 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.cli import thread_env
 
     env = {**os.environ, **thread_env(a.threads), "PYTHONPATH": ROOT}
-    shared = ["--N", str(a.N), "--T", str(a.T), "--D", str(a.D), "--heads", str(a.heads), "--d-ff", str(a.d_ff),
-              "--classes", str(a.classes), "--threads", str(a.threads), "--repeats", str(a.repeats),
-              "--budget", str(a.budget), "--warmup", str(a.warmup)] + (["--causal"] if a.causal else [])
-    print(f"# Transformer block step: N={a.N} T={a.T} D={a.D} heads={a.heads} d_ff={a.d_ff} C={a.classes} "
-          f"causal={a.causal}; {a.threads} thread(s); load average {os.getloadavg()[0]:.2f}\n")
+    shared = [
+        "--N",
+        str(a.N),
+        "--T",
+        str(a.T),
+        "--D",
+        str(a.D),
+        "--heads",
+        str(a.heads),
+        "--d-ff",
+        str(a.d_ff),
+        "--classes",
+        str(a.classes),
+        "--threads",
+        str(a.threads),
+        "--repeats",
+        str(a.repeats),
+        "--budget",
+        str(a.budget),
+        "--warmup",
+        str(a.warmup),
+    ] + (["--causal"] if a.causal else [])
+    print(
+        f"# Transformer block step: N={a.N} T={a.T} D={a.D} heads={a.heads} d_ff={a.d_ff} C={a.classes} "
+        f"causal={a.causal}; {a.threads} thread(s); load average {os.getloadavg()[0]:.2f}\n"
+    )
     print("| dtype | step | manual_bp (ms) | torch eager (ms) | manual_bp / torch |")
     print("|---|---|---:|---:|---:|")
     for dtype in a.dtypes.split(","):

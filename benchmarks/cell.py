@@ -96,8 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         steps = fw["paired"](cfg, *make_data(cfg, a.dtype))
         for name in ("grad", "plain"):
-            res = measure_paired(steps[name], steps["products"], repeats=a.repeats, budget_s=2 * a.budget,
-                                 min_samples=a.min_samples, warmup=a.warmup)
+            res = measure_paired(
+                steps[name],
+                steps["products"],
+                repeats=a.repeats,
+                budget_s=2 * a.budget,
+                min_samples=a.min_samples,
+                warmup=a.warmup,
+            )
             paired[f"{name}/own_gemm_no_dx0"] = res["ratio"].to_dict()
             paired[name] = res["a"].to_dict()
             if name == "grad":  # the products' time, as paired with manual_bp's step
@@ -132,11 +138,16 @@ def main(argv: list[str] | None = None) -> int:
         import manual_bp
 
         versions["manual_bp"] = manual_bp.__version__
-        threads_info["mbp_input_grad"] = "input_grad" not in inspect.signature(
-            manual_bp.Sequential.backward).parameters
+        threads_info["mbp_input_grad"] = "input_grad" not in inspect.signature(manual_bp.Sequential.backward).parameters
     out = {
-        "framework": a.framework, "config": a.config, "dtype": a.dtype, "times": times,
-        "memory": memory, "paired": paired, "threads": threads_info, "versions": versions,
+        "framework": a.framework,
+        "config": a.config,
+        "dtype": a.dtype,
+        "times": times,
+        "memory": memory,
+        "paired": paired,
+        "threads": threads_info,
+        "versions": versions,
         "python": platform.python_version(),
     }
     print(json.dumps(out), flush=True)

@@ -60,8 +60,10 @@ def build_manual_bp(d: dict[str, Any]) -> tuple[Any, Any]:
     import manual_bp as mbp
 
     dtype = d["x"].dtype
-    conv, lin = mbp.Conv2d(C_IN, C_OUT, K, padding=1, rng=0, dtype=dtype), mbp.Linear(FEATURES, CLASSES, rng=0,
-                                                                                      dtype=dtype)
+    conv, lin = (
+        mbp.Conv2d(C_IN, C_OUT, K, padding=1, rng=0, dtype=dtype),
+        mbp.Linear(FEATURES, CLASSES, rng=0, dtype=dtype),
+    )
     for layer, W, b in ((conv, d["W1"], d["b1"]), (lin, d["W2"], d["b2"])):
         np.copyto(layer.params["W"], W)
         np.copyto(layer.params["b"], b)
@@ -136,10 +138,12 @@ def profile(model: Any, x: Any, repeats: int) -> list[dict[str, Any]]:
         dout = np.ones_like(out)
         fwd = measure(lambda layer=layer, h=h: layer.forward(h), repeats=repeats, budget_s=1.0)
         layer.forward(h)
-        bwd = measure(lambda layer=layer, dout=dout, i=i: layer.backward(dout, input_grad=i > 0), repeats=repeats,
-                      budget_s=1.0)
-        rows.append({"layer": f"{i} {type(layer).__name__}", "forward_ms": fwd.median * 1e3,
-                     "backward_ms": bwd.median * 1e3})
+        bwd = measure(
+            lambda layer=layer, dout=dout, i=i: layer.backward(dout, input_grad=i > 0), repeats=repeats, budget_s=1.0
+        )
+        rows.append(
+            {"layer": f"{i} {type(layer).__name__}", "forward_ms": fwd.median * 1e3, "backward_ms": bwd.median * 1e3}
+        )
         h = out
     return rows
 
@@ -171,33 +175,56 @@ def cell(framework: str, dtype: str, threads: int, repeats: int, budget: float) 
 def run_cell(framework: str, dtype: str, a: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.cli import thread_env
 
-    cmd = [sys.executable, "-m", "benchmarks.conv", "--cell", framework, "--dtypes", dtype,
-           "--threads", str(a.threads), "--repeats", str(a.repeats), "--budget", str(a.budget)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.conv",
+        "--cell",
+        framework,
+        "--dtypes",
+        dtype,
+        "--threads",
+        str(a.threads),
+        "--repeats",
+        str(a.repeats),
+        "--budget",
+        str(a.budget),
+    ]
     env = {**os.environ, **thread_env(a.threads)}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent,
-                          timeout=900)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent, timeout=900
+    )
     if done.returncode != 0:
         raise RuntimeError(f"benchmarks.conv: the {framework} {dtype} cell failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    out = ["# CNN training step: manual_bp vs torch eager", "",
-           f"x ({N}, {C_IN}, {HW}, {HW}) -> Conv2d({C_IN}, {C_OUT}, {K}, padding=1) -> ReLU -> MaxPool2d(2) -> Flatten "
-           f"-> Linear({FEATURES}, {CLASSES}) -> cross-entropy; forward + loss + backward (no input gradient).", "",
-           f"{meta['threads']} thread(s); CPU: {meta['cpu']}; load average before the run: {meta['loadavg']}; "
-           f"torch {meta.get('torch', '?')}. Medians (± half the interquartile range), milliseconds.", "",
-           "| dtype | manual_bp | torch eager | manual_bp / torch | GEMM floor | manual_bp / floor |",
-           "|---|---:|---:|---:|---:|---:|"]
+    out = [
+        "# CNN training step: manual_bp vs torch eager",
+        "",
+        f"x ({N}, {C_IN}, {HW}, {HW}) -> Conv2d({C_IN}, {C_OUT}, {K}, padding=1) -> ReLU -> MaxPool2d(2) -> Flatten "
+        f"-> Linear({FEATURES}, {CLASSES}) -> cross-entropy; forward + loss + backward (no input gradient).",
+        "",
+        f"{meta['threads']} thread(s); CPU: {meta['cpu']}; load average before the run: {meta['loadavg']}; "
+        f"torch {meta.get('torch', '?')}. Medians (± half the interquartile range), milliseconds.",
+        "",
+        "| dtype | manual_bp | torch eager | manual_bp / torch | GEMM floor | manual_bp / floor |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         m, t, g = r["manual_bp"]["step"], r["torch"]["step"], r["manual_bp"]["gemm_floor"]
-        out.append(f"| {r['dtype']} | {m['median'] * 1e3:.2f} ± {(m['q3'] - m['q1']) * 5e2:.2f} | "
-                   f"{t['median'] * 1e3:.2f} ± {(t['q3'] - t['q1']) * 5e2:.2f} | {m['median'] / t['median']:.2f} | "
-                   f"{g['median'] * 1e3:.2f} | {m['median'] / g['median']:.2f} |")
+        out.append(
+            f"| {r['dtype']} | {m['median'] * 1e3:.2f} ± {(m['q3'] - m['q1']) * 5e2:.2f} | "
+            f"{t['median'] * 1e3:.2f} ± {(t['q3'] - t['q1']) * 5e2:.2f} | {m['median'] / t['median']:.2f} | "
+            f"{g['median'] * 1e3:.2f} | {m['median'] / g['median']:.2f} |"
+        )
     out += ["", "manual_bp per layer (median ms):", "", "| dtype | layer | forward | backward |", "|---|---|---:|---:|"]
     for r in rows:
-        out += [f"| {r['dtype']} | {p['layer']} | {p['forward_ms']:.2f} | {p['backward_ms']:.2f} |"
-                for p in r["manual_bp"]["profile"]]
+        out += [
+            f"| {r['dtype']} | {p['layer']} | {p['forward_ms']:.2f} | {p['backward_ms']:.2f} |"
+            for p in r["manual_bp"]["profile"]
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -216,8 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from benchmarks.cli import cpu_model, loadavg
 
-    meta: dict[str, Any] = {"threads": a.threads, "cpu": cpu_model(), "loadavg": loadavg(),
-                            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    meta: dict[str, Any] = {
+        "threads": a.threads,
+        "cpu": cpu_model(),
+        "loadavg": loadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     rows = []
     for dtype in dtypes:
         row: dict[str, Any] = {"dtype": dtype}

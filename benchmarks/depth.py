@@ -64,8 +64,15 @@ def run_point(depth: int, width: int, a: argparse.Namespace) -> dict[str, Any]:
     bp = measure(backprop, repeats=a.repeats, budget_s=a.budget, min_samples=3)
     fwd = measure(J, repeats=a.repeats, budget_s=a.budget, min_samples=3)
     estimate = 2 * P * fwd.median
-    row: dict[str, Any] = {"depth": depth, "width": width, "params": P, "backprop_s": bp.median,
-                           "backprop_iqr_s": bp.iqr, "forward_s": fwd.median, "fd_estimate_s": estimate}
+    row: dict[str, Any] = {
+        "depth": depth,
+        "width": width,
+        "params": P,
+        "backprop_s": bp.median,
+        "backprop_iqr_s": bp.iqr,
+        "forward_s": fwd.median,
+        "fd_estimate_s": estimate,
+    }
     if estimate <= a.max_fd_seconds:
         t0 = time.perf_counter()
         for theta in model.params.values():
@@ -90,8 +97,10 @@ def fmt(s: float) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| depth | width | params P | backprop | backprop / layer | FD (2P forwards) | FD / backprop |\n"
-            "|--:|--:|--:|--:|--:|--:|--:|\n")
+    head = (
+        "| depth | width | params P | backprop | backprop / layer | FD (2P forwards) | FD / backprop |\n"
+        "|--:|--:|--:|--:|--:|--:|--:|\n"
+    )
     lines = [
         f"| {r['depth']} | {r['width']} | {r['params']:,} | {fmt(r['backprop_s'])} "
         f"| {fmt(r['backprop_s'] / r['depth'])} | {fmt(r['fd_s'])}{'' if r['fd_measured'] else ' (est.)'} "
@@ -126,8 +135,9 @@ def plot(depth_rows: list[dict[str, Any]], width_rows: list[dict[str, Any]], pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.depth", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.depth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--depths", default="1,2,4,8,16,32,64")
     ap.add_argument("--widths", default="2,4,8,16,32,64,128")
     ap.add_argument("--width", type=int, default=8, help="width of the depth sweep")
@@ -154,21 +164,28 @@ def main(argv: list[str] | None = None) -> int:
         "fd_vs_width": slope([r["width"] for r in width_rows], [r["fd_s"] for r in width_rows]),
         "fd_vs_params_depth_sweep": slope([r["params"] for r in depth_rows], [r["fd_s"] for r in depth_rows]),
     }
-    md = "\n".join([
-        "# Gradient time: backprop vs finite differences\n",
-        f"`python -m benchmarks.depth {' '.join(argv if argv is not None else sys.argv[1:])}`; "
-        f"batch {a.batch}, {a.classes} classes, float64, Tanh hidden layers, {a.threads} thread(s)\n",
-        f"## Depth sweep (width {a.width})\n", table(depth_rows),
-        f"## Width sweep (depth {a.depth})\n", table(width_rows),
-        "## Log-log slopes (time ∝ size^slope)\n",
-        "\n".join(f"- {k.replace('_', ' ')}: {v:.2f}" for k, v in slopes.items()) + "\n",
-    ])
+    md = "\n".join(
+        [
+            "# Gradient time: backprop vs finite differences\n",
+            f"`python -m benchmarks.depth {' '.join(argv if argv is not None else sys.argv[1:])}`; "
+            f"batch {a.batch}, {a.classes} classes, float64, Tanh hidden layers, {a.threads} thread(s)\n",
+            f"## Depth sweep (width {a.width})\n",
+            table(depth_rows),
+            f"## Width sweep (depth {a.depth})\n",
+            table(width_rows),
+            "## Log-log slopes (time ∝ size^slope)\n",
+            "\n".join(f"- {k.replace('_', ' ')}: {v:.2f}" for k, v in slopes.items()) + "\n",
+        ]
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     prefixes = [RESULTS / "depth"] + ([Path(a.out)] if a.out else [])
     for prefix in prefixes:
         prefix.with_suffix(".md").write_text(md)
-        prefix.with_suffix(".json").write_text(json.dumps(
-            {"depth_sweep": depth_rows, "width_sweep": width_rows, "slopes": slopes, "args": vars(a)}, indent=1))
+        prefix.with_suffix(".json").write_text(
+            json.dumps(
+                {"depth_sweep": depth_rows, "width_sweep": width_rows, "slopes": slopes, "args": vars(a)}, indent=1
+            )
+        )
         if plot(depth_rows, width_rows, prefix.with_suffix(".png")):
             md_png = f"wrote {prefix.with_suffix('.png')}"
             print(md_png, file=sys.stderr)

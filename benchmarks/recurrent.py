@@ -83,7 +83,7 @@ def cell(a: argparse.Namespace) -> dict[str, float]:
 
     cpus = sorted(os.sched_getaffinity(0))
     if 0 < a.threads < len(cpus):
-        os.sched_setaffinity(0, cpus[:a.threads])
+        os.sched_setaffinity(0, cpus[: a.threads])
     times = {}
     for kind in VARIANTS:
         mine, step = _manual_bp(a, kind, a.dtype)
@@ -94,8 +94,9 @@ def cell(a: argparse.Namespace) -> dict[str, float]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.recurrent", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.recurrent", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--N", type=int, default=32, help="batch (default %(default)s)")
     ap.add_argument("--T", type=int, default=32, help="sequence length (default %(default)s)")
     ap.add_argument("--D", type=int, default=64, help="input width (default %(default)s)")
@@ -120,11 +121,32 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.cli import thread_env
 
     env = {**os.environ, **thread_env(a.threads), "PYTHONPATH": ROOT}
-    shared = ["--N", str(a.N), "--T", str(a.T), "--D", str(a.D), "--H", str(a.H), "--layers", str(a.layers),
-              "--classes", str(a.classes), "--threads", str(a.threads), "--repeats", str(a.repeats),
-              "--budget", str(a.budget), "--warmup", str(a.warmup)]
-    print(f"# Recurrent training step: N={a.N} T={a.T} D={a.D} H={a.H} layers={a.layers} C={a.classes}; "
-          f"{a.threads} thread(s); load average {os.getloadavg()[0]:.2f}\n")
+    shared = [
+        "--N",
+        str(a.N),
+        "--T",
+        str(a.T),
+        "--D",
+        str(a.D),
+        "--H",
+        str(a.H),
+        "--layers",
+        str(a.layers),
+        "--classes",
+        str(a.classes),
+        "--threads",
+        str(a.threads),
+        "--repeats",
+        str(a.repeats),
+        "--budget",
+        str(a.budget),
+        "--warmup",
+        str(a.warmup),
+    ]
+    print(
+        f"# Recurrent training step: N={a.N} T={a.T} D={a.D} H={a.H} layers={a.layers} C={a.classes}; "
+        f"{a.threads} thread(s); load average {os.getloadavg()[0]:.2f}\n"
+    )
     print("| dtype | layer | manual_bp (ms) | torch eager (ms) | manual_bp / torch |")
     print("|---|---|---:|---:|---:|")
     for dtype in a.dtypes.split(","):

@@ -9,8 +9,12 @@ from benchmarks.configs import CONFIGS, VARIANTS
 
 FRAMEWORK_ORDER = ("manual_bp", "torch", "jax_jit", "jax_nojit", "gemm", "torch_gemm")
 TITLES = {
-    "manual_bp": "manual_bp", "torch": "torch eager", "jax_jit": "JAX jit",
-    "jax_nojit": "JAX no-jit", "gemm": "GEMM floor", "torch_gemm": "torch GEMMs",
+    "manual_bp": "manual_bp",
+    "torch": "torch eager",
+    "jax_jit": "JAX jit",
+    "jax_nojit": "JAX no-jit",
+    "gemm": "GEMM floor",
+    "torch_gemm": "torch GEMMs",
 }
 VARIANT_TITLES = {"grad": "fwd+loss+bwd", "sgd": "+ SGD", "adam": "+ Adam"}
 MiB = 1024.0 * 1024.0
@@ -126,6 +130,7 @@ def time_table(table_rows: list[dict[str, Any]]) -> str:
     )
     lines = []
     for r in table_rows:
+
         def cell(fw: str, r: dict[str, Any] = r) -> str:
             d = r.get(fw)
             if not d or d["median"] is None:
@@ -172,8 +177,11 @@ def memory_table(cells: list[dict[str, Any]], configs: list[str], dtypes: list[s
     ix = index(cells)
     fws = [fw for fw in FRAMEWORK_ORDER if any(k[0] == fw for k in ix)]
     head = (
-        "| config | dtype | " + " | ".join(f"{TITLES[f]} peak (setup)" for f in fws)
-        + " | mbp step, tracemalloc | mbp/torch peak |\n|---|---|" + "--:|" * (len(fws) + 2) + "\n"
+        "| config | dtype | "
+        + " | ".join(f"{TITLES[f]} peak (setup)" for f in fws)
+        + " | mbp step, tracemalloc | mbp/torch peak |\n|---|---|"
+        + "--:|" * (len(fws) + 2)
+        + "\n"
     )
     lines = []
     for cfg in configs:
@@ -206,8 +214,11 @@ def targets(table_rows: list[dict[str, Any]], cells: list[dict[str, Any]]) -> li
     ix = index(cells)
 
     def worst(key: str, pred: Any) -> tuple[float | None, str]:
-        vals = [(r[key], f"{r['config']}/{r['dtype']}/{r['variant']}") for r in table_rows
-                if pred(r) and r.get(key) is not None]
+        vals = [
+            (r[key], f"{r['config']}/{r['dtype']}/{r['variant']}")
+            for r in table_rows
+            if pred(r) and r.get(key) is not None
+        ]
         return max(vals) if vals else (None, "")
 
     floor_above = {(r["config"], r["dtype"]) for r in table_rows if _numpy_floor_above_torch(r)}
@@ -216,34 +227,66 @@ def targets(table_rows: list[dict[str, Any]], cells: list[dict[str, Any]]) -> li
     floor_key = "mbp_over_own_gemm_paired" if paired else "mbp_over_gemm_no_dx0"
     checks = [
         ("manual_bp <= 1.0x torch everywhere", "mbp_over_torch", lambda r: True, 1.0),
-        ("manual_bp <= 1.0x torch where NumPy's GEMMs (floor w/o dX₀) are faster than torch's whole step",
-         "mbp_over_torch", lambda r: (r["config"], r["dtype"]) not in floor_above, 1.0),
-        ("elsewhere (NumPy's GEMMs alone slower than torch's step): manual_bp <= 1.05x that floor",
-         floor_key, lambda r: (r["config"], r["dtype"]) in floor_above, 1.05),
+        (
+            "manual_bp <= 1.0x torch where NumPy's GEMMs (floor w/o dX₀) are faster than torch's whole step",
+            "mbp_over_torch",
+            lambda r: (r["config"], r["dtype"]) not in floor_above,
+            1.0,
+        ),
+        (
+            "elsewhere (NumPy's GEMMs alone slower than torch's step): manual_bp <= 1.05x that floor",
+            floor_key,
+            lambda r: (r["config"], r["dtype"]) in floor_above,
+            1.05,
+        ),
         ("manual_bp <= 0.5x torch on tiny", "mbp_over_torch", lambda r: r["config"] == "tiny", 0.5),
-        ("manual_bp <= 1.10x GEMM floor on medium/large (fwd+loss+bwd)", "mbp_over_gemm",
-         lambda r: r["config"] in ("medium", "large") and r["variant"] == "grad", 1.10),
-        ("manual_bp <= 1.10x JAX jit on medium/large", "mbp_over_jax_jit",
-         lambda r: r["config"] in ("medium", "large"), 1.10),
+        (
+            "manual_bp <= 1.10x GEMM floor on medium/large (fwd+loss+bwd)",
+            "mbp_over_gemm",
+            lambda r: r["config"] in ("medium", "large") and r["variant"] == "grad",
+            1.10,
+        ),
+        (
+            "manual_bp <= 1.10x JAX jit on medium/large",
+            "mbp_over_jax_jit",
+            lambda r: r["config"] in ("medium", "large"),
+            1.10,
+        ),
         # not targets: can NumPy code meet the first two at all? the plain NumPy step (no checks, in place)
-        ("reference: plain NumPy step <= 1.0x torch where NumPy's GEMMs are faster than torch's step",
-         "plain_over_torch", lambda r: (r["config"], r["dtype"]) not in floor_above, 1.0),
-        ("reference: plain NumPy step <= 1.05x its own GEMMs w/o dX₀ (paired) elsewhere",
-         "plain_over_own_gemm_paired", lambda r: (r["config"], r["dtype"]) in floor_above, 1.05),
+        (
+            "reference: plain NumPy step <= 1.0x torch where NumPy's GEMMs are faster than torch's step",
+            "plain_over_torch",
+            lambda r: (r["config"], r["dtype"]) not in floor_above,
+            1.0,
+        ),
+        (
+            "reference: plain NumPy step <= 1.05x its own GEMMs w/o dX₀ (paired) elsewhere",
+            "plain_over_own_gemm_paired",
+            lambda r: (r["config"], r["dtype"]) in floor_above,
+            1.05,
+        ),
     ]
     out = []
     for name, key, pred, bound in checks:
         v, where = worst(key, pred)
-        out.append({"target": name, "bound": bound, "worst": v, "where": where,
-                    "met": None if v is None else v <= bound})
+        out.append(
+            {"target": name, "bound": bound, "worst": v, "where": where, "met": None if v is None else v <= bound}
+        )
     peaks = []
     for dt in ("float32", "float64"):
         mb, tc = ix.get(("manual_bp", "large", dt)), ix.get(("torch", "large", dt))
         if mb and tc:
             peaks.append((mb["memory"]["peak"] / tc["memory"]["peak"], f"large/{dt}"))
     v, where = max(peaks) if peaks else (None, "")
-    out.append({"target": "manual_bp peak memory on large <= torch", "bound": 1.0, "worst": v,
-                "where": where, "met": None if v is None else v <= 1.0})
+    out.append(
+        {
+            "target": "manual_bp peak memory on large <= torch",
+            "bound": 1.0,
+            "worst": v,
+            "where": where,
+            "met": None if v is None else v <= 1.0,
+        }
+    )
     return out
 
 
@@ -270,10 +313,13 @@ def markdown(meta: dict[str, Any], cells: list[dict[str, Any]], configs: list[st
         f"- versions: {meta['versions']}; git {meta.get('git', 'n/a')}",
         f"- timing: median of up to {meta['repeats']} samples (per-call time; a sample is the mean of enough "
         f"back-to-back calls to last ≥ 2 ms), ≥ {meta['min_samples']} samples, ≤ {meta['budget']} s per "
-        f"measurement after {meta['warmup']} warm-up calls; " + (
-            "± is half the IQR\n" if meta.get("rounds", 1) == 1 else
-            f"every cell ran in each of **{meta['rounds']} rounds** (all cells, one after another, then again), "
-            f"and its time is the median of its rounds' medians; ± is half the range of those\n"),
+        f"measurement after {meta['warmup']} warm-up calls; "
+        + (
+            "± is half the IQR\n"
+            if meta.get("rounds", 1) == 1
+            else f"every cell ran in each of **{meta['rounds']} rounds** (all cells, one after another, then again), "
+            f"and its time is the median of its rounds' medians; ± is half the range of those\n"
+        ),
         cfg_lines + "\n",
         "## Step time\n",
         time_table(table_rows),
@@ -286,6 +332,9 @@ def markdown(meta: dict[str, Any], cells: list[dict[str, Any]], configs: list[st
         targets_table(targets(table_rows, cells)),
     ]
     if failed:
-        parts.append("## Failed cells\n\n" + "\n".join(
-            f"- {c['framework']} {c['config']} {c['dtype']}: {c['error']}" for c in failed) + "\n")
+        parts.append(
+            "## Failed cells\n\n"
+            + "\n".join(f"- {c['framework']} {c['config']} {c['dtype']}: {c['error']}" for c in failed)
+            + "\n"
+        )
     return "\n".join(parts)

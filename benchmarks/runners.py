@@ -181,8 +181,9 @@ def build_torch_gemm(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) 
     preallocated outputs. Against ``build_gemm`` it shows how much of a gap is the BLAS alone."""
     import torch
 
-    acts = [torch.from_numpy(x.copy())] + [torch.full((cfg.batch, W.shape[1]), 0.5, dtype=torch.from_numpy(W).dtype)
-                                          for W, _ in layers[:-1]]  # layer inputs (N, D_l)
+    acts = [torch.from_numpy(x.copy())] + [
+        torch.full((cfg.batch, W.shape[1]), 0.5, dtype=torch.from_numpy(W).dtype) for W, _ in layers[:-1]
+    ]  # layer inputs (N, D_l)
     weights = [torch.from_numpy(np.ascontiguousarray(W.T)) for W, _ in layers]  # (M_l, D_l)
     z = [torch.empty(cfg.batch, w.shape[0], dtype=w.dtype) for w in weights]  # (N, M_l)
     douts = [torch.full_like(o, 1e-3) for o in z]  # (N, M_l)
@@ -316,8 +317,7 @@ def build_jax_nojit(cfg: Config, x: np.ndarray, y: np.ndarray, layers: Layers) -
 
 
 FRAMEWORKS: dict[str, dict[str, Any]] = {
-    "manual_bp": {"build": build_manual_bp, "warm": lambda t: warm_numpy(), "numpy": True,
-                  "paired": paired_manual_bp},
+    "manual_bp": {"build": build_manual_bp, "warm": lambda t: warm_numpy(), "numpy": True, "paired": paired_manual_bp},
     "torch": {"build": build_torch, "warm": warm_torch, "numpy": False},
     "jax_jit": {"build": build_jax_jit, "warm": lambda t: warm_jax(), "numpy": False},
     "jax_nojit": {"build": build_jax_nojit, "warm": lambda t: warm_jax(), "numpy": False},

@@ -23,8 +23,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-PARTS = ("case generation", "manual_bp", "torch", "JAX trace+lower", "XLA compile", "JAX run", "comparison+scales",
-         "trajectories")
+PARTS = (
+    "case generation",
+    "manual_bp",
+    "torch",
+    "JAX trace+lower",
+    "XLA compile",
+    "JAX run",
+    "comparison+scales",
+    "trajectories",
+)
 
 
 class Timers:
@@ -59,8 +67,13 @@ def profile(ids: list[int], trajectories: list[str], frameworks: tuple[str, ...]
     from crosscheck.run.api import run_case
 
     timers = Timers()
-    saved = [(compare, "run_manual_both"), (torch_ref, "run"), (jax_ref, "run"), (jax_ref, "compiled"),
-             (jax.stages.Lowered, "compile")]
+    saved = [
+        (compare, "run_manual_both"),
+        (torch_ref, "run"),
+        (jax_ref, "run"),
+        (jax_ref, "compiled"),
+        (jax.stages.Lowered, "compile"),
+    ]
     originals = [getattr(mod, name) for mod, name in saved]
     compare.run_manual_both = timers.wrap("manual_bp", compare.run_manual_both)
     torch_ref.run = timers.wrap("torch", torch_ref.run)
@@ -85,8 +98,11 @@ def profile(ids: list[int], trajectories: list[str], frameworks: tuple[str, ...]
 
     def split(s: dict[str, float]) -> dict[str, float]:
         return {
-            "case generation": s["case generation"], "manual_bp": s["manual_bp"], "torch": s["torch"],
-            "JAX trace+lower": s["JAX trace+compile"] - s["XLA compile"], "XLA compile": s["XLA compile"],
+            "case generation": s["case generation"],
+            "manual_bp": s["manual_bp"],
+            "torch": s["torch"],
+            "JAX trace+lower": s["JAX trace+compile"] - s["XLA compile"],
+            "XLA compile": s["XLA compile"],
             "JAX run": s["JAX all"] - s["JAX trace+compile"],
             "comparison+scales": s["compare_case"] - s["manual_bp"] - s["torch"] - s["JAX all"],
             "trajectories": s["trajectories"],
@@ -103,11 +119,15 @@ def table(parts: Parts, wall: float, n_cases: int, n_traj: int, cpu: float) -> s
         w, c = parts[name]
         per = c / max(n_traj if name == "trajectories" else n_cases, 1) * 1e3
         lines.append(f"| {name} | {w:.2f} | {c:.2f} | {c / total:.0%} | {per:.1f} |")
-    lines.append(f"| all | {sum(w for w, _ in parts.values()):.2f} | {total:.2f} | 100% | "
-                 f"{total / max(n_cases + n_traj, 1) * 1e3:.1f} |")
+    lines.append(
+        f"| all | {sum(w for w, _ in parts.values()):.2f} | {total:.2f} | 100% | "
+        f"{total / max(n_cases + n_traj, 1) * 1e3:.1f} |"
+    )
     lines.append("")
-    lines.append(f"{n_cases} cases and {n_traj} trajectories in {wall:.1f} s wall, {cpu:.1f} s CPU: "
-                 f"{(n_cases + n_traj) / cpu:.2f} tasks/s per core")
+    lines.append(
+        f"{n_cases} cases and {n_traj} trajectories in {wall:.1f} s wall, {cpu:.1f} s CPU: "
+        f"{(n_cases + n_traj) / cpu:.2f} tasks/s per core"
+    )
     return "\n".join(lines)
 
 
@@ -120,14 +140,24 @@ def compare_cache(args: argparse.Namespace, argv: list[str]) -> int:
     shutil.rmtree(args.compare_cache, ignore_errors=True)
     rest = [a for i, a in enumerate(argv) if a != "--compare-cache" and (i == 0 or argv[i - 1] != "--compare-cache")]
     rates = {}
-    for label, extra in [("no cache", []), ("cache being filled", ["--jax-cache", args.compare_cache]),
-                         ("cache filled", ["--jax-cache", args.compare_cache])]:
-        out = subprocess.run([sys.executable, "-m", "benchmarks.sweep_profile", *rest, *extra], check=True,
-                             capture_output=True, text=True).stdout
+    for label, extra in [
+        ("no cache", []),
+        ("cache being filled", ["--jax-cache", args.compare_cache]),
+        ("cache filled", ["--jax-cache", args.compare_cache]),
+    ]:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.sweep_profile", *rest, *extra],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         print(f"\n# {label}{out}")
         rates[label] = float(re.findall(r"([0-9.]+) tasks/s per core", out)[-1])
-    print("\ntasks/s per core: " + ", ".join(f"{k} {v:.2f}" for k, v in rates.items())
-          + f"; filled cache / no cache: {rates['cache filled'] / rates['no cache']:.2f}x")
+    print(
+        "\ntasks/s per core: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in rates.items())
+        + f"; filled cache / no cache: {rates['cache filled'] / rates['no cache']:.2f}x"
+    )
     return 0
 
 
@@ -138,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frameworks", default="torch,jax")
     p.add_argument("--jax-cache", metavar="DIR", help="JAX's persistent compilation cache (crosscheck --jax-cache)")
     p.add_argument("--passes", type=int, default=1, help="run the same ids this many times (default 1)")
-    p.add_argument("--compare-cache", metavar="DIR",
-                   help="three fresh processes, as three sweeps: no cache, then DIR's cache filled, then read")
+    p.add_argument(
+        "--compare-cache",
+        metavar="DIR",
+        help="three fresh processes, as three sweeps: no cache, then DIR's cache filled, then read",
+    )
     args = p.parse_args(argv)
     if args.compare_cache:
         return compare_cache(args, argv if argv is not None else sys.argv[1:])

@@ -39,20 +39,23 @@ def zen() -> str:
 
 
 def make_model(V: int, rng: np.random.Generator, embed: int = 16, hidden: int = 64) -> mbp.Sequential:
-    return mbp.Sequential(mbp.Embedding(V, embed, rng=rng), mbp.LSTM(embed, hidden, rng=rng),
-                          mbp.Linear(hidden, V, rng=rng))
+    return mbp.Sequential(
+        mbp.Embedding(V, embed, rng=rng), mbp.LSTM(embed, hidden, rng=rng), mbp.Linear(hidden, V, rng=rng)
+    )
 
 
-def batches(idx: np.ndarray, rng: np.random.Generator, steps: int, N: int, T: int
-            ) -> list[tuple[np.ndarray, np.ndarray]]:
+def batches(
+    idx: np.ndarray, rng: np.random.Generator, steps: int, N: int, T: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``steps`` batches of N windows: x = T characters from a random start, y = the same shifted by one."""
     starts = rng.integers(0, idx.size - T - 1, (steps, N))
     pos = starts[..., None] + np.arange(T)  # (steps, N, T)
     return [(idx[p], idx[p + 1]) for p in pos]
 
 
-def train_step(model: mbp.Sequential, loss_fn: mbp.SoftmaxCrossEntropy, opt: mbp.Optimizer, x: np.ndarray,
-               y: np.ndarray) -> float:
+def train_step(
+    model: mbp.Sequential, loss_fn: mbp.SoftmaxCrossEntropy, opt: mbp.Optimizer, x: np.ndarray, y: np.ndarray
+) -> float:
     """One Adam step on the mean cross-entropy over every position; returns the loss before the step."""
     logits = model.forward(x)  # (N, T, V)
     V = logits.shape[-1]
@@ -62,8 +65,9 @@ def train_step(model: mbp.Sequential, loss_fn: mbp.SoftmaxCrossEntropy, opt: mbp
     return loss
 
 
-def sample(model: mbp.Sequential, chars: list[str], start: str, n: int, rng: np.random.Generator,
-           temperature: float = 0.7) -> str:
+def sample(
+    model: mbp.Sequential, chars: list[str], start: str, n: int, rng: np.random.Generator, temperature: float = 0.7
+) -> str:
     """n characters after ``start``, one forward of T = 1 per character, the LSTM's state carried along."""
     lookup = {c: i for i, c in enumerate(chars)}
     lstm = model[1]
@@ -113,13 +117,13 @@ def torch_agreement(model: mbp.Sequential, data: list[tuple[np.ndarray, np.ndarr
         worst_loss = max(worst_loss, abs(ours - theirs.item()) / abs(theirs.item()))
     pairs = [(emb.params["W"], t_emb.weight), (lin.params["W"].T, t_lin.weight), (lin.params["b"], t_lin.bias)]
     pairs += [(lstm.params[name], p) for name, p in t_lstm.named_parameters()]
-    worst_param = max(float(np.abs(a - b.detach().numpy()).max() / np.abs(b.detach().numpy()).max())
-                      for a, b in pairs)
+    worst_param = max(float(np.abs(a - b.detach().numpy()).max() / np.abs(b.detach().numpy()).max()) for a, b in pairs)
     return {"steps": len(data), "loss_rel": worst_loss, "param_rel": worst_param}
 
 
-def run_char_lm(seed: int = 0, steps: int = 600, N: int = 16, T: int = 32, lr: float = 3e-3,
-                torch_steps: int = 10) -> dict[str, Any]:
+def run_char_lm(
+    seed: int = 0, steps: int = 600, N: int = 16, T: int = 32, lr: float = 3e-3, torch_steps: int = 10
+) -> dict[str, Any]:
     """Train the model; return the loss curve, a sample, the torch agreement (or None) and the model."""
     text = zen()
     chars = sorted(set(text))
@@ -137,8 +141,14 @@ def run_char_lm(seed: int = 0, steps: int = 600, N: int = 16, T: int = 32, lr: f
     start = time.perf_counter()
     losses = [train_step(model, loss_fn, opt, x, y) for x, y in data]
     seconds = time.perf_counter() - start
-    return {"losses": losses, "seconds": seconds, "sample": sample(model, chars, "Beautiful ", 200, rng),
-            "agreement": agreement, "model": model, "chars": chars}
+    return {
+        "losses": losses,
+        "seconds": seconds,
+        "sample": sample(model, chars, "Beautiful ", 200, rng),
+        "agreement": agreement,
+        "model": model,
+        "chars": chars,
+    }
 
 
 def plot(losses: list[float], path: str) -> None:
@@ -166,12 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     result = run_char_lm(args.seed, args.steps, torch_steps=args.torch_steps)
     losses = result["losses"]
-    print(f"loss {losses[0]:.3f} -> {np.mean(losses[-50:]):.3f} (mean of the last 50 steps), "
-          f"{len(losses)} steps in {result['seconds']:.1f} s")
+    print(
+        f"loss {losses[0]:.3f} -> {np.mean(losses[-50:]):.3f} (mean of the last 50 steps), "
+        f"{len(losses)} steps in {result['seconds']:.1f} s"
+    )
     if result["agreement"] is not None:
         a = result["agreement"]
-        print(f"torch, {a['steps']} steps side by side: losses within {a['loss_rel']:.1e}, "
-              f"parameters within {a['param_rel']:.1e} (relative)")
+        print(
+            f"torch, {a['steps']} steps side by side: losses within {a['loss_rel']:.1e}, "
+            f"parameters within {a['param_rel']:.1e} (relative)"
+        )
     print("sample:", result["sample"].replace("\n", "\n        "))
     if args.plot:
         plot(losses, args.plot)

@@ -24,6 +24,8 @@ def softsign_forward(x, a):
 def softsign_backward(dout, cache):
     x, a = cache
     return dout * a / (1 + np.abs(x)) ** 2, (dout * x / (1 + np.abs(x))).sum(axis=0)  # dx, da
+
+
 # --8<-- [end:custom_kind]
 
 
@@ -31,6 +33,8 @@ def softsign_backward(dout, cache):
 @pytest.mark.parametrize("kind", sorted(COURSE))
 def test_layer(kind, student_file):
     grade(student_file, kind)
+
+
 # --8<-- [end:grading]
 
 

@@ -34,36 +34,70 @@ def load_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return X_tr, X_te, y_tr.astype(np.int64), y_te.astype(np.int64)
 
 
-def run_digits(seed: int = 0, epochs: int = 40, hidden: int = 128, batch_size: int = 32,
-               lr: float = 1e-3, sklearn: bool = True, verbose: bool = False) -> dict:
+def run_digits(
+    seed: int = 0,
+    epochs: int = 40,
+    hidden: int = 128,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    sklearn: bool = True,
+    verbose: bool = False,
+) -> dict:
     """Train manual_bp (and, if ``sklearn``, MLPClassifier); return test accuracies and wall times."""
     X_tr, X_te, y_tr, y_te = load_split(seed)
     gen = np.random.default_rng(seed)
     model = mbp.Sequential(mbp.Linear(64, hidden, rng=gen), mbp.ReLU(), mbp.Linear(hidden, 10, rng=gen))
     loss_fn = mbp.SoftmaxCrossEntropy()
     start = time.perf_counter()
-    hist = mbp.fit(model, loss_fn, mbp.Adam(model, lr=lr), X_tr, y_tr, epochs, batch_size, rng=gen,
-                   verbose=verbose, progress=verbose)
+    hist = mbp.fit(
+        model,
+        loss_fn,
+        mbp.Adam(model, lr=lr),
+        X_tr,
+        y_tr,
+        epochs,
+        batch_size,
+        rng=gen,
+        verbose=verbose,
+        progress=verbose,
+    )
     seconds = time.perf_counter() - start
     result = {
-        "manual_bp": {"test_accuracy": mbp.evaluate(model, loss_fn, X_te, y_te).accuracy,
-                      "train_accuracy": hist.accuracy[-1], "seconds": seconds},
-        "n_train": len(X_tr), "n_test": len(X_te), "epochs": epochs,
+        "manual_bp": {
+            "test_accuracy": mbp.evaluate(model, loss_fn, X_te, y_te).accuracy,
+            "train_accuracy": hist.accuracy[-1],
+            "seconds": seconds,
+        },
+        "n_train": len(X_tr),
+        "n_test": len(X_te),
+        "epochs": epochs,
     }
     if sklearn:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier
 
-        clf = MLPClassifier(hidden_layer_sizes=(hidden,), activation="relu", solver="adam", alpha=0.0,
-                            batch_size=batch_size, learning_rate_init=lr, max_iter=epochs,
-                            n_iter_no_change=epochs + 1, shuffle=True, random_state=seed)
+        clf = MLPClassifier(
+            hidden_layer_sizes=(hidden,),
+            activation="relu",
+            solver="adam",
+            alpha=0.0,
+            batch_size=batch_size,
+            learning_rate_init=lr,
+            max_iter=epochs,
+            n_iter_no_change=epochs + 1,
+            shuffle=True,
+            random_state=seed,
+        )
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter is the budget on purpose
             clf.fit(X_tr, y_tr)
         seconds = time.perf_counter() - start
-        result["sklearn"] = {"test_accuracy": float(clf.score(X_te, y_te)),
-                             "train_accuracy": float(clf.score(X_tr, y_tr)), "seconds": seconds}
+        result["sklearn"] = {
+            "test_accuracy": float(clf.score(X_te, y_te)),
+            "train_accuracy": float(clf.score(X_tr, y_tr)),
+            "seconds": seconds,
+        }
     return result
 
 
@@ -73,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args(argv)
     r = run_digits(args.seed, args.epochs, verbose=True)
-    print(f"\nload_digits: {r['n_train']} train / {r['n_test']} test, 64-128-10 ReLU MLP, "
-          f"Adam(lr=1e-3), batch 32, {r['epochs']} epochs, seed {args.seed}")
+    print(
+        f"\nload_digits: {r['n_train']} train / {r['n_test']} test, 64-128-10 ReLU MLP, "
+        f"Adam(lr=1e-3), batch 32, {r['epochs']} epochs, seed {args.seed}"
+    )
     print(f"{'':24}{'test acc':>10}{'train acc':>11}{'time':>9}")
     for name in ("manual_bp", "sklearn"):
         m = r[name]

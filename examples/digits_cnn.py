@@ -43,25 +43,49 @@ def load_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 
 def make_model(rng: np.random.Generator) -> mbp.Sequential:
     return mbp.Sequential(
-        mbp.Conv2d(1, 16, 3, padding=1, rng=rng), mbp.ReLU(), mbp.MaxPool2d(2),  # (N, 16, 4, 4)
-        mbp.Conv2d(16, 32, 3, padding=1, rng=rng), mbp.ReLU(), mbp.MaxPool2d(2),  # (N, 32, 2, 2)
-        mbp.Flatten(), mbp.Linear(32 * 2 * 2, 10, rng=rng),  # (N, 10)
+        mbp.Conv2d(1, 16, 3, padding=1, rng=rng),
+        mbp.ReLU(),
+        mbp.MaxPool2d(2),  # (N, 16, 4, 4)
+        mbp.Conv2d(16, 32, 3, padding=1, rng=rng),
+        mbp.ReLU(),
+        mbp.MaxPool2d(2),  # (N, 32, 2, 2)
+        mbp.Flatten(),
+        mbp.Linear(32 * 2 * 2, 10, rng=rng),  # (N, 10)
     )
 
 
-def run_digits_cnn(seed: int = 0, epochs: int = 20, batch_size: int = 32, lr: float = 2e-3,
-                   verbose: bool = False) -> dict:
+def run_digits_cnn(
+    seed: int = 0, epochs: int = 20, batch_size: int = 32, lr: float = 2e-3, verbose: bool = False
+) -> dict:
     """Train the CNN; return test and train accuracy, wall time and the model."""
     X_tr, X_te, y_tr, y_te = load_split(seed)
     gen = np.random.default_rng(seed)
     model = make_model(gen)
     loss_fn = mbp.SoftmaxCrossEntropy()
     start = time.perf_counter()
-    hist = mbp.fit(model, loss_fn, mbp.Adam(model, lr=lr), X_tr, y_tr, epochs, batch_size, rng=gen,
-                   validation=(X_te, y_te), verbose=verbose, progress=verbose)
+    hist = mbp.fit(
+        model,
+        loss_fn,
+        mbp.Adam(model, lr=lr),
+        X_tr,
+        y_tr,
+        epochs,
+        batch_size,
+        rng=gen,
+        validation=(X_te, y_te),
+        verbose=verbose,
+        progress=verbose,
+    )
     seconds = time.perf_counter() - start
-    return {"test_accuracy": mbp.evaluate(model, loss_fn, X_te, y_te).accuracy, "train_accuracy": hist.accuracy[-1],
-            "seconds": seconds, "epochs": epochs, "n_train": len(X_tr), "n_test": len(X_te), "model": model}
+    return {
+        "test_accuracy": mbp.evaluate(model, loss_fn, X_te, y_te).accuracy,
+        "train_accuracy": hist.accuracy[-1],
+        "seconds": seconds,
+        "epochs": epochs,
+        "n_train": len(X_tr),
+        "n_test": len(X_te),
+        "model": model,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     r = run_digits_cnn(args.seed, args.epochs, verbose=True)
     print(f"\nload_digits: {r['n_train']} train / {r['n_test']} test images 8x8, seed {args.seed}")
     print(r["model"])
-    print(f"test accuracy {r['test_accuracy']:.4f} (train {r['train_accuracy']:.4f}) after {r['epochs']} epochs "
-          f"in {r['seconds']:.1f} s")
+    print(
+        f"test accuracy {r['test_accuracy']:.4f} (train {r['train_accuracy']:.4f}) after {r['epochs']} epochs "
+        f"in {r['seconds']:.1f} s"
+    )
     if r["test_accuracy"] < TARGET:
         print(f"below the target of {TARGET:.0%}")
         return 1

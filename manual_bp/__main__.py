@@ -57,8 +57,7 @@ def seed_network(gen: np.random.Generator) -> Sequential:
     return Sequential(Linear(2, 3, rng=gen), ReLU(), Linear(3, 2, rng=gen))
 
 
-def run(dataset: str = "blobs", seed: int = 0, lr: float = 0.5, epochs: int = 300,
-        progress: bool = True) -> dict:
+def run(dataset: str = "blobs", seed: int = 0, lr: float = 0.5, epochs: int = 300, progress: bool = True) -> dict:
     """Train the seed network; returns accuracy, loss, the loss curve and the wall time."""
     gen = np.random.default_rng(seed)
     X, y = DATASETS[dataset].make(gen)  # (200, 2), (200,)
@@ -67,8 +66,13 @@ def run(dataset: str = "blobs", seed: int = 0, lr: float = 0.5, epochs: int = 30
     start = time.perf_counter()
     hist = fit(model, loss_fn, SGD(model, lr=lr), X, y, epochs, verbose=False, progress=progress)
     final = evaluate(model, loss_fn, X, y)
-    return {"accuracy": final.accuracy, "loss": final.loss, "history": hist,
-            "seconds": time.perf_counter() - start, "model": model}
+    return {
+        "accuracy": final.accuracy,
+        "loss": final.loss,
+        "history": hist,
+        "seconds": time.perf_counter() - start,
+        "model": model,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         for e in marks:
             print(f"{e:6d}  {hist.loss[e - 1]:.4f}   {hist.accuracy[e - 1]:.3f}")
         print()
-    print(f"final training accuracy: {out['accuracy']:.3f}  loss {out['loss']:.4f}  "
-          f"({args.dataset}, seed {args.seed}, lr {args.lr}, {args.epochs} epochs, {out['seconds']:.2f} s)")
+    print(
+        f"final training accuracy: {out['accuracy']:.3f}  loss {out['loss']:.4f}  "
+        f"({args.dataset}, seed {args.seed}, lr {args.lr}, {args.epochs} epochs, {out['seconds']:.2f} s)"
+    )
     return 0
 
 

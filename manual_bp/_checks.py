@@ -37,17 +37,13 @@ def check_ndim(x: np.ndarray, ndim: int, where: str, what: str = "input", layout
     """Raise ValueError unless ``x.ndim == ndim``."""
     if x.ndim != ndim:
         hint = f" {layout}" if layout else ""
-        raise ValueError(
-            f"{where}: {what} must be {ndim}-D{hint}, got shape {x.shape} ({x.ndim}-D)"
-        )
+        raise ValueError(f"{where}: {what} must be {ndim}-D{hint}, got shape {x.shape} ({x.ndim}-D)")
 
 
 def check_min_ndim(x: np.ndarray, ndim: int, where: str, what: str = "input") -> None:
     """Raise ValueError unless ``x.ndim >= ndim``."""
     if x.ndim < ndim:
-        raise ValueError(
-            f"{where}: {what} must have at least {ndim} dimension(s), got shape {x.shape}"
-        )
+        raise ValueError(f"{where}: {what} must have at least {ndim} dimension(s), got shape {x.shape}")
 
 
 def check_nonempty(x: np.ndarray, where: str, what: str = "input") -> None:
@@ -89,9 +85,7 @@ def check_dout(dout: Any, out_shape: tuple[int, ...], out_dtype: np.dtype, where
     check_float_array(dout, where, "dout")
     check_shape(dout, out_shape, where, "dout (same as the forward output)")
     if dout.dtype != out_dtype:
-        raise TypeError(
-            f"{where}: dout dtype {dout.dtype} does not match the forward output dtype {out_dtype}"
-        )
+        raise TypeError(f"{where}: dout dtype {dout.dtype} does not match the forward output dtype {out_dtype}")
     return dout
 
 

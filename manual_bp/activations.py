@@ -43,6 +43,8 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
 def relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout * [x > 0]   (ReLU'(0) = 0)."""
     return dout * cache
+
+
 # --8<-- [end:relu_pair]
 
 
@@ -57,6 +59,8 @@ def leaky_relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout if x > 0 else negative_slope * dout   (LeakyReLU'(0) = negative_slope)."""
     positive, negative_slope = cache
     return np.where(positive, dout, negative_slope * dout)
+
+
 # --8<-- [end:leaky_relu_pair]
 
 
@@ -72,6 +76,8 @@ def elu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout if x > 0 else dout * alpha * exp(x) = dout * (out + alpha)   (ELU'(0) = alpha)."""
     positive, out, alpha = cache
     return np.where(positive, dout, dout * (out + alpha))
+
+
 # --8<-- [end:elu_pair]
 
 
@@ -95,6 +101,8 @@ def sigmoid_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout * s * (1 - s)."""
     s = cache
     return dout * s * (1 - s)
+
+
 # --8<-- [end:sigmoid_pair]
 
 
@@ -113,6 +121,8 @@ def tanh_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """
     t = cache
     return dout * ((1 - t) * (1 + t))
+
+
 # --8<-- [end:tanh_pair]
 
 
@@ -127,13 +137,13 @@ def silu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout * s * (1 + x * (1 - s))."""
     x, s = cache
     return dout * s * (1 + x * (1 - s))
+
+
 # --8<-- [end:silu_pair]
 
 
 # --8<-- [start:softplus_pair]
-def softplus_forward(
-    x: np.ndarray, beta: float = 1.0, threshold: float = 20.0
-) -> tuple[np.ndarray, Cache]:
+def softplus_forward(x: np.ndarray, beta: float = 1.0, threshold: float = 20.0) -> tuple[np.ndarray, Cache]:
     """out = log(1 + exp(beta * x)) / beta, and out = x where beta * x > threshold.
 
     This is torch's definition (``F.softplus``): above the threshold the function
@@ -150,6 +160,8 @@ def softplus_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout where beta*x > threshold, else dout * sigmoid(beta * x)."""
     linear, s = cache
     return np.where(linear, dout, dout * s)
+
+
 # --8<-- [end:softplus_pair]
 
 
@@ -195,6 +207,8 @@ def gelu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     t = aux
     du_dx = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
     return dout * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
+
+
 # --8<-- [end:gelu_pair]
 
 
@@ -217,6 +231,8 @@ def softmax_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = p * (dout - sum_c dout_c p_c)   (the Jacobian diag(p) - p p^T applied to dout)."""
     p = cache
     return p * (dout - (dout * p).sum(axis=-1, keepdims=True))
+
+
 # --8<-- [end:softmax_pair]
 
 
@@ -239,6 +255,8 @@ def log_softmax_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout - p * sum_c dout_c."""
     p = cache
     return dout - p * dout.sum(axis=-1, keepdims=True)
+
+
 # --8<-- [end:log_softmax_pair]
 
 

@@ -106,16 +106,22 @@ def masked_softmax_backward(dP: np.ndarray, P: np.ndarray) -> np.ndarray:
     dP -= r
     dP *= P  # (N, h, T, T)
     return dP
+
+
 # --8<-- [end:masked_softmax_pair]
 
 
 # --8<-- [start:mha_pair]
 def mha_forward(
     x: np.ndarray,
-    Wq: np.ndarray, bq: np.ndarray | None,
-    Wk: np.ndarray, bk: np.ndarray | None,
-    Wv: np.ndarray, bv: np.ndarray | None,
-    Wo: np.ndarray, bo: np.ndarray | None,
+    Wq: np.ndarray,
+    bq: np.ndarray | None,
+    Wk: np.ndarray,
+    bk: np.ndarray | None,
+    Wv: np.ndarray,
+    bv: np.ndarray | None,
+    Wo: np.ndarray,
+    bo: np.ndarray | None,
     num_heads: int,
     causal: bool = False,
     key_padding_mask: np.ndarray | None = None,
@@ -190,6 +196,8 @@ def mha_backward(dout: np.ndarray, cache: MHACache) -> tuple[np.ndarray, ...]:
         dbq, dbk, dbv = dqkv2.sum(axis=0).reshape(3, D)  # (D,) each
     dx = dqkv.reshape(N, T, 3 * D) @ W_qkv.T  # (N, T, D)
     return dx, dWq, dbq, dWk, dbk, dWv, dbv, dWo, dbo
+
+
 # --8<-- [end:mha_pair]
 
 
@@ -216,8 +224,14 @@ class MultiHeadSelfAttention(Module):
     contiguous = True  # see Module.contiguous
 
     def __init__(
-        self, embed_dim: int, num_heads: int, bias: bool = True, causal: bool = False, *,
-        rng: np.random.Generator | int | None = None, dtype: Any = np.float64,
+        self,
+        embed_dim: int,
+        num_heads: int,
+        bias: bool = True,
+        causal: bool = False,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
     ) -> None:
         super().__init__()
         for n, v in (("embed_dim", embed_dim), ("num_heads", num_heads)):
@@ -236,7 +250,7 @@ class MultiHeadSelfAttention(Module):
         D = self.embed_dim
         W_qkv = xavier_uniform(gen, (D, 3 * D), D, 3 * D, self.dtype)  # torch: xavier_uniform_(in_proj_weight)
         for i, name in enumerate(("q", "k", "v")):
-            self.params[f"W{name}"] = W_qkv[:, i * D:(i + 1) * D].copy()
+            self.params[f"W{name}"] = W_qkv[:, i * D : (i + 1) * D].copy()
             if self.bias:
                 self.params[f"b{name}"] = constant((D,), 0.0, self.dtype)
         self.params["Wo"] = torch_uniform(gen, (D, D), D, D, self.dtype)
@@ -244,33 +258,44 @@ class MultiHeadSelfAttention(Module):
             self.params["bo"] = constant((D,), 0.0, self.dtype)
 
     def config(self) -> dict[str, Any]:
-        return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "bias": self.bias,
-                "causal": self.causal, "dtype": self.dtype.name}
+        return {
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "bias": self.bias,
+            "causal": self.causal,
+            "dtype": self.dtype.name,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         D = self.embed_dim
         check_float_array(x, self.where)
         check_ndim(x, 3, self.where, layout=f"(N, T, {D})")
         if x.shape[-1] != D:
-            raise ValueError(f"{self.where}: expected input (N, T, {D}), got shape {x.shape}: "
-                             f"the last axis must hold embed_dim={D}")
+            raise ValueError(
+                f"{self.where}: expected input (N, T, {D}), got shape {x.shape}: the last axis must hold embed_dim={D}"
+            )
         check_nonempty(x, self.where)
         check_same_dtype(x, self.dtype, self.where)
         mask = self.key_padding_mask
         if mask is not None:
             if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
                 got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
-                raise TypeError(f"{self.where}: key_padding_mask must be a bool numpy.ndarray (True = padded key), "
-                                f"got {got}; e.g. mask = lengths[:, None] <= np.arange(T)")
+                raise TypeError(
+                    f"{self.where}: key_padding_mask must be a bool numpy.ndarray (True = padded key), "
+                    f"got {got}; e.g. mask = lengths[:, None] <= np.arange(T)"
+                )
             if mask.shape != x.shape[:2]:
-                raise ValueError(f"{self.where}: key_padding_mask must have shape (N, T) = {x.shape[:2]} "
-                                 f"for input {x.shape}, got {mask.shape}")
+                raise ValueError(
+                    f"{self.where}: key_padding_mask must have shape (N, T) = {x.shape[:2]} "
+                    f"for input {x.shape}, got {mask.shape}"
+                )
         return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         p = self.params
-        return mha_forward(x, *(p.get(k) for k in PARAMS), self.num_heads, self.causal, self.key_padding_mask,
-                           where=self.where)
+        return mha_forward(
+            x, *(p.get(k) for k in PARAMS), self.num_heads, self.causal, self.key_padding_mask, where=self.where
+        )
 
     def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
         dx, *grads = mha_backward(dout, cache)
@@ -291,8 +316,16 @@ def set_key_padding_mask(model: Module, key_padding_mask: np.ndarray | None) -> 
 
 
 def transformer_block(
-    d_model: int, num_heads: int, d_ff: int, *, causal: bool = False, bias: bool = True, eps: float = 1e-5,
-    approximate: str = "none", rng: np.random.Generator | int | None = None, dtype: Any = np.float64,
+    d_model: int,
+    num_heads: int,
+    d_ff: int,
+    *,
+    causal: bool = False,
+    bias: bool = True,
+    eps: float = 1e-5,
+    approximate: str = "none",
+    rng: np.random.Generator | int | None = None,
+    dtype: Any = np.float64,
 ) -> Sequential:
     """A pre-LN Transformer block on x (N, T, d_model), built from manual_bp's own layers::
 
@@ -306,8 +339,14 @@ def transformer_block(
     """
     gen = as_generator(rng, "transformer_block")
     return Sequential(
-        Residual(LayerNorm(d_model, eps, dtype=dtype),
-                 MultiHeadSelfAttention(d_model, num_heads, bias, causal, rng=gen, dtype=dtype)),
-        Residual(LayerNorm(d_model, eps, dtype=dtype), Linear(d_model, d_ff, bias, rng=gen, dtype=dtype),
-                 GELU(approximate), Linear(d_ff, d_model, bias, rng=gen, dtype=dtype)),
+        Residual(
+            LayerNorm(d_model, eps, dtype=dtype),
+            MultiHeadSelfAttention(d_model, num_heads, bias, causal, rng=gen, dtype=dtype),
+        ),
+        Residual(
+            LayerNorm(d_model, eps, dtype=dtype),
+            Linear(d_model, d_ff, bias, rng=gen, dtype=dtype),
+            GELU(approximate),
+            Linear(d_ff, d_model, bias, rng=gen, dtype=dtype),
+        ),
     )

@@ -19,8 +19,9 @@ def _grads(where: str, grads: Any) -> list[np.ndarray]:
     if isinstance(grads, np.ndarray):
         grads = {"": grads}
     if not isinstance(grads, Mapping):
-        raise TypeError(f"{where}: expected a dict name -> gradient array (model.grads) or one array, "
-                        f"got {type(grads).__name__}")
+        raise TypeError(
+            f"{where}: expected a dict name -> gradient array (model.grads) or one array, got {type(grads).__name__}"
+        )
     out = list(grads.values())
     for g in out:
         if not isinstance(g, np.ndarray) or g.dtype not in FLOAT_DTYPES:
@@ -51,14 +52,15 @@ def clip_grad_norm_(grads: Any, max_norm: float, norm_type: float = 2.0, error_i
         norms = [float(np.max(np.abs(g), initial=0.0)) for g in arrays]
         total = max(norms)
     elif q > 0:
-        norms = [float(np.sum(np.abs(g) ** q)) ** (1 / q) if q != 2 else float(np.sqrt(np.sum(g * g)))
-                 for g in arrays]
+        norms = [float(np.sum(np.abs(g) ** q)) ** (1 / q) if q != 2 else float(np.sqrt(np.sum(g * g))) for g in arrays]
         total = float(np.sum(np.array(norms) ** q)) ** (1 / q) if q != 2 else float(np.sqrt(np.sum(np.square(norms))))
     else:
         raise ValueError(f"{where}: norm_type must be > 0 or inf, got {norm_type!r}")
     if error_if_nonfinite and not math.isfinite(total):
-        raise ValueError(f"{where}: the total norm of order {norm_type} of the gradients is {total}; "
-                         f"pass error_if_nonfinite=False to clip anyway")
+        raise ValueError(
+            f"{where}: the total norm of order {norm_type} of the gradients is {total}; "
+            f"pass error_if_nonfinite=False to clip anyway"
+        )
     coef = min(max_norm / (total + 1e-6), 1.0)
     for g in arrays:
         g *= coef

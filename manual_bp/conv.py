@@ -32,16 +32,36 @@ from manual_bp.pool import (
 from manual_bp.windows import Cache, Geometry, IntOrPair, Windowed, as_pair, scatter_windows, windows
 
 __all__ = [
-    "AvgPool2d", "Conv1d", "Conv2d", "ConvTranspose2d", "Geometry", "MaxPool2d", "as_pair", "avg_pool2d_backward",
-    "avg_pool2d_forward", "conv1d_backward", "conv1d_forward", "conv2d_backward", "conv2d_forward",
-    "conv_transpose2d_backward", "conv_transpose2d_forward", "max_pool2d_backward", "max_pool2d_forward", "windows",
+    "AvgPool2d",
+    "Conv1d",
+    "Conv2d",
+    "ConvTranspose2d",
+    "Geometry",
+    "MaxPool2d",
+    "as_pair",
+    "avg_pool2d_backward",
+    "avg_pool2d_forward",
+    "conv1d_backward",
+    "conv1d_forward",
+    "conv2d_backward",
+    "conv2d_forward",
+    "conv_transpose2d_backward",
+    "conv_transpose2d_forward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
+    "windows",
 ]
 
 
 # --8<-- [start:conv2d_pair]
 def conv2d_forward(
-    x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: IntOrPair = 1, padding: IntOrPair = 0,
-    dilation: IntOrPair = 1, groups: int = 1,
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
 ) -> tuple[np.ndarray, Cache]:
     """Cross-correlation (the kernel is not flipped), as torch's ``F.conv2d``::
 
@@ -58,8 +78,12 @@ def conv2d_forward(
     """
     N = x.shape[0]
     O, Cg, kh, kw = W.shape
-    g = Geometry((kh, kw), as_pair(stride, "stride", "conv2d"), as_pair(padding, "padding", "conv2d", 0),
-                 as_pair(dilation, "dilation", "conv2d"))
+    g = Geometry(
+        (kh, kw),
+        as_pair(stride, "stride", "conv2d"),
+        as_pair(padding, "padding", "conv2d", 0),
+        as_pair(dilation, "dilation", "conv2d"),
+    )
     cols = windows(x, g)  # (N, C, Ho, Wo, kH, kW), a view
     Ho, Wo = cols.shape[2:4]
     cols = cols.transpose(0, 1, 4, 5, 2, 3).reshape(N, groups, Cg * kh * kw, Ho * Wo)  # the im2col copy
@@ -99,6 +123,8 @@ def conv2d_backward(
     dcols = Wg.transpose(0, 2, 1) @ dout_t  # (groups, K, Ho Wo N): one GEMM per group
     dwin = dcols.reshape(x_shape[1], *g.k, *dout.shape[2:], N)  # (C_in, kH, kW, Ho, Wo, N)
     return scatter_windows(dwin, g, *x_shape[2:]), dW, db
+
+
 # --8<-- [end:conv2d_pair]
 
 
@@ -115,9 +141,19 @@ class Conv2d(Windowed):
     kind = "conv2d"
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
-        padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1, bias: bool = True, *,
-        rng: np.random.Generator | int | None = None, dtype: Any = np.float64, init: str = "torch",
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: IntOrPair = 0,
+        dilation: IntOrPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+        init: str = "torch",
     ) -> None:
         super().__init__()
         w = "Conv2d"
@@ -125,11 +161,16 @@ class Conv2d(Windowed):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{w}: {n} must be a positive int, got {v!r}")
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{w}: groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
+            raise ValueError(
+                f"{w}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            )
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.geometry = Geometry(as_pair(kernel_size, "kernel_size", w), as_pair(stride, "stride", w),
-                                 as_pair(padding, "padding", w, 0), as_pair(dilation, "dilation", w))
+        self.geometry = Geometry(
+            as_pair(kernel_size, "kernel_size", w),
+            as_pair(stride, "stride", w),
+            as_pair(padding, "padding", w, 0),
+            as_pair(dilation, "dilation", w),
+        )
         self.bias, self.init = bool(bias), init
         self.dtype = check_dtype_arg(dtype, w)
         gen = as_generator(rng, w)
@@ -142,9 +183,18 @@ class Conv2d(Windowed):
 
     def config(self) -> dict[str, Any]:
         g = self.geometry
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "kernel_size": g.k,
-                "stride": g.s, "padding": g.p, "dilation": g.d, "groups": self.groups, "bias": self.bias,
-                "dtype": self.dtype.name, "init": self.init}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": g.k,
+            "stride": g.s,
+            "padding": g.p,
+            "dilation": g.d,
+            "groups": self.groups,
+            "bias": self.bias,
+            "dtype": self.dtype.name,
+            "init": self.init,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         self._check_image(x, self.in_channels)
@@ -171,7 +221,12 @@ class Conv2d(Windowed):
 
 # --8<-- [start:conv1d_pair]
 def conv1d_forward(
-    x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: int = 1, padding: int = 0, dilation: int = 1,
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
     groups: int = 1,
 ) -> tuple[np.ndarray, Cache]:
     """1-D cross-correlation, as torch's ``F.conv1d``: ``conv2d_forward`` on (N, C, 1, L) with a (1, k) kernel::
@@ -181,8 +236,7 @@ def conv1d_forward(
     x: (N, C_in, L), W: (C_out, C_in / groups, k), b: (C_out,) or None  ->  out: (N, C_out, L_out),
     L_out = floor((L + 2 p - d (k - 1) - 1) / s) + 1. Cache: the Conv2d cache.
     """
-    out, cache = conv2d_forward(x[:, :, None, :], W[:, :, None, :], b, (1, stride), (0, padding), (1, dilation),
-                                groups)
+    out, cache = conv2d_forward(x[:, :, None, :], W[:, :, None, :], b, (1, stride), (0, padding), (1, dilation), groups)
     return out[:, :, 0, :], cache  # (N, C_out, L_out)
 
 
@@ -193,6 +247,8 @@ def conv1d_backward(
     dW: (C_out, C_in / groups, k), db: (C_out,) or None."""
     dx, dW, db = conv2d_backward(dout[:, :, None, :], cache, need_dx)
     return (dx[:, :, 0, :] if dx is not None else None), dW[:, :, 0, :], db
+
+
 # --8<-- [end:conv1d_pair]
 
 
@@ -201,16 +257,21 @@ def _channels(where: str, in_channels: Any, out_channels: Any, groups: Any) -> t
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{where}: {n} must be a positive int, got {v!r}")
     if in_channels % groups or out_channels % groups:
-        raise ValueError(f"{where}: groups={groups} must divide in_channels={in_channels} and "
-                         f"out_channels={out_channels}")
+        raise ValueError(
+            f"{where}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+        )
     return int(in_channels), int(out_channels), int(groups)
 
 
 def _as_int(value: Any, name: str, where: str, minimum: int) -> int:
     """An int >= minimum (or a 1-tuple of one, as torch accepts); ValueError naming the layer otherwise."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-    if len(items) != 1 or isinstance(items[0], bool) or not isinstance(items[0], (int, np.integer)) \
-            or items[0] < minimum:
+    if (
+        len(items) != 1
+        or isinstance(items[0], bool)
+        or not isinstance(items[0], (int, np.integer))
+        or items[0] < minimum
+    ):
         raise ValueError(f"{where}: {name} must be an int >= {minimum}, got {value!r}")
     return int(items[0])
 
@@ -226,9 +287,19 @@ class Conv1d(Windowed):
     kind = "conv1d"
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-        dilation: int = 1, groups: int = 1, bias: bool = True, *, rng: np.random.Generator | int | None = None,
-        dtype: Any = np.float64, init: str = "torch",
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+        init: str = "torch",
     ) -> None:
         super().__init__()
         w = "Conv1d"
@@ -247,9 +318,18 @@ class Conv1d(Windowed):
 
     def config(self) -> dict[str, Any]:
         g = self.geometry
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "kernel_size": g.k[1],
-                "stride": g.s[1], "padding": g.p[1], "dilation": g.d[1], "groups": self.groups, "bias": self.bias,
-                "dtype": self.dtype.name, "init": self.init}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": g.k[1],
+            "stride": g.s[1],
+            "padding": g.p[1],
+            "dilation": g.d[1],
+            "groups": self.groups,
+            "bias": self.bias,
+            "dtype": self.dtype.name,
+            "init": self.init,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         check_sequence(self, x, self.in_channels)
@@ -279,15 +359,18 @@ def check_sequence(layer: Windowed, x: Any, channels: int | None) -> np.ndarray:
     C = "C" if channels is None else str(channels)
     check_ndim(x, 3, where, layout=f"(N, {C}, L)")
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{where}: expected input (N, {channels}, L), got shape {x.shape}: axis 1 must hold the "
-                         f"{channels} input channels")
+        raise ValueError(
+            f"{where}: expected input (N, {channels}, L), got shape {x.shape}: axis 1 must hold the "
+            f"{channels} input channels"
+        )
     check_nonempty(x, where)
     g = layer.geometry
     if g.span()[1] > x.shape[2] + 2 * g.p[1]:
         raise ValueError(
             f"{where}: the kernel {g.k[1]} with dilation {g.d[1]} spans {g.span()[1]}, longer than the padded input "
             f"{x.shape[2] + 2 * g.p[1]} (input shape {x.shape}, padding {g.p[1]}); use a smaller kernel or more "
-            f"padding")
+            f"padding"
+        )
     return x
 
 
@@ -296,8 +379,14 @@ def check_sequence(layer: Windowed, x: Any, channels: int | None) -> np.ndarray:
 
 # --8<-- [start:conv_transpose2d_pair]
 def conv_transpose2d_forward(
-    x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: IntOrPair = 1, padding: IntOrPair = 0,
-    output_padding: IntOrPair = 0, groups: int = 1, dilation: IntOrPair = 1,
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    output_padding: IntOrPair = 0,
+    groups: int = 1,
+    dilation: IntOrPair = 1,
 ) -> tuple[np.ndarray, Cache]:
     """Transposed convolution, as torch's ``F.conv_transpose2d``: every input pixel scatters its kernel-weighted
     copy into the output, at the stride::
@@ -316,8 +405,12 @@ def conv_transpose2d_forward(
     """
     N, _, H, Wi = x.shape
     Cg, Og, kh, kw = W.shape[0] // groups, W.shape[1], W.shape[2], W.shape[3]
-    g = Geometry((kh, kw), as_pair(stride, "stride", "conv_transpose2d"),
-                 as_pair(padding, "padding", "conv_transpose2d", 0), as_pair(dilation, "dilation", "conv_transpose2d"))
+    g = Geometry(
+        (kh, kw),
+        as_pair(stride, "stride", "conv_transpose2d"),
+        as_pair(padding, "padding", "conv_transpose2d", 0),
+        as_pair(dilation, "dilation", "conv_transpose2d"),
+    )
     op = as_pair(output_padding, "output_padding", "conv_transpose2d", 0)
     Ho, Wo = (_transposed_size(n, g.k[a], g.s[a], g.p[a], g.d[a], op[a]) for a, n in enumerate((H, Wi)))
     Wg = W.reshape(groups, Cg, Og * kh * kw)  # (groups, C_g, O_g kH kW)
@@ -351,6 +444,8 @@ def conv_transpose2d_backward(
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None  # (C_out,)
     dx = np.ascontiguousarray(gathered[:, :, :H, :Wi]) if need_dx else None  # (N, C_in, H, W_in)
     return dx, dW, db
+
+
 # --8<-- [end:conv_transpose2d_pair]
 
 
@@ -373,20 +468,36 @@ class ConvTranspose2d(Windowed):
     kind = "conv_transpose2d"
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
-        padding: IntOrPair = 0, output_padding: IntOrPair = 0, groups: int = 1, bias: bool = True,
-        dilation: IntOrPair = 1, *, rng: np.random.Generator | int | None = None, dtype: Any = np.float64,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: IntOrPair = 0,
+        output_padding: IntOrPair = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: IntOrPair = 1,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
         init: str = "torch",
     ) -> None:
         super().__init__()
         w = "ConvTranspose2d"
         self.in_channels, self.out_channels, self.groups = _channels(w, in_channels, out_channels, groups)
-        self.geometry = Geometry(as_pair(kernel_size, "kernel_size", w), as_pair(stride, "stride", w),
-                                 as_pair(padding, "padding", w, 0), as_pair(dilation, "dilation", w))
+        self.geometry = Geometry(
+            as_pair(kernel_size, "kernel_size", w),
+            as_pair(stride, "stride", w),
+            as_pair(padding, "padding", w, 0),
+            as_pair(dilation, "dilation", w),
+        )
         self.output_padding = as_pair(output_padding, "output_padding", w, 0)
         if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.geometry.s, self.geometry.d)):
-            raise ValueError(f"{w}: output_padding {self.output_padding} must be smaller than either the stride "
-                             f"{self.geometry.s} or the dilation {self.geometry.d} on each axis")
+            raise ValueError(
+                f"{w}: output_padding {self.output_padding} must be smaller than either the stride "
+                f"{self.geometry.s} or the dilation {self.geometry.d} on each axis"
+            )
         self.bias, self.init = bool(bias), init
         self.dtype = check_dtype_arg(dtype, w)
         gen = as_generator(rng, w)
@@ -400,34 +511,51 @@ class ConvTranspose2d(Windowed):
     def out_shape(self, H: int, W: int) -> tuple[int, int]:
         """(H_out, W_out) for an (H, W) input (< 1 where the padding crops everything)."""
         g, op = self.geometry, self.output_padding
-        return tuple(_transposed_size(n, g.k[a], g.s[a], g.p[a], g.d[a], op[a])  # type: ignore[return-value]
-                     for a, n in enumerate((H, W)))
+        return tuple(
+            _transposed_size(n, g.k[a], g.s[a], g.p[a], g.d[a], op[a])  # type: ignore[return-value]
+            for a, n in enumerate((H, W))
+        )
 
     def config(self) -> dict[str, Any]:
         g = self.geometry
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "kernel_size": g.k,
-                "stride": g.s, "padding": g.p, "output_padding": self.output_padding, "groups": self.groups,
-                "bias": self.bias, "dilation": g.d, "dtype": self.dtype.name, "init": self.init}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": g.k,
+            "stride": g.s,
+            "padding": g.p,
+            "output_padding": self.output_padding,
+            "groups": self.groups,
+            "bias": self.bias,
+            "dilation": g.d,
+            "dtype": self.dtype.name,
+            "init": self.init,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         check_float_array(x, self.where)
         C = self.in_channels
         check_ndim(x, 4, self.where, layout=f"(N, {C}, H, W)")
         if x.shape[1] != C:
-            raise ValueError(f"{self.where}: expected input (N, {C}, H, W), got shape {x.shape}: axis 1 must hold "
-                             f"the {C} input channels")
+            raise ValueError(
+                f"{self.where}: expected input (N, {C}, H, W), got shape {x.shape}: axis 1 must hold "
+                f"the {C} input channels"
+            )
         check_nonempty(x, self.where)
         check_same_dtype(x, self.dtype, self.where)
         Ho, Wo = self.out_shape(*x.shape[2:])
         if Ho < 1 or Wo < 1:
-            raise ValueError(f"{self.where}: the output would be {(Ho, Wo)} for input shape {x.shape} (padding "
-                             f"{self.geometry.p} crops it all); use less padding")
+            raise ValueError(
+                f"{self.where}: the output would be {(Ho, Wo)} for input shape {x.shape} (padding "
+                f"{self.geometry.p} crops it all); use less padding"
+            )
         return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         g = self.geometry
-        return conv_transpose2d_forward(x, self.params["W"], self.params.get("b"), g.s, g.p, self.output_padding,
-                                        self.groups, g.d)
+        return conv_transpose2d_forward(
+            x, self.params["W"], self.params.get("b"), g.s, g.p, self.output_padding, self.groups, g.d
+        )
 
     def _backward(self, dout: np.ndarray, cache: Any, need_dx: bool = True) -> np.ndarray | None:
         dx, dW, db = conv_transpose2d_backward(dout, cache, need_dx)

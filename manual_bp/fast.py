@@ -91,8 +91,10 @@ def update_in_blocks(update: Callable[..., Any], p: np.ndarray, g: np.ndarray, s
         new.append(update(p_flat[block], g_flat[block], s_i, t))
     # fields that were None and now hold an array (SGD's first momentum buffer) are assembled;
     # every other array was updated in place through its block views
-    fields = [a if a is not None or new[0][j] is None else np.concatenate([n[j] for n in new]).reshape(p.shape)
-              for j, a in enumerate(s)]
+    fields = [
+        a if a is not None or new[0][j] is None else np.concatenate([n[j] for n in new]).reshape(p.shape)
+        for j, a in enumerate(s)
+    ]
     return type(s)(*fields)
 
 

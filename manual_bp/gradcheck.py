@@ -176,8 +176,15 @@ def gradcheck(
 
 
 def _gradcheck(
-    model: Module, loss_fn: Loss | None, x: np.ndarray, y: Any, dout: np.ndarray | None, h: float, tol: float,
-    integer_input: bool, dropouts: list[Module],
+    model: Module,
+    loss_fn: Loss | None,
+    x: np.ndarray,
+    y: Any,
+    dout: np.ndarray | None,
+    h: float,
+    tol: float,
+    integer_input: bool,
+    dropouts: list[Module],
 ) -> GradcheckResult:
 
     def J() -> float:

@@ -45,8 +45,10 @@ def _count(shape: tuple) -> None:
     left, why = budget
     n = math.prod(shape)
     if n > left[0]:
-        raise ValueError(f"an array of shape {tuple(shape)} would take {n} entries, more than the {left[0]} "
-                         f"left of a budget of entries{why}")
+        raise ValueError(
+            f"an array of shape {tuple(shape)} would take {n} entries, more than the {left[0]} "
+            f"left of a budget of entries{why}"
+        )
     left[0] -= n
 
 

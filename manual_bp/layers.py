@@ -42,8 +42,24 @@ from manual_bp.norm import BatchNorm1d, LayerNorm
 Cache = Any
 
 __all__ = [
-    "ELU", "GELU", "BatchNorm1d", "Dropout", "Embedding", "Flatten", "Identity", "LayerNorm", "LeakyReLU",
-    "Linear", "LogSoftmax", "Module", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
+    "ELU",
+    "GELU",
+    "BatchNorm1d",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "Identity",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "Module",
+    "ReLU",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
 ]
 
 # ---------------------------------------------------------------- Linear
@@ -79,6 +95,8 @@ def linear_backward(
     dW = np.matmul(x2.T, dout2, out=dW_out)  # (D, M)
     db = dout2.sum(axis=0) if has_bias else None  # (M,)
     return dx, dW, db
+
+
 # --8<-- [end:linear_pair]
 
 
@@ -106,6 +124,8 @@ def dropout_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     if keep is None:
         return dout.copy()
     return dout * (keep * scale).astype(dout.dtype, copy=False)
+
+
 # --8<-- [end:dropout_pair]
 
 
@@ -129,6 +149,8 @@ def embedding_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     dW = np.zeros((V, dout.shape[-1]), dtype=dout.dtype)  # (V, D)
     np.add.at(dW, idx.reshape(-1), dout.reshape(-1, dout.shape[-1]))
     return dW
+
+
 # --8<-- [end:embedding_pair]
 
 
@@ -271,7 +293,11 @@ class Embedding(Module):
     kind = "embedding"
 
     def __init__(
-        self, num_embeddings: int, embedding_dim: int, *, rng: np.random.Generator | int | None = None,
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        *,
+        rng: np.random.Generator | int | None = None,
         dtype: Any = np.float64,
     ) -> None:
         super().__init__()

@@ -67,8 +67,12 @@ def _label_weights(
 
 # --8<-- [start:softmax_cross_entropy_pair]
 def softmax_cross_entropy_forward(
-    z: np.ndarray, y: np.ndarray, reduction: str = "mean", label_smoothing: float = 0.0,
-    weight: np.ndarray | None = None, ignore_index: int = -100,
+    z: np.ndarray,
+    y: np.ndarray,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    weight: np.ndarray | None = None,
+    ignore_index: int = -100,
 ) -> tuple[np.floating, Cache]:
     """L = reduce_n( -sum_c w_c t_nc * log_softmax(z)_nc ), torch's ``F.cross_entropy``.
 
@@ -125,12 +129,17 @@ def softmax_cross_entropy_backward(dloss: float, cache: Cache) -> np.ndarray:
         dz = p * target.sum(axis=1, keepdims=True) - target  # (M, C)
         dz *= dloss * scale
     return _class_back(dz, shape)
+
+
 # --8<-- [end:softmax_cross_entropy_pair]
 
 
 # --8<-- [start:nll_pair]
 def nll_forward(
-    x: np.ndarray, y: np.ndarray, reduction: str = "mean", weight: np.ndarray | None = None,
+    x: np.ndarray,
+    y: np.ndarray,
+    reduction: str = "mean",
+    weight: np.ndarray | None = None,
     ignore_index: int = -100,
 ) -> tuple[np.floating, Cache]:
     """L = reduce_n( -w[y_n] x[n, y_n] ), torch's ``F.nll_loss`` on log-probabilities x.
@@ -150,12 +159,18 @@ def nll_backward(dloss: float, cache: Cache) -> np.ndarray:
     dx = np.zeros((coef.shape[0], shape[1]), coef.dtype)  # (M, C)
     dx[np.arange(coef.shape[0]), yv] = -dloss * coef
     return _class_back(dx, shape)
+
+
 # --8<-- [end:nll_pair]
 
 
 # --8<-- [start:multi_margin_pair]
 def multi_margin_forward(
-    x: np.ndarray, y: np.ndarray, p: int = 1, margin: float = 1.0, weight: np.ndarray | None = None,
+    x: np.ndarray,
+    y: np.ndarray,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: np.ndarray | None = None,
     reduction: str = "mean",
 ) -> tuple[np.floating, Cache]:
     """L = reduce_n( w[y_n] / C * sum_{i != y_n} max(0, margin - x[n, y_n] + x[n, i])^p ), torch's
@@ -184,6 +199,8 @@ def multi_margin_backward(dloss: float, cache: Cache) -> np.ndarray:
     g *= (dloss * coef)[:, None]
     g[np.arange(u.shape[0]), y] = -g.sum(axis=1)
     return g
+
+
 # --8<-- [end:multi_margin_pair]
 
 
@@ -199,13 +216,13 @@ def mse_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dx = dloss * scale * 2 (x - t)."""
     r, scale = cache
     return (2 * dloss * scale) * r
+
+
 # --8<-- [end:mse_pair]
 
 
 # --8<-- [start:bce_with_logits_pair]
-def bce_with_logits_forward(
-    z: np.ndarray, t: np.ndarray, reduction: str = "mean"
-) -> tuple[np.floating, Cache]:
+def bce_with_logits_forward(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> tuple[np.floating, Cache]:
     """L = reduce( max(z, 0) - z t + log(1 + exp(-|z|)) ),  torch's ``BCEWithLogitsLoss``.
 
     That is -[t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))] rewritten so that
@@ -220,6 +237,8 @@ def bce_with_logits_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dz = dloss * scale * (sigmoid(z) - t)."""
     s, t, scale = cache
     return (dloss * scale) * (s - t)
+
+
 # --8<-- [end:bce_with_logits_pair]
 
 
@@ -235,6 +254,8 @@ def l1_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dx = dloss * scale * sign(x - t); 0 where x = t (torch's convention at the kink)."""
     r, scale = cache
     return (dloss * scale) * np.sign(r)
+
+
 # --8<-- [end:l1_pair]
 
 
@@ -257,6 +278,8 @@ def huber_backward(dloss: float, cache: Cache) -> np.ndarray:
     """dx = dloss * scale * clip(r, -delta, delta): continuous, so |r| = delta needs no convention."""
     r, delta, scale = cache
     return (dloss * scale) * np.clip(r, -delta, delta)
+
+
 # --8<-- [end:huber_pair]
 
 
@@ -280,6 +303,8 @@ def smooth_l1_backward(dloss: float, cache: Cache) -> np.ndarray:
     r, beta, scale = cache
     g = np.sign(r) if beta == 0 else np.clip(r / beta, -1, 1)
     return (dloss * scale) * g
+
+
 # --8<-- [end:smooth_l1_pair]
 
 
@@ -399,12 +424,12 @@ class _LabelLoss(Loss):
                 + (f" (or pass {z.shape} float probabilities)" if self.kind == "softmax_cross_entropy" else "")
             )
         if y.ndim != len(want):
-            raise ValueError(f"{self._where}: labels must have shape {want} for predictions {z.shape}, "
-                             f"got shape {y.shape}")
+            raise ValueError(
+                f"{self._where}: labels must have shape {want} for predictions {z.shape}, got shape {y.shape}"
+            )
         if y.dtype.kind not in "iu":
             raise TypeError(
-                f"{self._where}: integer labels must have an integer dtype, got {y.dtype}; "
-                f"use y.astype(np.int64)"
+                f"{self._where}: integer labels must have an integer dtype, got {y.dtype}; use y.astype(np.int64)"
             )
         if y.shape != want:
             if z.ndim == 2:
@@ -432,14 +457,16 @@ class SoftmaxCrossEntropy(_LabelLoss):
     kind = "softmax_cross_entropy"
 
     def __init__(
-        self, reduction: str = "mean", label_smoothing: float = 0.0, *, weight: np.ndarray | None = None,
+        self,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        *,
+        weight: np.ndarray | None = None,
         ignore_index: int = -100,
     ) -> None:
         super().__init__(reduction, weight, ignore_index)
         if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing <= 1.0):
-            raise ValueError(
-                f"SoftmaxCrossEntropy: label_smoothing must be in [0, 1], got {label_smoothing!r}"
-            )
+            raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
         self.label_smoothing = float(label_smoothing)
 
     def config(self) -> dict[str, Any]:
@@ -457,7 +484,8 @@ class SoftmaxCrossEntropy(_LabelLoss):
         z = self._check_scores(pred)
         y = self._check_target(z, target)
         loss, self._cache = softmax_cross_entropy_forward(
-            z, y, self.reduction, self.label_smoothing, self.weight, self.ignore_index)
+            z, y, self.reduction, self.label_smoothing, self.weight, self.ignore_index
+        )
         return loss
 
     def backward(self, dloss: float = 1.0) -> np.ndarray:
@@ -475,7 +503,7 @@ class SoftmaxCrossEntropy(_LabelLoss):
             return self._check_float_target(z, y)
         if z.ndim == 2 and y.ndim not in (1, 2):
             raise ValueError(
-                f"{self._where}: target must be (N,)={N,} labels or (N, C)={z.shape} "
+                f"{self._where}: target must be (N,)={(N,)} labels or (N, C)={z.shape} "
                 f"probabilities, got shape {y.shape}"
             )
         return self._check_labels(z, y, self.ignore_index)
@@ -494,16 +522,21 @@ class NLLLoss(_LabelLoss):
         super().__init__(reduction, weight, ignore_index)
 
     def config(self) -> dict[str, Any]:
-        return {"weight": None if self.weight is None else self.weight.copy(), "ignore_index": self.ignore_index,
-                "reduction": self.reduction}
+        return {
+            "weight": None if self.weight is None else self.weight.copy(),
+            "ignore_index": self.ignore_index,
+            "reduction": self.reduction,
+        }
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> np.floating:
         """L for log-probabilities (N, C, ...) and labels (N, ...)."""
         self._cache = None
         x = self._check_scores(pred)
         if not isinstance(target, np.ndarray):
-            raise TypeError(f"{self._where}: target must be a numpy.ndarray of integer labels "
-                            f"{(x.shape[0], *x.shape[2:])}, got {type(target).__name__}")
+            raise TypeError(
+                f"{self._where}: target must be a numpy.ndarray of integer labels "
+                f"{(x.shape[0], *x.shape[2:])}, got {type(target).__name__}"
+            )
         y = self._check_labels(x, target, self.ignore_index)
         loss, self._cache = nll_forward(x, y, self.reduction, self.weight, self.ignore_index)
         return loss
@@ -522,8 +555,9 @@ class MultiMarginLoss(_LabelLoss):
 
     kind = "multi_margin"
 
-    def __init__(self, p: int = 1, margin: float = 1.0, weight: np.ndarray | None = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, p: int = 1, margin: float = 1.0, weight: np.ndarray | None = None, reduction: str = "mean"
+    ) -> None:
         super().__init__(reduction, weight)
         if isinstance(p, bool) or p not in (1, 2):
             raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 are supported (as torch), got {p!r}")
@@ -531,8 +565,12 @@ class MultiMarginLoss(_LabelLoss):
         self.margin = check_number("MultiMarginLoss", "margin", margin)
 
     def config(self) -> dict[str, Any]:
-        return {"p": self.p, "margin": self.margin, "weight": None if self.weight is None else self.weight.copy(),
-                "reduction": self.reduction}
+        return {
+            "p": self.p,
+            "margin": self.margin,
+            "weight": None if self.weight is None else self.weight.copy(),
+            "reduction": self.reduction,
+        }
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> np.floating:
         """L for scores (N, C) and labels (N,)."""
@@ -540,8 +578,10 @@ class MultiMarginLoss(_LabelLoss):
         x = self._check_scores(pred)
         check_ndim(x, 2, self._where, "predictions", "(N, C)")
         if not isinstance(target, np.ndarray):
-            raise TypeError(f"{self._where}: target must be a numpy.ndarray of integer labels "
-                            f"({x.shape[0]},), got {type(target).__name__}")
+            raise TypeError(
+                f"{self._where}: target must be a numpy.ndarray of integer labels "
+                f"({x.shape[0]},), got {type(target).__name__}"
+            )
         y = self._check_labels(x, target, None)
         loss, self._cache = multi_margin_forward(x, y, self.p, self.margin, self.weight, self.reduction)
         return loss

@@ -43,11 +43,7 @@ class Sequential(Module):
                 layer._name_children()
 
     def _collect(self, attr: str) -> dict[str, np.ndarray]:
-        return {
-            f"{i}.{k}": v
-            for i, layer in enumerate(self.layers)
-            for k, v in getattr(layer, attr).items()
-        }
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in getattr(layer, attr).items()}
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -143,6 +139,8 @@ def residual_forward(x: np.ndarray, fx: np.ndarray) -> tuple[np.ndarray, Cache]:
 def residual_backward(dout: np.ndarray, dx_branch: np.ndarray) -> np.ndarray:
     """dx = dout (the skip path) + dx_branch (dout pulled back through f by the caller)."""
     return dout + dx_branch
+
+
 # --8<-- [end:residual_pair]
 
 

@@ -46,9 +46,7 @@ def layer_norm_forward(
     return out, (xhat, rstd, gamma, beta is not None)
 
 
-def layer_norm_backward(
-    dout: np.ndarray, cache: Cache
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def layer_norm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """dxhat = dout * gamma,
     dx = rstd * (dxhat - mean_d dxhat - xhat * mean_d(dxhat * xhat)),
     dgamma = sum over N, * of dout * xhat,  dbeta = sum over N, * of dout.
@@ -66,13 +64,13 @@ def layer_norm_backward(
     dgamma = (dout * xhat).reshape(-1, D).sum(axis=0) if gamma is not None else None  # (D,)
     dbeta = dout.reshape(-1, D).sum(axis=0) if has_beta else None  # (D,)
     return dx, dgamma, dbeta
+
+
 # --8<-- [end:layer_norm_pair]
 
 
 # --8<-- [start:rms_norm_pair]
-def rms_norm_forward(
-    x: np.ndarray, gamma: np.ndarray | None, eps: float
-) -> tuple[np.ndarray, Cache]:
+def rms_norm_forward(x: np.ndarray, gamma: np.ndarray | None, eps: float) -> tuple[np.ndarray, Cache]:
     """Root-mean-square normalisation over the last axis, as torch's ``nn.RMSNorm(D)`` (``torch.rms_norm``)::
 
         ms = mean_d x^2,  rstd = 1 / sqrt(ms + eps),  xhat = x * rstd,  out = xhat * gamma
@@ -101,6 +99,8 @@ def rms_norm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.nd
     dx = rstd * (dxhat - xhat * mean_dxhat_xhat)  # (N, *, D)
     dgamma = (dout * xhat).reshape(-1, D).sum(axis=0) if gamma is not None else None  # (D,)
     return dx, dgamma
+
+
 # --8<-- [end:rms_norm_pair]
 
 
@@ -158,9 +158,7 @@ def batch_norm_forward(
     return out, (True, xhat, xc, rstd, gamma, beta is not None), (new_mean, new_var)
 
 
-def batch_norm_backward(
-    dout: np.ndarray, cache: Cache
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def batch_norm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Backward of ``batch_norm_forward``, one step per forward line, last line first.
 
     Training::
@@ -192,6 +190,8 @@ def batch_norm_backward(
     dmu = -dxc.sum(axis=0)  # (D,)
     dx = dxc + dmu / N  # (N, D)
     return dx, dgamma, dbeta
+
+
 # --8<-- [end:batch_norm_pair]
 
 
@@ -247,8 +247,12 @@ class LayerNorm(_Norm):
         self.normalized_shape, self.elementwise_affine = D, bool(elementwise_affine)
 
     def config(self) -> dict[str, Any]:
-        return {"normalized_shape": self.normalized_shape, "eps": self.eps,
-                "elementwise_affine": self.elementwise_affine, "dtype": self.dtype.name}
+        return {
+            "normalized_shape": self.normalized_shape,
+            "eps": self.eps,
+            "elementwise_affine": self.elementwise_affine,
+            "dtype": self.dtype.name,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         return self._check_norm_input(x, self.normalized_shape, 1, f"(..., {self.normalized_shape})")
@@ -273,7 +277,11 @@ class RMSNorm(_Norm):
     kind = "rms_norm"
 
     def __init__(
-        self, normalized_shape: int, eps: float | None = None, elementwise_affine: bool = True, *,
+        self,
+        normalized_shape: int,
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        *,
         dtype: Any = np.float64,
     ) -> None:
         D = check_features("RMSNorm", "normalized_shape", normalized_shape)
@@ -284,8 +292,12 @@ class RMSNorm(_Norm):
             self.params["gamma"] = constant((D,), 1.0, self.dtype)
 
     def config(self) -> dict[str, Any]:
-        return {"normalized_shape": self.normalized_shape, "eps": self.eps,
-                "elementwise_affine": self.elementwise_affine, "dtype": self.dtype.name}
+        return {
+            "normalized_shape": self.normalized_shape,
+            "eps": self.eps,
+            "elementwise_affine": self.elementwise_affine,
+            "dtype": self.dtype.name,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         return self._check_norm_input(x, self.normalized_shape, 1, f"(..., {self.normalized_shape})")
@@ -313,7 +325,12 @@ class BatchNorm1d(_Norm):
     kind = "batch_norm"
 
     def __init__(
-        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True, *,
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        *,
         dtype: Any = np.float64,
     ) -> None:
         D = check_features("BatchNorm1d", "num_features", num_features)
@@ -326,8 +343,13 @@ class BatchNorm1d(_Norm):
         self.buffers["running_var"] = constant((D,), 1.0, self.dtype)
 
     def config(self) -> dict[str, Any]:
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "dtype": self.dtype.name}
+        return {
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "affine": self.affine,
+            "dtype": self.dtype.name,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         D = self.num_features
@@ -344,8 +366,14 @@ class BatchNorm1d(_Norm):
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         b = self.buffers
         out, cache, (mean, var) = batch_norm_forward(
-            x, self.params.get("gamma"), self.params.get("beta"), b["running_mean"], b["running_var"],
-            self.training, self.momentum, self.eps,
+            x,
+            self.params.get("gamma"),
+            self.params.get("beta"),
+            b["running_mean"],
+            b["running_var"],
+            self.training,
+            self.momentum,
+            self.eps,
         )
         if self.training:  # in place: state_dict() and optimisers hold these very arrays
             np.copyto(b["running_mean"], mean)

@@ -58,9 +58,7 @@ def batch_norm2d_forward(
     return np.ascontiguousarray(out.reshape(N, H, W, C).transpose(0, 3, 1, 2)), (cache, x.shape), stats
 
 
-def batch_norm2d_backward(
-    dout: np.ndarray, cache: Cache
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def batch_norm2d_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``batch_norm_backward`` on the (N H W, C) rows of dout, dx back to (N, C, H, W).
 
     dout: (N, C, H, W)  ->  dx: (N, C, H, W), dgamma, dbeta: (C,) or None.
@@ -91,9 +89,7 @@ def group_norm_forward(
     return out, (xhat, ln_cache, gamma, beta is not None)
 
 
-def group_norm_backward(
-    dout: np.ndarray, cache: Cache
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def group_norm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """dbeta[c] = sum_{n,*} dout,  dgamma[c] = sum_{n,*} dout * xhat,  dxhat = dout * gamma[c], then
     dx = layer_norm_backward of dxhat over each group's row (N, G, C / G * L).
 
@@ -145,9 +141,7 @@ def instance_norm2d_forward(
     return out, ("input", cache), (new_mean, new_var)
 
 
-def instance_norm2d_backward(
-    dout: np.ndarray, cache: Cache
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def instance_norm2d_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``group_norm_backward`` (the input's statistics) or ``batch_norm2d_backward`` (the running ones,
     constants: dx = dout * gamma * rstd). dout: (N, C, H, W)  ->  dx: (N, C, H, W), dgamma, dbeta: (C,) or None.
     """
@@ -186,8 +180,9 @@ class _ImageNorm(Module):
         elif x.ndim < 2:
             raise ValueError(f"{self.where}: input must be {layout}, got shape {x.shape}")
         if x.shape[1] != C:
-            raise ValueError(f"{self.where}: expected input {layout}, got shape {x.shape}: axis 1 must hold the "
-                             f"{C} channels")
+            raise ValueError(
+                f"{self.where}: expected input {layout}, got shape {x.shape}: axis 1 must hold the {C} channels"
+            )
         check_nonempty(x, self.where)
         check_same_dtype(x, self.dtype, self.where)
         return x
@@ -217,8 +212,14 @@ class BatchNorm2d(_ImageNorm):
     kind = "batch_norm2d"
 
     def __init__(
-        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
-        track_running_stats: bool = True, *, dtype: Any = np.float64,
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        dtype: Any = np.float64,
     ) -> None:
         C = check_features("BatchNorm2d", "num_features", num_features)
         super().__init__(C, eps, affine, dtype)
@@ -228,8 +229,14 @@ class BatchNorm2d(_ImageNorm):
             self._running(C, momentum)
 
     def config(self) -> dict[str, Any]:
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "track_running_stats": self.track_running_stats, "dtype": self.dtype.name}
+        return {
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "affine": self.affine,
+            "track_running_stats": self.track_running_stats,
+            "dtype": self.dtype.name,
+        }
 
     @property
     def _batch_stats(self) -> bool:
@@ -241,7 +248,8 @@ class BatchNorm2d(_ImageNorm):
         if self._batch_stats and x.shape[0] * x.shape[2] * x.shape[3] < 2:
             raise ValueError(
                 f"{self.where}: batch statistics need more than one value per channel, got input shape {x.shape}; "
-                f"pass N H W >= 2 or call eval() to use the running statistics")
+                f"pass N H W >= 2 or call eval() to use the running statistics"
+            )
         return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -249,7 +257,8 @@ class BatchNorm2d(_ImageNorm):
         rm = self.buffers.get("running_mean", np.zeros(C, self.dtype))  # unused without running statistics
         rv = self.buffers.get("running_var", np.ones(C, self.dtype))
         out, cache, stats = batch_norm2d_forward(
-            x, self.params.get("gamma"), self.params.get("beta"), rm, rv, self._batch_stats, self.momentum, self.eps)
+            x, self.params.get("gamma"), self.params.get("beta"), rm, rv, self._batch_stats, self.momentum, self.eps
+        )
         if self.track_running_stats:
             self._update(stats)
         return out, cache
@@ -278,14 +287,21 @@ class GroupNorm(_ImageNorm):
         self.num_groups, self.num_channels = G, C
 
     def config(self) -> dict[str, Any]:
-        return {"num_groups": self.num_groups, "num_channels": self.num_channels, "eps": self.eps,
-                "affine": self.affine, "dtype": self.dtype.name}
+        return {
+            "num_groups": self.num_groups,
+            "num_channels": self.num_channels,
+            "eps": self.eps,
+            "affine": self.affine,
+            "dtype": self.dtype.name,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         self._check_image_input(x, self.num_channels, None, f"(N, {self.num_channels}, *)")
         if x.size // self.num_groups == 1:  # torch's check: N (C / G) * spatial must exceed 1
-            raise ValueError(f"{self.where}: expected more than one value per group over the batch, got input "
-                             f"shape {x.shape} with {self.num_groups} groups")
+            raise ValueError(
+                f"{self.where}: expected more than one value per group over the batch, got input "
+                f"shape {x.shape} with {self.num_groups} groups"
+            )
         return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -309,8 +325,14 @@ class InstanceNorm2d(_ImageNorm):
     kind = "instance_norm2d"
 
     def __init__(
-        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
-        track_running_stats: bool = False, *, dtype: Any = np.float64,
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        *,
+        dtype: Any = np.float64,
     ) -> None:
         C = check_features("InstanceNorm2d", "num_features", num_features)
         super().__init__(C, eps, affine, dtype)
@@ -320,8 +342,14 @@ class InstanceNorm2d(_ImageNorm):
             self._running(C, momentum)
 
     def config(self) -> dict[str, Any]:
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "track_running_stats": self.track_running_stats, "dtype": self.dtype.name}
+        return {
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "affine": self.affine,
+            "track_running_stats": self.track_running_stats,
+            "dtype": self.dtype.name,
+        }
 
     @property
     def _input_stats(self) -> bool:
@@ -331,15 +359,24 @@ class InstanceNorm2d(_ImageNorm):
         C = self.num_features
         self._check_image_input(x, C, 4, f"(N, {C}, H, W)")
         if self._input_stats and x.shape[2] * x.shape[3] < 2:
-            raise ValueError(f"{self.where}: instance statistics need more than one spatial element, got input "
-                             f"shape {x.shape}; pass H W >= 2")
+            raise ValueError(
+                f"{self.where}: instance statistics need more than one spatial element, got input "
+                f"shape {x.shape}; pass H W >= 2"
+            )
         return x
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         b = self.buffers
         out, cache, stats = instance_norm2d_forward(
-            x, self.params.get("gamma"), self.params.get("beta"), b.get("running_mean"), b.get("running_var"),
-            self._input_stats, self.momentum, self.eps)
+            x,
+            self.params.get("gamma"),
+            self.params.get("beta"),
+            b.get("running_mean"),
+            b.get("running_var"),
+            self._input_stats,
+            self.momentum,
+            self.eps,
+        )
         self._update(stats)
         return out, cache
 

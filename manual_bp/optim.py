@@ -144,8 +144,14 @@ class SGD(Optimizer):
     hyper = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
 
     def __init__(
-        self, params: Any, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-        weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False,
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        maximize: bool = False,
     ) -> None:
         self.momentum = _number("SGD", "momentum", momentum)
         ok = isinstance(dampening, (int, float, np.integer, np.floating)) and math.isfinite(dampening)
@@ -206,8 +212,14 @@ class Adam(Optimizer):
     decoupled: ClassVar[bool] = False
 
     def __init__(
-        self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-        weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
     ) -> None:
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"{self.name}: betas must be a pair (beta1, beta2) in [0, 1), got {betas!r}")
@@ -266,8 +278,14 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(
-        self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-        weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False,
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
 
@@ -296,8 +314,15 @@ class RMSprop(Optimizer):
     hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
 
     def __init__(
-        self, params: Any, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-        weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False,
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        maximize: bool = False,
     ) -> None:
         self.alpha = _number("RMSprop", "alpha", alpha)
         self.eps = _number("RMSprop", "eps", eps)
@@ -335,7 +360,6 @@ class RMSprop(Optimizer):
         return s
 
 
-
 class AdagradState(NamedTuple):
     sum: np.ndarray  # s, the sum of squared gradients (torch's state key "sum"), starts at the initial value
 
@@ -356,8 +380,14 @@ class Adagrad(Optimizer):
     hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
 
     def __init__(
-        self, params: Any, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-        initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False,
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        maximize: bool = False,
     ) -> None:
         self.lr_decay = _number("Adagrad", "lr_decay", lr_decay)
         self.weight_decay = _number("Adagrad", "weight_decay", weight_decay)

@@ -25,8 +25,9 @@ from manual_bp._checks import check_float_array, check_ndim, check_nonempty
 from manual_bp.windows import Cache, Geometry, IntOrPair, Windowed, as_pair, crop, scatter_windows, taps, windows
 
 
-def _pool_geometry(kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair, dilation: IntOrPair,
-                   where: str) -> Geometry:
+def _pool_geometry(
+    kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair, dilation: IntOrPair, where: str
+) -> Geometry:
     k = as_pair(kernel_size, "kernel_size", where)
     s = k if stride is None else as_pair(stride, "stride", where)
     return Geometry(k, s, as_pair(padding, "padding", where, 0), as_pair(dilation, "dilation", where))
@@ -34,7 +35,10 @@ def _pool_geometry(kernel_size: IntOrPair, stride: IntOrPair | None, padding: In
 
 # --8<-- [start:max_pool2d_pair]
 def max_pool2d_forward(
-    x: np.ndarray, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+    x: np.ndarray,
+    kernel_size: IntOrPair,
+    stride: IntOrPair | None = None,
+    padding: IntOrPair = 0,
     dilation: IntOrPair = 1,
 ) -> tuple[np.ndarray, Cache]:
     """out[n, c, y, x] = max_{i, j} xp[n, c, y sh + i dh, x sw + j dw], xp padded with -inf (torch's
@@ -83,12 +87,17 @@ def max_pool2d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
         else:
             tap += dout * selected  # overlapping windows: accumulate
     return crop(dxp, g)
+
+
 # --8<-- [end:max_pool2d_pair]
 
 
 # --8<-- [start:avg_pool2d_pair]
 def avg_pool2d_forward(
-    x: np.ndarray, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+    x: np.ndarray,
+    kernel_size: IntOrPair,
+    stride: IntOrPair | None = None,
+    padding: IntOrPair = 0,
     count_include_pad: bool = True,
 ) -> tuple[np.ndarray, Cache]:
     """out[n, c, y, x] = sum_{i, j} xp[n, c, y sh + i dh, x sw + j dw] / count[y, x], xp zero-padded,
@@ -119,6 +128,8 @@ def avg_pool2d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     C, Ho, Wo, N = share.shape
     dwin = np.broadcast_to(share[:, None, None], (C, *g.k, Ho, Wo, N))  # (C, kH, kW, Ho, Wo, N), a view
     return scatter_windows(dwin, g, *x_shape[2:])
+
+
 # --8<-- [end:avg_pool2d_pair]
 
 
@@ -129,8 +140,9 @@ class MaxPool2d(Windowed):
 
     kind = "max_pool2d"
 
-    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
-                 dilation: IntOrPair = 1) -> None:
+    def __init__(
+        self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0, dilation: IntOrPair = 1
+    ) -> None:
         super().__init__()
         self.geometry = _pool_geometry(kernel_size, stride, padding, dilation, "MaxPool2d")
         self._check_pool_padding()
@@ -158,8 +170,13 @@ class AvgPool2d(Windowed):
 
     kind = "avg_pool2d"
 
-    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
-                 count_include_pad: bool = True) -> None:
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        stride: IntOrPair | None = None,
+        padding: IntOrPair = 0,
+        count_include_pad: bool = True,
+    ) -> None:
         super().__init__()
         self.geometry = _pool_geometry(kernel_size, stride, padding, 1, "AvgPool2d")
         self.count_include_pad = bool(count_include_pad)
@@ -187,8 +204,9 @@ def max_pool1d_forward(
 ) -> tuple[np.ndarray, Cache]:
     """out[n, c, t] = max_i xp[n, c, t s + i d], xp padded with -inf (torch's ``F.max_pool1d``; stride defaults to
     kernel_size): ``max_pool2d_forward`` on (N, C, 1, L). x: (N, C, L)  ->  out: (N, C, L_out). Cache: its cache."""
-    out, cache = max_pool2d_forward(x[:, :, None, :], (1, kernel_size), (1, stride or kernel_size), (0, padding),
-                                    (1, dilation))
+    out, cache = max_pool2d_forward(
+        x[:, :, None, :], (1, kernel_size), (1, stride or kernel_size), (0, padding), (1, dilation)
+    )
     return out[:, :, 0, :], cache
 
 
@@ -204,8 +222,9 @@ def avg_pool1d_forward(
     """out[n, c, t] = sum_i xp[n, c, t s + i] / count[t], xp zero-padded (torch's ``F.avg_pool1d``; count = k, or
     the window's unpadded elements without ``count_include_pad``): ``avg_pool2d_forward`` on (N, C, 1, L).
     x: (N, C, L)  ->  out: (N, C, L_out). Cache: its cache."""
-    out, cache = avg_pool2d_forward(x[:, :, None, :], (1, kernel_size), (1, stride or kernel_size), (0, padding),
-                                    count_include_pad)
+    out, cache = avg_pool2d_forward(
+        x[:, :, None, :], (1, kernel_size), (1, stride or kernel_size), (0, padding), count_include_pad
+    )
     return out[:, :, 0, :], cache
 
 
@@ -216,8 +235,12 @@ def avg_pool1d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
 
 def _as_int(value: Any, name: str, where: str, minimum: int) -> int:
     items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-    if len(items) != 1 or isinstance(items[0], bool) or not isinstance(items[0], (int, np.integer)) \
-            or items[0] < minimum:
+    if (
+        len(items) != 1
+        or isinstance(items[0], bool)
+        or not isinstance(items[0], (int, np.integer))
+        or items[0] < minimum
+    ):
         raise ValueError(f"{where}: {name} must be an int >= {minimum}, got {value!r}")
     return int(items[0])
 
@@ -231,8 +254,9 @@ class _Pool1d(Windowed):
         s = k if stride is None else _as_int(stride, "stride", w, 1)
         p, d = _as_int(padding, "padding", w, 0), _as_int(dilation, "dilation", w, 1)
         if p > k // 2:
-            raise ValueError(f"{w}: padding {p} must be at most half the kernel {k} (kernel_size // 2, as torch "
-                             f"requires)")
+            raise ValueError(
+                f"{w}: padding {p} must be at most half the kernel {k} (kernel_size // 2, as torch requires)"
+            )
         self.geometry = Geometry((1, k), (1, s), (0, p), (1, d))
 
     def _check_sequence(self, x: Any) -> np.ndarray:
@@ -242,16 +266,20 @@ class _Pool1d(Windowed):
         k, s, p, d = (v[1] for v in self.geometry)
         L = x.shape[2]
         if d * (k - 1) + 1 > L + 2 * p:
-            raise ValueError(f"{self.where}: the kernel {k} with dilation {d} spans {d * (k - 1) + 1}, longer than "
-                             f"the padded input {L + 2 * p} (input shape {x.shape}, padding {p}); use a smaller "
-                             f"kernel or more padding")
+            raise ValueError(
+                f"{self.where}: the kernel {k} with dilation {d} spans {d * (k - 1) + 1}, longer than "
+                f"the padded input {L + 2 * p} (input shape {x.shape}, padding {p}); use a smaller "
+                f"kernel or more padding"
+            )
         starts = np.arange((L + 2 * p - d * (k - 1) - 1) // s + 1) * s - p  # unpadded position of each window's start
         # a window whose every element lies in the padding (possible with dilation) has nowhere to send its gradient
         empty = np.array([not any(0 <= t + i * d < L for i in range(k)) for t in starts])
         if empty.any():
-            raise ValueError(f"{self.where}: window {int(np.argmax(empty))} lies entirely in the padding for input "
-                             f"shape {x.shape} (kernel {k}, stride {s}, padding {p}, dilation {d}); reduce padding or "
-                             f"dilation")
+            raise ValueError(
+                f"{self.where}: window {int(np.argmax(empty))} lies entirely in the padding for input "
+                f"shape {x.shape} (kernel {k}, stride {s}, padding {p}, dilation {d}); reduce padding or "
+                f"dilation"
+            )
         return x
 
     def config(self) -> dict[str, Any]:
@@ -287,8 +315,14 @@ class AvgPool1d(_Pool1d):
 
     kind = "avg_pool1d"
 
-    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False,
-                 count_include_pad: bool = True) -> None:
+    def __init__(
+        self,
+        kernel_size: int,
+        stride: int | None = None,
+        padding: int = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
         super().__init__()
         if ceil_mode:
             raise ValueError("AvgPool1d: ceil_mode=True is not supported; windows end inside the padded input")
@@ -342,10 +376,10 @@ def adaptive_avg_pool2d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     share = dout / count  # (N, C, H_out, W_out)
     drows = np.zeros((N, C, len(wh), W), dtype=dout.dtype)  # (N, C, H_out, W): undoes the sum over w
     for j, (a, b) in enumerate(ww):
-        drows[:, :, :, a:b] += share[:, :, :, j: j + 1]
+        drows[:, :, :, a:b] += share[:, :, :, j : j + 1]
     dx = np.zeros((N, C, H, W), dtype=dout.dtype)  # undoes the sum over h
     for i, (a, b) in enumerate(wh):
-        dx[:, :, a:b, :] += drows[:, :, i: i + 1, :]
+        dx[:, :, a:b, :] += drows[:, :, i : i + 1, :]
     return dx
 
 
@@ -360,10 +394,12 @@ class AdaptiveAvgPool2d(Windowed):
         super().__init__()
         items = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
         ok = len(items) == 2 and all(
-            v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1) for v in items)
+            v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1) for v in items
+        )
         if not ok:
-            raise ValueError(f"AdaptiveAvgPool2d: output_size must be an int >= 1, None or a pair of them, got "
-                             f"{output_size!r}")
+            raise ValueError(
+                f"AdaptiveAvgPool2d: output_size must be an int >= 1, None or a pair of them, got {output_size!r}"
+            )
         self.output_size = tuple(None if v is None else int(v) for v in items)
 
     def config(self) -> dict[str, Any]:

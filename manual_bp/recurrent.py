@@ -55,8 +55,9 @@ class StepCache(NamedTuple):
 
 
 # --8<-- [start:recurrent_step_pair]
-def step_forward(mode: str, a: np.ndarray, h: np.ndarray, c: np.ndarray | None, W_hh: np.ndarray,
-                 b_hh: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, StepCache]:
+def step_forward(
+    mode: str, a: np.ndarray, h: np.ndarray, c: np.ndarray | None, W_hh: np.ndarray, b_hh: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, StepCache]:
     """One step from the input projection ``a = x W_ih^T + b_ih`` (N, G H) and the state h (N, H)
     (and c (N, H) for the LSTM)  ->  h' (N, H), c' (N, H) or None, cache. Equations: the module docstring.
     """
@@ -67,16 +68,16 @@ def step_forward(mode: str, a: np.ndarray, h: np.ndarray, c: np.ndarray | None, 
     if mode == "lstm":
         s = a + b  # (N, 4H), blocks i, f, g, o
         gates = _sigmoid(s)  # (N, 4H): one call for i, f, o (its g block is unused)
-        i, f, o = gates[:, :H], gates[:, H:2 * H], gates[:, 3 * H:]
-        g = np.tanh(s[:, 2 * H:3 * H])
+        i, f, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 3 * H :]
+        g = np.tanh(s[:, 2 * H : 3 * H])
         c_new = f * c + i * g  # (N, H)
         tc = np.tanh(c_new)
         return o * tc, c_new, StepCache(mode, h, c, W_hh, (i, f, g, o, tc))
     if mode == "gru":
-        rz = _sigmoid(a[:, :2 * H] + b[:, :2 * H])  # (N, 2H)
+        rz = _sigmoid(a[:, : 2 * H] + b[:, : 2 * H])  # (N, 2H)
         r, z = rz[:, :H], rz[:, H:]
-        b_n = b[:, 2 * H:]  # (N, H): W_hn h + b_hn, which the reset gate multiplies
-        n = np.tanh(a[:, 2 * H:] + r * b_n)
+        b_n = b[:, 2 * H :]  # (N, H): W_hn h + b_hn, which the reset gate multiplies
+        n = np.tanh(a[:, 2 * H :] + r * b_n)
         return (1 - z) * n + z * h, None, StepCache(mode, h, None, W_hh, (r, z, n, b_n))
     s = a + b  # (N, H)
     if mode == "rnn_relu":
@@ -85,8 +86,9 @@ def step_forward(mode: str, a: np.ndarray, h: np.ndarray, c: np.ndarray | None, 
     return h_new, None, StepCache(mode, h, None, W_hh, (h_new,))
 
 
-def step_backward(dh_new: np.ndarray, dc_new: np.ndarray | None, cache: StepCache
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def step_backward(
+    dh_new: np.ndarray, dc_new: np.ndarray | None, cache: StepCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Backward of ``step_forward``: dh' (N, H) (and dc' (N, H), LSTM)  ->  (da, db, dh, dc).
 
     da (N, G H): the gradient of the input projection a (so dW_ih = da^T x, db_ih = sum da, dx = da W_ih);
@@ -111,8 +113,9 @@ def step_backward(dh_new: np.ndarray, dc_new: np.ndarray | None, cache: StepCach
         dc = dh_new * o * (1 - tc * tc)
         if dc_new is not None:
             dc += dc_new
-        da = np.concatenate((dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
-                             dh_new * tc * o * (1 - o)), axis=1)  # (N, 4H)
+        da = np.concatenate(
+            (dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), dh_new * tc * o * (1 - o)), axis=1
+        )  # (N, 4H)
         return da, da, da @ W_hh, dc * f
     if mode == "gru":
         r, z, n, b_n = acts
@@ -124,6 +127,8 @@ def step_backward(dh_new: np.ndarray, dc_new: np.ndarray | None, cache: StepCach
     (act,) = acts
     da = dh_new * act if mode == "rnn_relu" else dh_new * (1 - act * act)  # (N, H)
     return da, da, da @ W_hh, None
+
+
 # --8<-- [end:recurrent_step_pair]
 
 
@@ -145,9 +150,16 @@ class CellCache(NamedTuple):
     step: StepCache
 
 
-def cell_forward(mode: str, x: np.ndarray, h: np.ndarray, c: np.ndarray | None, W_ih: np.ndarray,
-                 W_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None
-                 ) -> tuple[np.ndarray, np.ndarray | None, CellCache]:
+def cell_forward(
+    mode: str,
+    x: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray | None,
+    W_ih: np.ndarray,
+    W_hh: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None, CellCache]:
     """One step of a cell (torch's ``nn.RNNCell``, ``nn.LSTMCell``, ``nn.GRUCell``).
 
     x: (N, D), h: (N, H), c: (N, H) for the LSTM (else None), W_ih: (G H, D), W_hh: (G H, H),
@@ -190,9 +202,17 @@ class LayerCache(NamedTuple):
 
 
 # --8<-- [start:recurrent_layer_pair]
-def recurrent_layer_forward(mode: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None, W_ih: np.ndarray,
-                            W_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None,
-                            reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, LayerCache]:
+def recurrent_layer_forward(
+    mode: str,
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray | None,
+    W_ih: np.ndarray,
+    W_hh: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+    reverse: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, LayerCache]:
     """One layer in one direction over a time-major sequence::
 
         a = x W_ih^T + b_ih                      (T, N, G H): one product for every step
@@ -210,15 +230,16 @@ def recurrent_layer_forward(mode: str, x: np.ndarray, h0: np.ndarray, c0: np.nda
         a += b_ih
     out = np.empty((T, N, h0.shape[1]), dtype=x.dtype)
     h, c, steps = h0, c0, []
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+    for t in range(T - 1, -1, -1) if reverse else range(T):
         h, c, step = step_forward(mode, a[t], h, c, W_hh, b_hh)
         out[t] = h
         steps.append(step)
     return out, h, c, LayerCache(x, W_ih, b_ih is not None, reverse, steps)
 
 
-def recurrent_layer_backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarray | None, cache: LayerCache
-                             ) -> tuple[Any, ...]:
+def recurrent_layer_backward(
+    dout: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarray | None, cache: LayerCache
+) -> tuple[Any, ...]:
     """Backpropagation through time for ``recurrent_layer_forward``, last step first::
 
         dh, dc = dh_n, dc_n                      the gradient reaching the final state
@@ -253,6 +274,8 @@ def recurrent_layer_backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarra
     dW_ih = da2.T @ x.reshape(-1, D)  # (G H, D)
     db_ih, db_hh = (da2.sum(axis=0), db2.sum(axis=0)) if has_bias else (None, None)
     return da @ W_ih, dh, dc, dW_ih, dW_hh, db_ih, db_hh
+
+
 # --8<-- [end:recurrent_layer_pair]
 
 
@@ -275,9 +298,17 @@ class RecurrentCache(NamedTuple):
     bias: bool
 
 
-def recurrent_forward(mode: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None, params: dict[str, np.ndarray],
-                      num_layers: int = 1, bidirectional: bool = False, masks: list[np.ndarray | None] | None = None,
-                      p: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, RecurrentCache]:
+def recurrent_forward(
+    mode: str,
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray | None,
+    params: dict[str, np.ndarray],
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    masks: list[np.ndarray | None] | None = None,
+    p: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, RecurrentCache]:
     """A stack of recurrent layers over a time-major sequence, as torch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``::
 
         for layer k: out_k = [forward direction | reverse direction] of out_{k-1}    (T, N, dirs H)
@@ -301,7 +332,8 @@ def recurrent_forward(mode: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray |
             j = k * dirs + d
             W_ih, W_hh, *b = (params[n] for n in param_names(k, d == 1, bias))
             out, h_n[j], c, cache = recurrent_layer_forward(
-                mode, inp, h0[j], None if c0 is None else c0[j], W_ih, W_hh, *(b or (None, None)), reverse=d == 1)
+                mode, inp, h0[j], None if c0 is None else c0[j], W_ih, W_hh, *(b or (None, None)), reverse=d == 1
+            )
             if c_n is not None:
                 c_n[j] = c
             outs.append(out)
@@ -313,8 +345,9 @@ def recurrent_forward(mode: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray |
     return inp, h_n, c_n, RecurrentCache(caches, masks, scale, bias)
 
 
-def recurrent_backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarray | None, cache: RecurrentCache
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+def recurrent_backward(
+    dout: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarray | None, cache: RecurrentCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
     """Backward of ``recurrent_forward``, the last layer first::
 
         for layer k = L-1 .. 0:
@@ -339,7 +372,8 @@ def recurrent_backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarray | No
         for d, layer_cache in enumerate(layers[k]):
             j = k * dirs + d
             dx_d, dh0[j], dc, *pg = recurrent_layer_backward(
-                g[:, :, d * H:(d + 1) * H], dh_n[j], None if dc_n is None else dc_n[j], layer_cache)
+                g[:, :, d * H : (d + 1) * H], dh_n[j], None if dc_n is None else dc_n[j], layer_cache
+            )
             if dc0 is not None:
                 dc0[j] = dc
             grads.update({n: v for n, v in zip(param_names(k, d == 1, bias), pg) if v is not None})
@@ -358,8 +392,14 @@ def _check_state(s: Any, shape: tuple[int, ...], dtype: np.dtype, where: str, wh
     return s
 
 
-def _init(gen: np.random.Generator, names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...], H: int,
-          dtype: np.dtype, params: dict[str, np.ndarray]) -> None:
+def _init(
+    gen: np.random.Generator,
+    names: tuple[str, ...],
+    shapes: tuple[tuple[int, ...], ...],
+    H: int,
+    dtype: np.dtype,
+    params: dict[str, np.ndarray],
+) -> None:
     """torch's ``reset_parameters``: every weight and bias U(-1/sqrt(H), 1/sqrt(H)), drawn in torch's order."""
     for name, shape in zip(names, shapes):
         params[name] = torch_uniform(gen, shape, H, H, dtype)
@@ -370,8 +410,15 @@ class _Cell(Module):
 
     mode = ""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 rng: np.random.Generator | int | None = None, dtype: Any = np.float64) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
         super().__init__()
         cls = type(self).__name__
         self.input_size = check_features(cls, "input_size", input_size)
@@ -389,16 +436,21 @@ class _Cell(Module):
         self.dc: np.ndarray | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "bias": self.bias,
-                "dtype": self.dtype.name}
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "bias": self.bias,
+            "dtype": self.dtype.name,
+        }
 
     def _check_input(self, x: Any) -> np.ndarray:
         D = self.input_size
         check_float_array(x, self.where)
         check_ndim(x, 2, self.where, layout=f"(N, {D})")
         if x.shape[1] != D:
-            raise ValueError(f"{self.where}: expected input (N, {D}), got shape {x.shape}: "
-                             f"the last axis must hold input_size={D}")
+            raise ValueError(
+                f"{self.where}: expected input (N, {D}), got shape {x.shape}: the last axis must hold input_size={D}"
+            )
         check_nonempty(x, self.where)
         check_same_dtype(x, self.dtype, self.where)
         state = (x.shape[0], self.hidden_size)
@@ -412,15 +464,19 @@ class _Cell(Module):
         h = zeros if self.h is None else self.h
         c = (zeros if self.c is None else self.c) if self.mode == "lstm" else None
         p = self.params
-        h_new, self.c_next, cache = cell_forward(self.mode, x, h, c, p["weight_ih"], p["weight_hh"],
-                                                 p.get("bias_ih"), p.get("bias_hh"))
+        h_new, self.c_next, cache = cell_forward(
+            self.mode, x, h, c, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
+        )
         return h_new, cache
 
     def _backward(self, dout: np.ndarray, cache: CellCache) -> np.ndarray:
         dc_next = None
         if self.mode == "lstm":
-            dc_next = np.zeros_like(dout) if self.dc_next is None else _check_state(
-                self.dc_next, dout.shape, dout.dtype, self.where, "dc_next (the gradient of c_next)")
+            dc_next = (
+                np.zeros_like(dout)
+                if self.dc_next is None
+                else _check_state(self.dc_next, dout.shape, dout.dtype, self.where, "dc_next (the gradient of c_next)")
+            )
         dx, self.dh, self.dc, *grads = cell_backward(dout, dc_next, cache)
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         self.grads.update({n: g for n, g in zip(names, grads) if g is not None})
@@ -440,8 +496,16 @@ class RNNCell(_Cell):
 
     kind = "rnn_cell"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", *,
-                 rng: np.random.Generator | int | None = None, dtype: Any = np.float64) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -487,9 +551,19 @@ class _Recurrent(Module):
 
     mode = ""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = True, dropout: float = 0.0, bidirectional: bool = False, *,
-                 rng: np.random.Generator | int | None = None, dtype: Any = np.float64) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
         super().__init__()
         cls = type(self).__name__
         self.input_size = check_features(cls, "input_size", input_size)
@@ -523,9 +597,16 @@ class _Recurrent(Module):
         return 2 if self.bidirectional else 1
 
     def config(self) -> dict[str, Any]:
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "bias": self.bias, "batch_first": self.batch_first, "dropout": self.dropout,
-                "bidirectional": self.bidirectional, "dtype": self.dtype.name}
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bias": self.bias,
+            "batch_first": self.batch_first,
+            "dropout": self.dropout,
+            "bidirectional": self.bidirectional,
+            "dtype": self.dtype.name,
+        }
 
     def _state_shape(self, N: int) -> tuple[int, int, int]:
         return (self.num_layers * self.directions, N, self.hidden_size)
@@ -536,15 +617,21 @@ class _Recurrent(Module):
         check_float_array(x, self.where)
         check_ndim(x, 3, self.where, layout=layout)
         if x.shape[2] != D:
-            raise ValueError(f"{self.where}: expected input {layout}, got shape {x.shape}: "
-                             f"the last axis must hold input_size={D}")
+            raise ValueError(
+                f"{self.where}: expected input {layout}, got shape {x.shape}: the last axis must hold input_size={D}"
+            )
         check_nonempty(x, self.where)
         check_same_dtype(x, self.dtype, self.where)
         state = self._state_shape(x.shape[0] if self.batch_first else x.shape[1])
         for what in ("h0", "c0") if self.mode == "lstm" else ("h0",):
             if getattr(self, what) is not None:
-                _check_state(getattr(self, what), state, self.dtype, self.where,
-                             f"initial state {what} (num_layers * directions, N, hidden_size)")
+                _check_state(
+                    getattr(self, what),
+                    state,
+                    self.dtype,
+                    self.where,
+                    f"initial state {what} (num_layers * directions, N, hidden_size)",
+                )
         return x
 
     def _draw_masks(self, shape: tuple[int, ...]) -> list[np.ndarray | None]:
@@ -565,7 +652,8 @@ class _Recurrent(Module):
         c0 = (zeros if self.c0 is None else self.c0) if self.mode == "lstm" else None
         self.mask = self._draw_masks((T, N, self.directions * self.hidden_size))
         out, self.h_n, self.c_n, cache = recurrent_forward(
-            self.mode, xt, h0, c0, self.params, self.num_layers, self.bidirectional, self.mask, self.dropout)
+            self.mode, xt, h0, c0, self.params, self.num_layers, self.bidirectional, self.mask, self.dropout
+        )
         return (out.transpose(1, 0, 2).copy() if self.batch_first else out), cache  # (N, T, dirs H) or (T, N, ..)
 
     def _backward(self, dout: np.ndarray, cache: RecurrentCache) -> np.ndarray:
@@ -608,15 +696,27 @@ class RNN(_Recurrent):
 
     kind = "rnn"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 bias: bool = True, batch_first: bool = True, dropout: float = 0.0, bidirectional: bool = False, *,
-                 rng: np.random.Generator | int | None = None, dtype: Any = np.float64) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self.mode = f"rnn_{nonlinearity}"
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         rng=rng, dtype=dtype)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, rng=rng, dtype=dtype
+        )
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "nonlinearity": self.nonlinearity}

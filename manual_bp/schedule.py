@@ -117,8 +117,9 @@ class MultiStepLR(LRScheduler):
     kind = "multi_step_lr"
     hyper = ("milestones", "gamma")
 
-    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         ms = list(milestones)
         if not all(isinstance(m, int) and not isinstance(m, bool) for m in ms):
             raise ValueError(f"MultiStepLR: milestones must be ints, got {ms!r}")
@@ -188,8 +189,14 @@ class LinearLR(LRScheduler):
     kind = "linear_lr"
     hyper = ("start_factor", "end_factor", "total_iters")
 
-    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-                 total_iters: int = 5, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         s = _finite("LinearLR", "start_factor", start_factor)
         e = _finite("LinearLR", "end_factor", end_factor)
         if not 0 < s <= 1:
@@ -221,21 +228,43 @@ class OneCycleLR(LRScheduler):
     """
 
     kind = "one_cycle_lr"
-    hyper = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "cycle_momentum", "base_momentum",
-             "max_momentum", "div_factor", "final_div_factor", "three_phase")
+    hyper = (
+        "max_lr",
+        "total_steps",
+        "pct_start",
+        "anneal_strategy",
+        "cycle_momentum",
+        "base_momentum",
+        "max_momentum",
+        "div_factor",
+        "final_div_factor",
+        "three_phase",
+    )
 
     def __init__(
-        self, optimizer: Optimizer, max_lr: float, total_steps: int | None = None, epochs: int | None = None,
-        steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
-        cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95,
-        div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False, last_epoch: int = -1,
+        self,
+        optimizer: Optimizer,
+        max_lr: float,
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
     ) -> None:
         where = "OneCycleLR"
         if total_steps is not None:
             self.total_steps = _positive_int(where, "total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = _positive_int(where, "epochs", epochs) * _positive_int(where, "steps_per_epoch",
-                                                                                       steps_per_epoch)
+            self.total_steps = _positive_int(where, "epochs", epochs) * _positive_int(
+                where, "steps_per_epoch", steps_per_epoch
+            )
         else:
             raise ValueError(f"{where}: define either total_steps or (epochs and steps_per_epoch)")
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
@@ -252,24 +281,34 @@ class OneCycleLR(LRScheduler):
         T, p = self.total_steps, pct_start
         initial, peak = "initial_lr", "max_lr"
         if self.three_phase:  # (end step, start lr, end lr, start momentum, end momentum)
-            self._phases = [(float(p * T) - 1, initial, peak, "max_momentum", "base_momentum"),
-                            (float(2 * p * T) - 2, peak, initial, "base_momentum", "max_momentum"),
-                            (T - 1, initial, "min_lr", "max_momentum", "max_momentum")]
+            self._phases = [
+                (float(p * T) - 1, initial, peak, "max_momentum", "base_momentum"),
+                (float(2 * p * T) - 2, peak, initial, "base_momentum", "max_momentum"),
+                (T - 1, initial, "min_lr", "max_momentum", "max_momentum"),
+            ]
         else:
-            self._phases = [(float(p * T) - 1, initial, peak, "max_momentum", "base_momentum"),
-                            (T - 1, peak, "min_lr", "base_momentum", "max_momentum")]
+            self._phases = [
+                (float(p * T) - 1, initial, peak, "max_momentum", "base_momentum"),
+                (T - 1, peak, "min_lr", "base_momentum", "max_momentum"),
+            ]
         if self.cycle_momentum:
             if not (hasattr(optimizer, "betas") or hasattr(optimizer, "momentum")):
-                raise ValueError(f"{where}: cycle_momentum needs an optimiser with momentum or betas "
-                                 f"(SGD, RMSprop, Adam, AdamW), got {type(optimizer).__name__}")
+                raise ValueError(
+                    f"{where}: cycle_momentum needs an optimiser with momentum or betas "
+                    f"(SGD, RMSprop, Adam, AdamW), got {type(optimizer).__name__}"
+                )
             self._use_beta1 = hasattr(optimizer, "betas")
         if last_epoch == -1:
             optimizer.initial_lr = self.max_lr / self.div_factor  # type: ignore[attr-defined]
             if self.cycle_momentum:
                 self._set_momentum(optimizer, self.max_momentum)
-        self._values = {"initial_lr": self.max_lr / self.div_factor, "max_lr": self.max_lr,
-                        "min_lr": self.max_lr / self.div_factor / self.final_div_factor,
-                        "max_momentum": self.max_momentum, "base_momentum": self.base_momentum}
+        self._values = {
+            "initial_lr": self.max_lr / self.div_factor,
+            "max_lr": self.max_lr,
+            "min_lr": self.max_lr / self.div_factor / self.final_div_factor,
+            "max_momentum": self.max_momentum,
+            "base_momentum": self.base_momentum,
+        }
         super().__init__(optimizer, last_epoch)
 
     def _set_momentum(self, optimizer: Optimizer, m: float) -> None:
@@ -311,9 +350,18 @@ class ReduceLROnPlateau:
     kind = "reduce_lr_on_plateau"
     hyper = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
 
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
         where = "ReduceLROnPlateau"
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{where}: expected a manual_bp optimiser, got {type(optimizer).__name__}")

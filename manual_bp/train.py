@@ -91,9 +91,7 @@ def predict(model: Any, X: np.ndarray, batch_size: int | None = None) -> np.ndar
     return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
-def evaluate(
-    model: Any, loss_fn: Loss, X: np.ndarray, y: np.ndarray, batch_size: int | None = None
-) -> Evaluation:
+def evaluate(model: Any, loss_fn: Loss, X: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> Evaluation:
     """Loss and accuracy (None where undefined) of ``model`` on (X, y), in evaluation mode."""
     was_training = model.training
     model.eval()

@@ -52,7 +52,8 @@ def as_pair(value: Any, name: str, where: str, minimum: int = 1) -> Pair:
     """An int or a pair of ints, each >= minimum, as an (h, w) tuple; ValueError naming the layer otherwise."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     ok = len(items) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items)
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items
+    )
     if not ok:
         raise ValueError(f"{where}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
     return int(items[0]), int(items[1])
@@ -66,8 +67,10 @@ def windows(x: np.ndarray, g: Geometry, pad_value: float = 0.0) -> np.ndarray:
     (ph, pw), (H, W) = g.p, x.shape[2:]
     Ho, Wo = g.out_shape(H, W)
     if Ho < 1 or Wo < 1:
-        raise ValueError(f"the kernel {g.k} with dilation {g.d} spans {g.span()}, larger than the padded input "
-                         f"{(H + 2 * ph, W + 2 * pw)}")
+        raise ValueError(
+            f"the kernel {g.k} with dilation {g.d} spans {g.span()}, larger than the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)}"
+        )
     xp = x if (ph, pw) == (0, 0) else np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
     v = sliding_window_view(xp, g.span(), axis=(2, 3))  # (N, C, Hp - spanH + 1, Wp - spanW + 1, spanH, spanW)
     (sh, sw), (dh, dw) = g.s, g.d
@@ -86,7 +89,7 @@ def taps(g: Geometry, Ho: int, Wo: int) -> Iterator[tuple[int, int, slice, slice
 def crop(dxp: np.ndarray, g: Geometry) -> np.ndarray:
     """(N, C, H + 2 ph, W + 2 pw) -> (N, C, H, W): the gradient of the padding is dropped."""
     (ph, pw), (Hp, Wp) = g.p, dxp.shape[2:]
-    return dxp if (ph, pw) == (0, 0) else dxp[:, :, ph: Hp - ph, pw: Wp - pw].copy()
+    return dxp if (ph, pw) == (0, 0) else dxp[:, :, ph : Hp - ph, pw : Wp - pw].copy()
 
 
 def scatter_windows(dwin: np.ndarray, g: Geometry, H: int, W: int) -> np.ndarray:
@@ -101,7 +104,7 @@ def scatter_windows(dwin: np.ndarray, g: Geometry, H: int, W: int) -> np.ndarray
     dxp = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=dwin.dtype)  # (C, Hp, Wp, N)
     for i, j, rows, cols in taps(g, Ho, Wo):
         dxp[:, rows, cols] += dwin[:, i, j]
-    return np.ascontiguousarray(dxp[:, ph: ph + H, pw: pw + W].transpose(3, 0, 1, 2))  # (N, C, H, W)
+    return np.ascontiguousarray(dxp[:, ph : ph + H, pw : pw + W].transpose(3, 0, 1, 2))  # (N, C, H, W)
 
 
 class Windowed(Module):
@@ -115,8 +118,10 @@ class Windowed(Module):
         C = "C" if channels is None else str(channels)
         check_ndim(x, 4, self.where, layout=f"(N, {C}, H, W)")
         if channels is not None and x.shape[1] != channels:
-            raise ValueError(f"{self.where}: expected input (N, {channels}, H, W), got shape {x.shape}: "
-                             f"axis 1 must hold the {channels} input channels")
+            raise ValueError(
+                f"{self.where}: expected input (N, {channels}, H, W), got shape {x.shape}: "
+                f"axis 1 must hold the {channels} input channels"
+            )
         check_nonempty(x, self.where)
         g = self.geometry
         H, W = x.shape[2:]
@@ -124,15 +129,18 @@ class Windowed(Module):
         if g.span()[0] > padded[0] or g.span()[1] > padded[1]:
             raise ValueError(
                 f"{self.where}: the kernel {g.k} with dilation {g.d} spans {g.span()}, larger than the padded "
-                f"input {padded} (input shape {x.shape}, padding {g.p}); use a smaller kernel or more padding")
+                f"input {padded} (input shape {x.shape}, padding {g.p}); use a smaller kernel or more padding"
+            )
         return x
 
     def _check_pool_padding(self) -> None:
         """torch's rule for pooling: padding <= kernel_size // 2 along each axis."""
         (kh, kw), (ph, pw) = self.geometry.k, self.geometry.p
         if ph > kh // 2 or pw > kw // 2:
-            raise ValueError(f"{self.where}: padding {self.geometry.p} must be at most half the kernel "
-                             f"{self.geometry.k} (kernel_size // 2 on each axis, as torch requires)")
+            raise ValueError(
+                f"{self.where}: padding {self.geometry.p} must be at most half the kernel "
+                f"{self.geometry.k} (kernel_size // 2 on each axis, as torch requires)"
+            )
 
     def _check_no_empty_window(self, x: np.ndarray) -> None:
         """Reject a window that lies entirely in the padding (possible with dilation): its maximum would be
@@ -147,4 +155,5 @@ class Windowed(Module):
                 raise ValueError(
                     f"{self.where}: window {int(np.argmax(empty))} along {'HW'[axis]} lies entirely in the "
                     f"padding for input shape {x.shape} (kernel {g.k}, stride {g.s}, padding {g.p}, dilation "
-                    f"{g.d}); reduce padding or dilation")
+                    f"{g.d}); reduce padding or dilation"
+                )

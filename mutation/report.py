@@ -29,9 +29,23 @@ MUTANT_NAME = re.compile(r"`([\w.]+__mutmut_\d+)`")
 
 # mutmut 3.8.1's exit-code meanings (mutmut/stats.py); anything else is "suspicious"
 STATUS_BY_EXIT_CODE = {
-    1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 2: "interrupted", None: "not checked",
-    34: "skipped", 35: "suspicious", 36: "timeout", 37: "caught by type check",
-    -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    2: "interrupted",
+    None: "not checked",
+    34: "skipped",
+    35: "suspicious",
+    36: "timeout",
+    37: "caught by type check",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    -11: "segfault",
+    -9: "segfault",
 }
 
 
@@ -100,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         ("survived", str(counts["survived"])),
         ("no tests", str(counts["no tests"])),
         ("timeouts", str(counts["timeout"])),
-        ("other (suspicious, segfault, skipped, ...)",
-         str(total - sum(counts[k] for k in ("killed", "survived", "no tests", "timeout")))),
+        (
+            "other (suspicious, segfault, skipped, ...)",
+            str(total - sum(counts[k] for k in ("killed", "survived", "no tests", "timeout"))),
+        ),
         ("equivalent (listed in mutation/equivalents.md)", str(equivalent)),
         ("kill rate of non-equivalent mutants", f"{counts['killed']}/{effective} = {100 * rate:.1f}%"),
-        ("out of scope: exception-message mutants (`raise` lines)",
-         f"{sum(excluded.values())} (" + ", ".join(f"{k}: {v}" for k, v in excluded.items()) + ")"),
+        (
+            "out of scope: exception-message mutants (`raise` lines)",
+            f"{sum(excluded.values())} (" + ", ".join(f"{k}: {v}" for k, v in excluded.items()) + ")",
+        ),
     ]
     header = ("file", "mutants", "killed", "survived", "other", "equivalent", "kill rate", "excluded (`raise`)")
     per_file = [header]
@@ -115,9 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         survived = sum(results[n] == "survived" for n in names)
         eq = sum(results[n] != "killed" and n in equivalents for n in names)
         path = module.replace(".", "/") + ".py"
-        per_file.append((path, str(len(names)), str(killed), str(survived), str(len(names) - killed - survived),
-                         str(eq), f"{killed}/{len(names) - eq} = {100 * killed / max(len(names) - eq, 1):.1f}%",
-                         str(excluded.get(path, 0))))
+        per_file.append(
+            (
+                path,
+                str(len(names)),
+                str(killed),
+                str(survived),
+                str(len(names) - killed - survived),
+                str(eq),
+                f"{killed}/{len(names) - eq} = {100 * killed / max(len(names) - eq, 1):.1f}%",
+                str(excluded.get(path, 0)),
+            )
+        )
     if args.markdown:
         print("| | |\n|---|---|")
         for k, v in rows:

@@ -22,9 +22,7 @@ from tests.helpers import require_frameworks
 # of the tests in its mutants/ folder): examples from a fixed seed and none replayed from the example
 # database, so that whether a mutant is killed does not depend on the runs before it.
 settings.register_profile("ci", max_examples=60, deadline=None)
-settings.register_profile(
-    "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("mutation", max_examples=60, deadline=None, derandomize=True, database=None)
 _UNDER_MUTMUT = Path(__file__).resolve().parents[1].name == "mutants"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "mutation" if _UNDER_MUTMUT else "ci"))

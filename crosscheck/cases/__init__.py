@@ -21,8 +21,13 @@ from crosscheck.cases.recurrent import recurrent_case
 from crosscheck.cases.transformer import attention_case
 
 FAMILIES = {"mlp": 0.58, "cnn": 0.15, "transformer": 0.15, "losses": 0.06, "conv1d": 0.06}  # share of case ids
-_BUILDERS = {"mlp": mlp_case, "cnn": cnn_case, "transformer": attention_case, "losses": loss_case,
-             "conv1d": conv1d_case}
+_BUILDERS = {
+    "mlp": mlp_case,
+    "cnn": cnn_case,
+    "transformer": attention_case,
+    "losses": loss_case,
+    "conv1d": conv1d_case,
+}
 
 # Recurrent networks take the top of the MLPs' range of u (family), so that every other family keeps its ids.
 FAMILIES["recurrent"] = 0.08
@@ -48,5 +53,22 @@ def case(case_id: int, dtype: str | None = None) -> Case:
     return _BUILDERS[family(case_id)](case_id, dtype)
 
 
-__all__ = ["ACTIVATIONS", "FAMILIES", "INITS", "LOSSES", "Blueprint", "Case", "attention_case", "blueprint",
-           "blueprints", "build", "case", "cnn_case", "conv1d_case", "family", "loss_case", "mlp_case", "seed_case"]
+__all__ = [
+    "ACTIVATIONS",
+    "FAMILIES",
+    "INITS",
+    "LOSSES",
+    "Blueprint",
+    "Case",
+    "attention_case",
+    "blueprint",
+    "blueprints",
+    "build",
+    "case",
+    "cnn_case",
+    "conv1d_case",
+    "family",
+    "loss_case",
+    "mlp_case",
+    "seed_case",
+]

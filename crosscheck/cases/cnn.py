@@ -47,8 +47,7 @@ def _conv(rng: np.random.Generator, C: int, H: int, W: int, dtype: str) -> mbp.C
         Ho, Wo = Geometry(k, s, p, d).out_shape(H, W)
         if Ho >= 1 and Wo >= 1:
             init = str(INITS[rng.integers(len(INITS))])
-            return mbp.Conv2d(C, C_out, k, s, p, d, groups, bool(rng.random() > 0.2), rng=rng, dtype=dtype,
-                              init=init)
+            return mbp.Conv2d(C, C_out, k, s, p, d, groups, bool(rng.random() > 0.2), rng=rng, dtype=dtype, init=init)
     return None
 
 
@@ -109,16 +108,28 @@ def _transposed(extra: np.random.Generator, C: int, H: int, W: int, dtype: str) 
         d = (int(extra.integers(1, 3)), int(extra.integers(1, 3))) if extra.random() < 0.3 else (1, 1)
         p = (int(extra.integers(0, 2)), int(extra.integers(0, 2)))
         op = tuple(int(extra.integers(0, max(s[a], d[a]))) for a in range(2))
-        layer = mbp.ConvTranspose2d(C, groups * int(extra.integers(1, 3)), k, s, p, op, groups,
-                                    bool(extra.random() > 0.2), d, rng=extra, dtype=dtype)
+        layer = mbp.ConvTranspose2d(
+            C,
+            groups * int(extra.integers(1, 3)),
+            k,
+            s,
+            p,
+            op,
+            groups,
+            bool(extra.random() > 0.2),
+            d,
+            rng=extra,
+            dtype=dtype,
+        )
         Ho, Wo = layer.out_shape(H, W)
         if 1 <= Ho <= 16 and 1 <= Wo <= 16:
             return layer
     return None
 
 
-def _layers(rng: np.random.Generator, extra: np.random.Generator, N: int, C: int, H: int, W: int, classes: int,
-            dtype: str) -> list[mbp.Module]:
+def _layers(
+    rng: np.random.Generator, extra: np.random.Generator, N: int, C: int, H: int, W: int, classes: int, dtype: str
+) -> list[mbp.Module]:
     """The main stream ``rng`` draws what it drew before the image norms, the transposed convolutions and the
     adaptive pools existed; ``extra`` draws those."""
     layers: list[mbp.Module] = []
@@ -140,13 +151,19 @@ def _layers(rng: np.random.Generator, extra: np.random.Generator, N: int, C: int
             layers.append(up)
             shape = (up.out_channels, *up.out_shape(*shape[1:]))
     if extra.random() < 0.25:
-        size = 1 if extra.random() < 0.6 else tuple(
-            None if extra.random() < 0.2 else int(extra.integers(1, 4)) for _ in range(2))
+        size = (
+            1
+            if extra.random() < 0.6
+            else tuple(None if extra.random() < 0.2 else int(extra.integers(1, 4)) for _ in range(2))
+        )
         layers.append(mbp.AdaptiveAvgPool2d(size))
         shape = (shape[0], *layers[-1].out_shape(*shape[1:]))
     init = str(INITS[rng.integers(len(INITS))])
-    return [*layers, mbp.Flatten(), mbp.Linear(int(np.prod(shape)), classes, bool(rng.random() > 0.2), rng=rng,
-                                               dtype=dtype, init=init)]
+    return [
+        *layers,
+        mbp.Flatten(),
+        mbp.Linear(int(np.prod(shape)), classes, bool(rng.random() > 0.2), rng=rng, dtype=dtype, init=init),
+    ]
 
 
 # ---------------------------------------------------------------- the case

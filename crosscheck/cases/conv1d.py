@@ -79,8 +79,11 @@ def _layers(rng: np.random.Generator, C: int, L: int, classes: int, dtype: str) 
             layers.append(pool)
             L = pool.forward(np.zeros((1, 1, L))).shape[2]
     init = str(INITS[rng.integers(len(INITS))])
-    return [*layers, mbp.Flatten(), mbp.Linear(C * L, classes, bool(rng.random() > 0.2), rng=rng, dtype=dtype,
-                                               init=init)]
+    return [
+        *layers,
+        mbp.Flatten(),
+        mbp.Linear(C * L, classes, bool(rng.random() > 0.2), rng=rng, dtype=dtype, init=init),
+    ]
 
 
 def conv1d_case(case_id: int, dtype: str | None = None) -> Case:

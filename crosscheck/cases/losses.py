@@ -33,8 +33,9 @@ def loss_case(case_id: int, dtype: str | None = None) -> Case:
     acts = bp.activations
     if kind == "nll" and rng.random() < 0.7:
         acts = (*acts[:-1], "log_softmax")  # log-probabilities, as NLLLoss expects (it takes any scores)
-    bp = dataclasses.replace(bp, dims=(*bp.dims[:-1], max(bp.dims[-1], c_min)), activations=acts, loss=kind,
-                             labels=labels)
+    bp = dataclasses.replace(
+        bp, dims=(*bp.dims[:-1], max(bp.dims[-1], c_min)), activations=acts, loss=kind, labels=labels
+    )
     c = build(bp, str(case_id))
     c.replay = f"python -m crosscheck --case {case_id}" + (f" --dtype {dtype}" if dtype else "")
     return c

@@ -101,8 +101,19 @@ def _extras(rng: np.random.Generator, bp: Blueprint) -> Blueprint:
     train = bool(rng.random() < 0.75)
     if bp.N == 1 and "batch_norm" in norms:
         train = False  # one sample has no batch variance (torch raises too): BatchNorm1d runs in eval mode
-    return Blueprint(**{**bp.__dict__, "dims": dims, "front": front, "T": T, "V": V, "norms": norms,
-                        "dropouts": drops, "residual": res, "train": train})
+    return Blueprint(
+        **{
+            **bp.__dict__,
+            "dims": dims,
+            "front": front,
+            "T": T,
+            "V": V,
+            "norms": norms,
+            "dropouts": drops,
+            "residual": res,
+            "train": train,
+        }
+    )
 
 
 def _norm(rng: np.random.Generator, kind: str, D: int, dtype: str) -> mbp.Module:
@@ -116,8 +127,9 @@ def _norm(rng: np.random.Generator, kind: str, D: int, dtype: str) -> mbp.Module
     elif kind == "rms_norm":
         layer = mbp.RMSNorm(D, eps=None if eps == 1e-5 else eps, elementwise_affine=affine, dtype=dtype)
     else:
-        layer = mbp.BatchNorm1d(D, eps=eps, momentum=float(rng.choice([0.1, 0.0, 0.5, 1.0])), affine=affine,
-                                dtype=dtype)
+        layer = mbp.BatchNorm1d(
+            D, eps=eps, momentum=float(rng.choice([0.1, 0.0, 0.5, 1.0])), affine=affine, dtype=dtype
+        )
         layer.buffers["running_mean"][:] = rng.standard_normal(D)
         layer.buffers["running_var"][:] = rng.uniform(0.2, 3.0, D)
     if affine:
@@ -211,8 +223,18 @@ def build(bp: Blueprint, case_id: str | None = None) -> Case:
             m.frozen = bp.train  # the masks the kink check saw are the ones compared
     dout = rng.standard_normal((N, C)).astype(dtype)
     dloss = float(rng.uniform(0.5, 2.0))
-    return Case(case_id or f"blueprint-{bp.seed}", dtype, model, loss_fn, x, y, dloss, dout,
-                tuple(tags), replay=f"crosscheck.cases.build({bp!r})")
+    return Case(
+        case_id or f"blueprint-{bp.seed}",
+        dtype,
+        model,
+        loss_fn,
+        x,
+        y,
+        dloss,
+        dout,
+        tuple(tags),
+        replay=f"crosscheck.cases.build({bp!r})",
+    )
 
 
 def _input(rng: np.random.Generator, bp: Blueprint, scale: float) -> np.ndarray:
@@ -245,8 +267,12 @@ def blueprints(dtypes: tuple[str, ...] = ("float64", "float32")) -> Any:
         hidden = draw(st.lists(st.sampled_from(ACTIVATIONS), min_size=depth - 1, max_size=depth - 1))
         head = draw(st.one_of(st.none(), st.sampled_from((*ACTIVATIONS, "softmax", "log_softmax"))))
         return Blueprint(
-            N=draw(st.integers(1, 64)), dims=dims, activations=(*hidden, head), loss=loss,
-            labels=draw(st.sampled_from(("int", "prob"))), dtype=draw(st.sampled_from(dtypes)),
+            N=draw(st.integers(1, 64)),
+            dims=dims,
+            activations=(*hidden, head),
+            loss=loss,
+            labels=draw(st.sampled_from(("int", "prob"))),
+            dtype=draw(st.sampled_from(dtypes)),
             hard=tuple(draw(st.lists(st.sampled_from(("kink", "ties", "large", "tiny")), unique=True, max_size=4))),
             seed=draw(st.integers(0, 2**32 - 1)),
         )
@@ -257,13 +283,21 @@ def blueprints(dtypes: tuple[str, ...] = ("float64", "float32")) -> Any:
 def seed_case(dtype: str = "float64", n: int = 64, seed: int = 0) -> Case:
     """The seed's network, 2 -> Linear(2, 3) -> ReLU -> Linear(3, 2) -> softmax cross-entropy, on two moons."""
     rng = np.random.default_rng(seed)
-    model = mbp.Sequential(
-        mbp.Linear(2, 3, rng=rng, dtype=dtype), mbp.ReLU(), mbp.Linear(3, 2, rng=rng, dtype=dtype)
-    )
+    model = mbp.Sequential(mbp.Linear(2, 3, rng=rng, dtype=dtype), mbp.ReLU(), mbp.Linear(3, 2, rng=rng, dtype=dtype))
     X, y = mbp.data.two_moons(n, rng=rng)
     x = X.astype(dtype)
     while hazards(list(model), x, dtype):
         x = (X + 1e-3 * rng.standard_normal(X.shape)).astype(dtype)
     dout = rng.standard_normal((n, 2)).astype(dtype)
-    return Case(f"seed-{dtype}", dtype, model, mbp.SoftmaxCrossEntropy(), x, y, 1.0, dout, ("seed",),
-                replay=f"python -m crosscheck --cases 0 --dtype {dtype}")
+    return Case(
+        f"seed-{dtype}",
+        dtype,
+        model,
+        mbp.SoftmaxCrossEntropy(),
+        x,
+        y,
+        1.0,
+        dout,
+        ("seed",),
+        replay=f"python -m crosscheck --cases 0 --dtype {dtype}",
+    )

@@ -34,8 +34,17 @@ def _layer(rng: np.random.Generator, kind: str, D: int, H: int, dtype: str) -> m
         return CELLS[kind](D, H, rng=rng, dtype=dtype, **kw)
     layers = int(rng.integers(1, 3))
     p = float(rng.choice([0.0, 0.3, 0.6])) if layers > 1 else 0.0
-    return STACKS[kind](D, H, layers, batch_first=bool(rng.random() < 0.75), dropout=p,
-                        bidirectional=bool(rng.random() < 0.5), rng=rng, dtype=dtype, **kw)
+    return STACKS[kind](
+        D,
+        H,
+        layers,
+        batch_first=bool(rng.random() < 0.75),
+        dropout=p,
+        bidirectional=bool(rng.random() < 0.5),
+        rng=rng,
+        dtype=dtype,
+        **kw,
+    )
 
 
 def _inputs(rng: np.random.Generator, layer: mbp.Module, N: int, T: int, D: int, dtype: str) -> np.ndarray:

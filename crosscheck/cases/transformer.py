@@ -75,17 +75,23 @@ def attention_case(case_id: int, dtype: str | None = None) -> Case:
         layer: mbp.Module = mbp.MultiHeadSelfAttention(D, heads, bias, causal, rng=rng, dtype=dtype)
     else:
         layer = mbp.transformer_block(
-            D, heads, int(rng.integers(1, 2 * D + 1)), causal=causal, bias=bias,
-            eps=float(rng.choice([1e-5, 1e-3, 0.1])), approximate=str(rng.choice(["none", "tanh"])),
-            rng=rng, dtype=dtype)
+            D,
+            heads,
+            int(rng.integers(1, 2 * D + 1)),
+            causal=causal,
+            bias=bias,
+            eps=float(rng.choice([1e-5, 1e-3, 0.1])),
+            approximate=str(rng.choice(["none", "tanh"])),
+            rng=rng,
+            dtype=dtype,
+        )
     sharp = bool(rng.random() < 0.2)
     _randomise(rng, layer, sharp)
     layers = [layer]
     tags += ["sharp"] if sharp else []
     loss = LOSSES[rng.integers(len(LOSSES))]
     C = int(rng.integers(2, 7)) if loss == "softmax_cross_entropy" else int(rng.integers(1, 7))
-    model = mbp.Sequential(*layers, mbp.Flatten(), mbp.Linear(T * D, C, bool(rng.random() < 0.8), rng=rng,
-                                                                dtype=dtype))
+    model = mbp.Sequential(*layers, mbp.Flatten(), mbp.Linear(T * D, C, bool(rng.random() < 0.8), rng=rng, dtype=dtype))
     any_causal = any(m.causal for m in model.modules() if m.kind == "multi_head_attention")
     if rng.random() < 0.5:
         mbp.set_key_padding_mask(model, _padding(rng, N, T, any_causal))

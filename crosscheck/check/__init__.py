@@ -9,5 +9,14 @@ from crosscheck.check.custom import register_kind, unregister_kind
 from crosscheck.check.module import check_module
 from crosscheck.check.pair import CheckResult, check_pair
 
-__all__ = ["ADAPTERS", "Adapter", "CheckResult", "Drawn", "adapter_for", "check_module", "check_pair", "register_kind",
-           "unregister_kind"]
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "CheckResult",
+    "Drawn",
+    "adapter_for",
+    "check_module",
+    "check_pair",
+    "register_kind",
+    "unregister_kind",
+]

@@ -34,8 +34,12 @@ class Drawn:
 
     def copy(self) -> Drawn:
         """The same case with copies of x and the parameters (the trailing dicts are copied by ``Adapter.call``)."""
-        return replace(self, x=self.x.copy(), params={k: v.copy() for k, v in self.params.items()},
-                       target=None if self.target is None else self.target.copy())
+        return replace(
+            self,
+            x=self.x.copy(),
+            params={k: v.copy() for k, v in self.params.items()},
+            target=None if self.target is None else self.target.copy(),
+        )
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,9 @@ class Adapter:
         params = [g for g in self.grads if g != "dx"]
         return [f"{self.name}.out", *(f"{self.name}.{g}" for g in params), f"{self.name}.dx"]
 
-    def call(self, forward: Callable[..., Any], backward: Callable[..., Any] | None, d: Drawn,
-             dout: np.ndarray | None) -> dict[str, np.ndarray]:
+    def call(
+        self, forward: Callable[..., Any], backward: Callable[..., Any] | None, d: Drawn, dout: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
         """Run the user's pair on the case (``d.copy()`` it first: the user may write into it): their tensors
         under the report's names."""
         x = d.x
@@ -84,8 +89,10 @@ class Adapter:
         grads = backward(dout.copy(), cache)
         grads = grads if isinstance(grads, tuple | list) else (grads,)
         if len(grads) != len(self.grads):
-            raise TypeError(f"{self.name}: backward returned {len(grads)} arrays, expected {len(self.grads)} "
-                            f"({', '.join(self.grads)})")
+            raise TypeError(
+                f"{self.name}: backward returned {len(grads)} arrays, expected {len(self.grads)} "
+                f"({', '.join(self.grads)})"
+            )
         got = {f"{self.name}.out": np.asarray(out)}
         got.update({f"{self.name}.{g}": np.asarray(v) for g, v in zip(self.grads, grads)})
         return got
@@ -96,8 +103,9 @@ class Adapter:
         from crosscheck.reference.read import read_spec
 
         if self.loss:
-            return NetSpec((), LossSpec(getattr(mb, self.loss)().kind, dict(getattr(mb, self.loss)().config())),
-                           "float64"), d.x
+            return NetSpec(
+                (), LossSpec(getattr(mb, self.loss)().kind, dict(getattr(mb, self.loss)().config())), "float64"
+            ), d.x
         layer, x = self.layer(d, got)
         if isinstance(layer, LayerSpec):  # a custom kind's spec, as it is
             return NetSpec((layer,), None, "float64"), x
@@ -130,8 +138,9 @@ def _affine_draw(rng: np.random.Generator, k: int) -> Drawn:
     inner = (D,) if k % 2 else (D, int(rng.integers(1, 4)))  # x (N, d1, ..., dk) reshaped to (N, D)
     x = rng.normal(size=(N, *inner))
     Dflat = int(np.prod(inner))
-    return Drawn(x, {"w": rng.normal(size=(Dflat, M)), "b": rng.normal(size=M)},
-                 description=f"affine x{x.shape} w({Dflat}, {M})")
+    return Drawn(
+        x, {"w": rng.normal(size=(Dflat, M)), "b": rng.normal(size=M)}, description=f"affine x{x.shape} w({Dflat}, {M})"
+    )
 
 
 def _affine_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarray]:
@@ -141,8 +150,15 @@ def _affine_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarray
     return _params_in(mb.Linear(D, M), d.params, {"w": "W", "b": "b"}), d.x.reshape(d.x.shape[0], D)
 
 
-AFFINE = Adapter("affine", "linear", ("dx", "dw", "db"), _affine_draw, _affine_layer, {"dw": "dW", "db": "db"},
-                 factors=lambda d: {float(d.x.shape[0]): "N (the batch size)"})
+AFFINE = Adapter(
+    "affine",
+    "linear",
+    ("dx", "dw", "db"),
+    _affine_draw,
+    _affine_layer,
+    {"dw": "dW", "db": "db"},
+    factors=lambda d: {float(d.x.shape[0]): "N (the batch size)"},
+)
 
 
 # ---------------------------------------------------------------- elementwise
@@ -156,8 +172,9 @@ def _elementwise_draw(kink: float | None) -> Callable[[np.random.Generator, int]
         if kink is not None:  # a fifth of the entries exactly on the kink
             kinks = rng.random(x.shape) < (0.5 if k == 2 else 0.2)
             x[kinks] = kink
-        return Drawn(x, description=f"x{x.shape}" + (" with entries at the kink" if kink is not None else ""),
-                     kinks=kinks)
+        return Drawn(
+            x, description=f"x{x.shape}" + (" with entries at the kink" if kink is not None else ""), kinks=kinks
+        )
 
     return draw
 
@@ -182,10 +199,13 @@ TANH = Adapter("tanh", "tanh", ("dx",), _elementwise_draw(None), _elementwise("T
 def _bn_draw(rng: np.random.Generator, k: int) -> Drawn:
     N, D = _shape(rng, k, min_batch=2)  # training needs two samples per feature
     x = rng.normal(size=(N, D)) * 3 + rng.normal(size=D)
-    bn_param = {"mode": "train", "eps": 1e-5, "momentum": 0.9,
-                "running_mean": np.zeros(D), "running_var": np.ones(D)}
-    return Drawn(x, {"gamma": rng.normal(size=D), "beta": rng.normal(size=D)}, (bn_param,),
-                 description=f"batchnorm train x{x.shape}")
+    bn_param = {"mode": "train", "eps": 1e-5, "momentum": 0.9, "running_mean": np.zeros(D), "running_var": np.ones(D)}
+    return Drawn(
+        x,
+        {"gamma": rng.normal(size=D), "beta": rng.normal(size=D)},
+        (bn_param,),
+        description=f"batchnorm train x{x.shape}",
+    )
 
 
 def _bn_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarray]:
@@ -195,9 +215,15 @@ def _bn_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarray]:
     return _params_in(mb.BatchNorm1d(D, eps=d.extra[0]["eps"]), d.params, {"gamma": "gamma", "beta": "beta"}), d.x
 
 
-BATCHNORM = Adapter("batchnorm", "batch_norm", ("dx", "dgamma", "dbeta"), _bn_draw, _bn_layer,
-                    {"dgamma": "dgamma", "dbeta": "dbeta"},
-                    factors=lambda d: {float(d.x.shape[0]): "N (the batch size)"})
+BATCHNORM = Adapter(
+    "batchnorm",
+    "batch_norm",
+    ("dx", "dgamma", "dbeta"),
+    _bn_draw,
+    _bn_layer,
+    {"dgamma": "dgamma", "dbeta": "dbeta"},
+    factors=lambda d: {float(d.x.shape[0]): "N (the batch size)"},
+)
 
 
 # ---------------------------------------------------------------- dropout
@@ -208,8 +234,11 @@ def _dropout_draw(rng: np.random.Generator, k: int) -> Drawn:
     x = rng.normal(size=(N, D))
     x[x == 0] = 1.0  # a kept unit is nonzero: the mask is read off the output
     keep = float(rng.choice([0.3, 0.5, 0.8]))
-    return Drawn(x, extra=({"p": keep, "mode": "train", "seed": int(rng.integers(1 << 16))},),
-                 description=f"dropout train keep p={keep} x{x.shape}")
+    return Drawn(
+        x,
+        extra=({"p": keep, "mode": "train", "seed": int(rng.integers(1 << 16))},),
+        description=f"dropout train keep p={keep} x{x.shape}",
+    )
 
 
 def _dropout_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarray]:
@@ -222,8 +251,14 @@ def _dropout_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarra
     return layer, d.x
 
 
-DROPOUT = Adapter("dropout", "dropout", ("dx",), _dropout_draw, _dropout_layer,
-                  factors=lambda d: {d.extra[0]["p"]: "p (the keep probability)"})
+DROPOUT = Adapter(
+    "dropout",
+    "dropout",
+    ("dx",),
+    _dropout_draw,
+    _dropout_layer,
+    factors=lambda d: {d.extra[0]["p"]: "p (the keep probability)"},
+)
 
 
 # ---------------------------------------------------------------- conv
@@ -237,9 +272,12 @@ def _conv_draw(rng: np.random.Generator, k: int) -> Drawn:
     stride, pad = int(rng.integers(1, 3)), int(rng.integers(0, 2))
     H, W = HH + int(rng.integers(0, 4)), WW + int(rng.integers(0, 4))
     x = rng.normal(size=(N, C, H, W))
-    return Drawn(x, {"w": rng.normal(size=(F, C, HH, WW)), "b": rng.normal(size=F)},
-                 ({"stride": stride, "pad": pad},), description=f"conv x{x.shape} w({F}, {C}, {HH}, {WW}) "
-                 f"stride {stride} pad {pad}")
+    return Drawn(
+        x,
+        {"w": rng.normal(size=(F, C, HH, WW)), "b": rng.normal(size=F)},
+        ({"stride": stride, "pad": pad},),
+        description=f"conv x{x.shape} w({F}, {C}, {HH}, {WW}) stride {stride} pad {pad}",
+    )
 
 
 def _conv_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarray]:
@@ -254,9 +292,21 @@ def _flip_kernel(d: Drawn) -> Drawn:
     return replace(d, params={**d.params, "w": d.params["w"][:, :, ::-1, ::-1].copy()})
 
 
-CONV = Adapter("conv", "conv2d", ("dx", "dw", "db"), _conv_draw, _conv_layer, {"dw": "dW", "db": "db"},
-               variants=(("a flipped kernel: the forward matches a convolution with w[:, :, ::-1, ::-1]; torch's "
-                          "Conv2d is a cross-correlation (no flip)", _flip_kernel),))
+CONV = Adapter(
+    "conv",
+    "conv2d",
+    ("dx", "dw", "db"),
+    _conv_draw,
+    _conv_layer,
+    {"dw": "dW", "db": "db"},
+    variants=(
+        (
+            "a flipped kernel: the forward matches a convolution with w[:, :, ::-1, ::-1]; torch's "
+            "Conv2d is a cross-correlation (no flip)",
+            _flip_kernel,
+        ),
+    ),
+)
 
 
 # ---------------------------------------------------------------- max pool
@@ -270,8 +320,11 @@ def _pool_draw(rng: np.random.Generator, k: int) -> Drawn:
     H, W = ph + int(rng.integers(0, 4)), pw + int(rng.integers(0, 4))
     ties = k % 2 == 0  # small integers: exact ties inside windows
     x = rng.integers(-2, 3, size=(N, C, H, W)).astype(np.float64) if ties else rng.normal(size=(N, C, H, W))
-    return Drawn(x, extra=({"pool_height": ph, "pool_width": pw, "stride": stride},),
-                 description=f"max pool x{x.shape} {ph}x{pw} stride {stride}" + (" with ties" if ties else ""))
+    return Drawn(
+        x,
+        extra=({"pool_height": ph, "pool_width": pw, "stride": stride},),
+        description=f"max pool x{x.shape} {ph}x{pw} stride {stride}" + (" with ties" if ties else ""),
+    )
 
 
 def _pool_layer(d: Drawn, got: dict[str, np.ndarray]) -> tuple[Any, np.ndarray]:
@@ -292,26 +345,42 @@ def _softmax_draw(rng: np.random.Generator, k: int) -> Drawn:
     C = max(C, 2) if k != 1 else 1
     big = k % 3 == 2  # large logits: exp overflows without the max subtraction
     x = rng.normal(size=(N, C)) * (1000.0 if big else 3.0)
-    return Drawn(x, target=rng.integers(0, C, size=N), description=f"softmax loss x{x.shape}"
-                 + (" large logits" if big else ""))
+    return Drawn(
+        x, target=rng.integers(0, C, size=N), description=f"softmax loss x{x.shape}" + (" large logits" if big else "")
+    )
 
 
-SOFTMAX_LOSS = Adapter("softmax_loss", "softmax_cross_entropy", ("dx",), _softmax_draw, lambda d, g: (None, d.x),
-                       loss="SoftmaxCrossEntropy", factors=lambda d: {float(d.x.shape[0]): "N (the batch size)"})
+SOFTMAX_LOSS = Adapter(
+    "softmax_loss",
+    "softmax_cross_entropy",
+    ("dx",),
+    _softmax_draw,
+    lambda d, g: (None, d.x),
+    loss="SoftmaxCrossEntropy",
+    factors=lambda d: {float(d.x.shape[0]): "N (the batch size)"},
+)
 
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (AFFINE, RELU, SIGMOID, TANH, BATCHNORM, DROPOUT, CONV, MAX_POOL,
-                                                    SOFTMAX_LOSS)}
+ADAPTERS: dict[str, Adapter] = {
+    a.name: a for a in (AFFINE, RELU, SIGMOID, TANH, BATCHNORM, DROPOUT, CONV, MAX_POOL, SOFTMAX_LOSS)
+}
 BUILT_IN = frozenset(ADAPTERS)  # the ready adapters (``register_kind`` adds more to ADAPTERS)
 # manual_bp's kind names lead to the same adapters
-ALIASES = {"linear": "affine", "batch_norm": "batchnorm", "conv2d": "conv", "max_pool2d": "max_pool",
-           "softmax_cross_entropy": "softmax_loss"}
+ALIASES = {
+    "linear": "affine",
+    "batch_norm": "batchnorm",
+    "conv2d": "conv",
+    "max_pool2d": "max_pool",
+    "softmax_cross_entropy": "softmax_loss",
+}
 
 
 def adapter_for(kind: str) -> Adapter:
     """The ready adapter for ``kind`` (an adapter name or a manual_bp kind)."""
     name = ALIASES.get(kind, kind)
     if name not in ADAPTERS:
-        raise ValueError(f"crosscheck.check_pair: no ready adapter for kind {kind!r}; choose from "
-                         f"{sorted(ADAPTERS)} or pass adapter=...")
+        raise ValueError(
+            f"crosscheck.check_pair: no ready adapter for kind {kind!r}; choose from "
+            f"{sorted(ADAPTERS)} or pass adapter=..."
+        )
     return ADAPTERS[name]

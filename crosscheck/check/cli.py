@@ -34,8 +34,11 @@ def load_pair(target: str) -> tuple[Callable[..., Any], Callable[..., Any] | Non
 def parser() -> argparse.ArgumentParser:
     from crosscheck.check.adapters import ADAPTERS
 
-    p = argparse.ArgumentParser(prog="crosscheck check", description="Check your own layer pair against PyTorch "
-                                "and JAX (or the golden answers): out, dx and every parameter gradient, case by case.")
+    p = argparse.ArgumentParser(
+        prog="crosscheck check",
+        description="Check your own layer pair against PyTorch "
+        "and JAX (or the golden answers): out, dx and every parameter gradient, case by case.",
+    )
     p.add_argument("target", help="FILE.py:FORWARD,BACKWARD (a loss: FILE.py:LOSS_FN)")
     p.add_argument("--kind", required=True, help=f"the adapter: {', '.join(sorted(ADAPTERS))}")
     p.add_argument("--cases", type=int, default=20, help="random cases (default 20)")
@@ -53,8 +56,15 @@ def main(argv: list[str]) -> int:
     try:
         forward, backward = load_pair(args.target)
         against = tuple(a.strip() for a in args.against.split(",") if a.strip())
-        report = check_pair(forward, backward, kind=args.kind, cases=args.cases, seed=args.seed,
-                            against=against[0] if against == ("golden",) else against, only=args.case)
+        report = check_pair(
+            forward,
+            backward,
+            kind=args.kind,
+            cases=args.cases,
+            seed=args.seed,
+            against=against[0] if against == ("golden",) else against,
+            only=args.case,
+        )
     except (ValueError, ImportError) as err:
         print(err, file=sys.stderr)
         return 2
@@ -64,9 +74,18 @@ def main(argv: list[str]) -> int:
         md, js = report.write(args.out)
         print(f"report: {os.fspath(md)}, {os.fspath(js)}")
     n_bad = len(report.failures)
-    yours = [c for r in report.results for comp in r.comparisons if comp.backend == "yours" for c in comp.checks
-             if not c.note]
-    worst = f"; worst error {max(c.error for c in yours):.2e}, smallest margin {min(c.margin for c in yours):.2e}" \
-        if yours else ""
+    yours = [
+        c
+        for r in report.results
+        for comp in r.comparisons
+        if comp.backend == "yours"
+        for c in comp.checks
+        if not c.note
+    ]
+    worst = (
+        f"; worst error {max(c.error for c in yours):.2e}, smallest margin {min(c.margin for c in yours):.2e}"
+        if yours
+        else ""
+    )
     print(f"\n{'PASSED' if report.ok else 'FAILED'}: {len(report.results)} cases, {n_bad} mismatching{worst}")
     return 0 if report.ok else 1

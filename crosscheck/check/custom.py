@@ -47,8 +47,9 @@ def _torch_module(fn: Callable[..., Any]) -> Callable[[LayerSpec, Any], Any]:
         class Custom(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
-                self.theta = nn.ParameterDict({k: nn.Parameter(torch.tensor(np.array(v), dtype=dtype))
-                                               for k, v in layer.params.items()})
+                self.theta = nn.ParameterDict(
+                    {k: nn.Parameter(torch.tensor(np.array(v), dtype=dtype)) for k, v in layer.params.items()}
+                )
 
             def forward(self, h: Any) -> Any:
                 return fn(h, **dict(self.theta.items()))
@@ -120,8 +121,15 @@ def register_kind(
 
     probe = draw_case(np.random.default_rng(0), 2)
     grads = ("dx", *(f"d{p}" for p in probe.params))
-    adapter = Adapter(name, name, grads, draw_case, layer, {g: g for g in grads if g != "dx"},
-                      frameworks=tuple(fw for fw, f in (("torch", torch), ("jax", jax)) if f is not None))
+    adapter = Adapter(
+        name,
+        name,
+        grads,
+        draw_case,
+        layer,
+        {g: g for g in grads if g != "dx"},
+        frameworks=tuple(fw for fw, f in (("torch", torch), ("jax", jax)) if f is not None),
+    )
     ADAPTERS[name] = adapter
     return adapter
 

@@ -79,8 +79,10 @@ def cause(name: str, got: Any, want: np.ndarray, context: dict[str, Any]) -> str
             return f"the right values in the wrong shape {a.shape}: reshape to {b.shape} (the input's shape)"
         return ""
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)) and np.all(np.isfinite(b)):
-        return ("non-finite values (inf/nan) where the reference is finite: an overflow, such as exp of large "
-                "inputs; subtract each row's maximum before exp (log-sum-exp)")
+        return (
+            "non-finite values (inf/nan) where the reference is finite: an overflow, such as exp of large "
+            "inputs; subtract each row's maximum before exp (log-sum-exp)"
+        )
     if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 1 and _close(a.T, b):
         return "a transposed result"
     c = factor(a, b)
@@ -98,8 +100,9 @@ def cause(name: str, got: Any, want: np.ndarray, context: dict[str, Any]) -> str
             return context.get("kink_text", "differs only where x sits on a kink")
     out = context.get("out")
     if out is not None and "dx" in name and np.shape(out) == a.shape and _close(a, out):
-        return ("your dx equals the forward's output: the operation (a mask, a scale) was applied to x instead "
-                "of to dout")
+        return (
+            "your dx equals the forward's output: the operation (a mask, a scale) was applied to x instead of to dout"
+        )
     return ""
 
 
@@ -110,11 +113,11 @@ def ties(x: np.ndarray, pool: dict[str, int]) -> np.ndarray:
     H, W = x.shape[2:]
     for i in range(0, H - ph + 1, s):
         for j in range(0, W - pw + 1, s):
-            win = x[:, :, i:i + ph, j:j + pw]
+            win = x[:, :, i : i + ph, j : j + pw]
             top = win.max(axis=(2, 3), keepdims=True)
             hit = win == top
             multi = hit.sum(axis=(2, 3), keepdims=True) > 1
-            mask[:, :, i:i + ph, j:j + pw] |= hit & multi
+            mask[:, :, i : i + ph, j : j + pw] |= hit & multi
     return mask
 
 
@@ -128,8 +131,15 @@ def _worst(got: Any, want: np.ndarray) -> str:
     return f"worst entry at {tuple(int(i) for i in idx)}: yours {a[idx]:.10g}, expected {b[idx]:.10g}"
 
 
-def ignores_dout(adapter: Any, forward: Callable[..., Any], backward: Callable[..., Any] | None, d: Any,
-                 dout: np.ndarray | None, got: dict[str, np.ndarray], name: str) -> bool:
+def ignores_dout(
+    adapter: Any,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None,
+    d: Any,
+    dout: np.ndarray | None,
+    got: dict[str, np.ndarray],
+    name: str,
+) -> bool:
     """The user's ``name`` is the same for the random dout and for dout = ones: it ignores dout."""
     if backward is None or dout is None or name not in got or adapter.loss:
         return False
@@ -137,12 +147,17 @@ def ignores_dout(adapter: Any, forward: Callable[..., Any], backward: Callable[.
         ones = adapter.call(forward, backward, d.copy(), np.ones_like(dout))
     except Exception:
         return False
-    return name in ones and np.shape(ones[name]) == np.shape(got[name]) and np.allclose(ones[name], got[name]) \
+    return (
+        name in ones
+        and np.shape(ones[name]) == np.shape(got[name])
+        and np.allclose(ones[name], got[name])
         and not np.allclose(dout, 1.0)
+    )
 
 
-def variant(adapter: Any, d: Any, got: dict[str, np.ndarray], name: str,
-            rerun: Callable[[Any], dict[str, np.ndarray]]) -> str:
+def variant(
+    adapter: Any, d: Any, got: dict[str, np.ndarray], name: str, rerun: Callable[[Any], dict[str, np.ndarray]]
+) -> str:
     """The cause of the first of the adapter's variants (a known slip applied to the case: a flipped kernel)
     whose reference tensor ``name`` matches the user's, or ''."""
     for text, change in adapter.variants:
@@ -155,9 +170,18 @@ def variant(adapter: Any, d: Any, got: dict[str, np.ndarray], name: str,
     return ""
 
 
-def diagnose(result: Any, adapter: Any, d: Any, got: dict[str, np.ndarray], want: dict[str, np.ndarray],
-             forward: Callable[..., Any], backward: Callable[..., Any] | None, dout: np.ndarray | None,
-             error: str, rerun: Callable[[Any], dict[str, np.ndarray]] | None = None) -> str:
+def diagnose(
+    result: Any,
+    adapter: Any,
+    d: Any,
+    got: dict[str, np.ndarray],
+    want: dict[str, np.ndarray],
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None,
+    dout: np.ndarray | None,
+    error: str,
+    rerun: Callable[[Any], dict[str, np.ndarray]] | None = None,
+) -> str:
     """The failure message of a mismatching case (``CheckResult.summary``)."""
     first = result.first_divergence
     lines = [f"case {result.case_id}: MISMATCH ({result.description})"]
@@ -170,20 +194,33 @@ def diagnose(result: Any, adapter: Any, d: Any, got: dict[str, np.ndarray], want
     likely = ""
     if bad.name in got and bad.name in want:
         lines.append(f"  {_worst(got[bad.name], want[bad.name])}")
-        context: dict[str, Any] = {"factors": adapter.factors(d), "x": d.x, "kinks": d.kinks,
-                                   "out": want.get(f"{adapter.name}.out")}
+        context: dict[str, Any] = {
+            "factors": adapter.factors(d),
+            "x": d.x,
+            "kinks": d.kinks,
+            "out": want.get(f"{adapter.name}.out"),
+        }
         if adapter.name == "max_pool":
             context["kinks"] = ties(d.x, d.extra[0])
-            context["kink_text"] = ("differs only at tied maxima: torch and JAX send a window's gradient to its "
-                                    "first maximum (row-major), not split among the ties")
+            context["kink_text"] = (
+                "differs only at tied maxima: torch and JAX send a window's gradient to its "
+                "first maximum (row-major), not split among the ties"
+            )
         elif adapter.name == "relu":
-            context["kink_text"] = ("differs only where x == 0 (the kink): torch and JAX take the derivative 0 there "
-                                    "(use x > 0, not x >= 0)")
+            context["kink_text"] = (
+                "differs only where x == 0 (the kink): torch and JAX take the derivative 0 there "
+                "(use x > 0, not x >= 0)"
+            )
         likely = cause(bad.name, got[bad.name], want[bad.name], context)
-        if not likely and bad.name.split(".")[-1].startswith("d") and ignores_dout(
-                adapter, forward, backward, d, dout, got, bad.name):
-            likely = ("the gradient ignores the upstream gradient dout (the same for a random dout as for all ones): "
-                      "multiply by dout")
+        if (
+            not likely
+            and bad.name.split(".")[-1].startswith("d")
+            and ignores_dout(adapter, forward, backward, d, dout, got, bad.name)
+        ):
+            likely = (
+                "the gradient ignores the upstream gradient dout (the same for a random dout as for all ones): "
+                "multiply by dout"
+            )
         if not likely and rerun is not None:
             likely = variant(adapter, d, got, bad.name, rerun)
     elif error:

@@ -88,9 +88,19 @@ def make(directory: Path = DIR, kinds: Sequence[str] = KINDS, cases: int = CASES
             arrays.update({f"{p}S/{n}": np.array(v) for n, v in S.items()})
             arrays[p + "bound"] = np.array(bound)
         env = environment()
-        arrays["meta"] = np.array(json.dumps({"version": VERSION, "adapter": name, "cases": cases, "seed": SEED,
-                                              "made_by": "torch, checked against jax", "environment": env},
-                                             default=str))
+        arrays["meta"] = np.array(
+            json.dumps(
+                {
+                    "version": VERSION,
+                    "adapter": name,
+                    "cases": cases,
+                    "seed": SEED,
+                    "made_by": "torch, checked against jax",
+                    "environment": env,
+                },
+                default=str,
+            )
+        )
         out = path(name, directory)
         np.savez_compressed(out, **arrays)
         written.append(out)
@@ -101,27 +111,39 @@ def load(adapter: str, directory: Path = DIR) -> dict[str, Any]:
     """The golden cases of an adapter: {"meta": {...}, "cases": [(Drawn, dout, want, S, bound), ...]}."""
     file = path(adapter, directory)
     if not file.is_file():
-        raise ValueError(f"crosscheck: no golden answers for {adapter!r} (there are for {sorted(KINDS)}); "
-                         "check it against torch and JAX instead")
+        raise ValueError(
+            f"crosscheck: no golden answers for {adapter!r} (there are for {sorted(KINDS)}); "
+            "check it against torch and JAX instead"
+        )
     with np.load(file, allow_pickle=False) as z:
         data = {k: z[k] for k in z.files}
     meta = json.loads(str(data["meta"]))
     cases = []
     for k in range(meta["cases"]):
         p = f"k{k}/"
-        params = {n[len(p) + 6:]: v for n, v in data.items() if n.startswith(p + "param/")}
+        params = {n[len(p) + 6 :]: v for n, v in data.items() if n.startswith(p + "param/")}
         order = [n for n in ("w", "b", "gamma", "beta") if n in params]  # the call order of the course layouts
         extra = tuple(json.loads(str(data[p + "extra"]), object_hook=_decode))
-        d = Drawn(data[p + "x"], {n: params[n] for n in order}, extra,
-                  data.get(p + "target"), str(data[p + "description"]), data.get(p + "kinks"))
-        want = {n[len(p) + 5:]: v for n, v in data.items() if n.startswith(p + "want/")}
-        S = {n[len(p) + 2:]: float(v) for n, v in data.items() if n.startswith(p + "S/")}
+        d = Drawn(
+            data[p + "x"],
+            {n: params[n] for n in order},
+            extra,
+            data.get(p + "target"),
+            str(data[p + "description"]),
+            data.get(p + "kinks"),
+        )
+        want = {n[len(p) + 5 :]: v for n, v in data.items() if n.startswith(p + "want/")}
+        S = {n[len(p) + 2 :]: float(v) for n, v in data.items() if n.startswith(p + "S/")}
         cases.append((d, data.get(p + "dout"), want, S, float(data[p + "bound"])))
     return {"meta": meta, "cases": cases}
 
 
-def check_golden(forward: Callable[..., Any], backward: Callable[..., Any] | None, adapter: Adapter,
-                 only: Sequence[int] | None = None) -> list[Any]:
+def check_golden(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None,
+    adapter: Adapter,
+    only: Sequence[int] | None = None,
+) -> list[Any]:
     """One ``CheckResult`` per golden case of the adapter: the user's tensors against the stored answers."""
     from crosscheck.check.diagnose import diagnose
     from crosscheck.check.pair import YOURS, CheckResult, compare, run_user
@@ -133,8 +155,11 @@ def check_golden(forward: Callable[..., Any], backward: Callable[..., Any] | Non
         if only is not None and k not in only:
             continue
         got, error = run_user(adapter, forward, backward, d, dout)
-        spec = NetSpec((), LossSpec(adapter.kind, {}), "float64") if adapter.loss else \
-            NetSpec((LayerSpec(adapter.name, adapter.kind, {}),), None, "float64")
+        spec = (
+            NetSpec((), LossSpec(adapter.kind, {}), "float64")
+            if adapter.loss
+            else NetSpec((LayerSpec(adapter.name, adapter.kind, {}),), None, "float64")
+        )
         replay = f"crosscheck.check_pair(..., kind={adapter.name!r}, against='golden', only=[{k}])"
         result = CheckResult(f"{adapter.name}/golden/{k}", d.description, "float64", spec, bound, replay=replay)
         mode = "loss" if adapter.loss else "vjp"

@@ -34,8 +34,15 @@ COURSE: dict[str, tuple[str, str | None]] = {
 SHOWN = 3  # failing cases shown in one failure message
 
 
-def grade(path: str | Path, kind: str, names: Sequence[str] | None = None, *, cases: int = 20, seed: int = 0,
-          against: str | Sequence[str] = ("torch", "jax")) -> Any:
+def grade(
+    path: str | Path,
+    kind: str,
+    names: Sequence[str] | None = None,
+    *,
+    cases: int = 20,
+    seed: int = 0,
+    against: str | Sequence[str] = ("torch", "jax"),
+) -> Any:
     """Check the pair ``names`` (default: the course's names for ``kind``) of the file at ``path``; fail the
     test (``pytest.fail``, no traceback) with the diagnoses when a case mismatches, else return the report."""
     import pytest

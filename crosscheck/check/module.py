@@ -48,14 +48,17 @@ def _spec_of(obj: Any, like: str | None) -> LayerSpec:
     elif kind in LIKE:
         config = LIKE[kind](params)
     else:
-        raise ValueError(f"crosscheck.check_module: {type(obj).__name__} has no config(); for like={kind!r} give it "
-                         f"one (the kind's constructor arguments) or use a kind of {sorted(LIKE)}")
+        raise ValueError(
+            f"crosscheck.check_module: {type(obj).__name__} has no config(); for like={kind!r} give it "
+            f"one (the kind's constructor arguments) or use a kind of {sorted(LIKE)}"
+        )
     from crosscheck.kinds import lookup
 
     entry = lookup(kind)
     buffers = {k: np.array(v, copy=True) for k, v in dict(getattr(obj, "buffers", {}) or {}).items()}
-    return LayerSpec(NAME, kind, config, params, buffers, {}, bool(getattr(obj, "training", True)), (),
-                     entry.integer_input, ())
+    return LayerSpec(
+        NAME, kind, config, params, buffers, {}, bool(getattr(obj, "training", True)), (), entry.integer_input, ()
+    )
 
 
 def _input(spec: LayerSpec, x: np.ndarray | None, rng: np.random.Generator, k: int) -> np.ndarray:
@@ -70,12 +73,16 @@ def _input(spec: LayerSpec, x: np.ndarray | None, rng: np.random.Generator, k: i
 
 def _grads(obj: Any, params: Sequence[str]) -> dict[str, np.ndarray]:
     grads = dict(getattr(obj, "grads", {}) or {})
-    return {p: np.asarray(grads[p] if p in grads else getattr(obj, f"d{p}")) for p in params
-            if p in grads or hasattr(obj, f"d{p}")}
+    return {
+        p: np.asarray(grads[p] if p in grads else getattr(obj, f"d{p}"))
+        for p in params
+        if p in grads or hasattr(obj, f"d{p}")
+    }
 
 
-def _layer_case(obj: Any, like: str | None, x: np.ndarray | None, seed: int, k: int,
-                against: Sequence[str]) -> CheckResult:
+def _layer_case(
+    obj: Any, like: str | None, x: np.ndarray | None, seed: int, k: int, against: Sequence[str]
+) -> CheckResult:
     rng = np.random.default_rng([seed, k])
     layer = _spec_of(obj, like)
     h = _input(layer, x, rng, k)
@@ -93,8 +100,14 @@ def _layer_case(obj: Any, like: str | None, x: np.ndarray | None, seed: int, k: 
         error, dout = f"raised {type(err).__name__}: {err}", None
     replay = f"crosscheck.check_module(obj, like={like!r}, seed={seed}, cases={k + 1})"
     bound = tolerance.bound("float64", reduction_length(spec, h), 1)
-    result = CheckResult(f"module/{seed}/{k}", f"{type(obj).__name__} ({layer.kind}) on x{h.shape}", "float64", spec,
-                         bound, replay=replay)
+    result = CheckResult(
+        f"module/{seed}/{k}",
+        f"{type(obj).__name__} ({layer.kind}) on x{h.shape}",
+        "float64",
+        spec,
+        bound,
+        replay=replay,
+    )
     if error:
         checks = [tolerance.TensorCheck(n, (), "", np.nan, np.nan, np.nan, bound, error) for n in names]
         result.comparisons.append(Comparison("vjp", YOURS, against[0], checks))
@@ -103,24 +116,40 @@ def _layer_case(obj: Any, like: str | None, x: np.ndarray | None, seed: int, k: 
     runs = references(spec, h, None, dout, against)
     S = scales(spec, runs[against[0]], h, None, dloss=1.0, dout=dout)
     for fw in against:
-        checks = [tolerance.check(n, got[n], runs[fw][n], bound, S.get(n, 0.0)) if n in got else
-                  tolerance.TensorCheck(n, (), "", np.nan, np.nan, np.nan, bound, "missing in your module")
-                  for n in names]
+        checks = [
+            tolerance.check(n, got[n], runs[fw][n], bound, S.get(n, 0.0))
+            if n in got
+            else tolerance.TensorCheck(n, (), "", np.nan, np.nan, np.nan, bound, "missing in your module")
+            for n in names
+        ]
         result.comparisons.append(Comparison("vjp", YOURS, fw, checks))
     if not result.ok:
         comp, bad = result.first_divergence
         want = runs[comp.reference].get(bad.name)
-        likely = cause(bad.name, got.get(bad.name), want, {"factors": {float(h.shape[0]): "N (the batch size)"}}) \
-            if want is not None else ""
-        result.diagnosis = (f"case {result.case_id}: MISMATCH ({result.description})\n"
-                            f"  first diverging tensor: {bad.name} [{comp.backend} vs {comp.reference}]: "
-                            f"{bad.note or f'rel_norm {bad.rel_norm:.3e} > bound {bad.bound:.1e}'}\n"
-                            f"  likely cause: {likely or 'none the numbers show'}\n  replay: {replay}")
+        likely = (
+            cause(bad.name, got.get(bad.name), want, {"factors": {float(h.shape[0]): "N (the batch size)"}})
+            if want is not None
+            else ""
+        )
+        result.diagnosis = (
+            f"case {result.case_id}: MISMATCH ({result.description})\n"
+            f"  first diverging tensor: {bad.name} [{comp.backend} vs {comp.reference}]: "
+            f"{bad.note or f'rel_norm {bad.rel_norm:.3e} > bound {bad.bound:.1e}'}\n"
+            f"  likely cause: {likely or 'none the numbers show'}\n  replay: {replay}"
+        )
     return result
 
 
-def check_module(obj: Any, like: str | None = None, x: np.ndarray | None = None, cases: int = 5, seed: int = 0,
-                 against: Sequence[str] = ("torch", "jax"), loss_fn: Any = None, y: Any = None) -> Any:
+def check_module(
+    obj: Any,
+    like: str | None = None,
+    x: np.ndarray | None = None,
+    cases: int = 5,
+    seed: int = 0,
+    against: Sequence[str] = ("torch", "jax"),
+    loss_fn: Any = None,
+    y: Any = None,
+) -> Any:
     """Verify a user's layer object (``like`` names its kind when it has no ``kind``) or a whole model.
 
     A layer: ``cases`` inputs (x, or drawn: a batch of 1 first, entries at 0 among them), each with a random
@@ -137,12 +166,22 @@ def check_module(obj: Any, like: str | None = None, x: np.ndarray | None = None,
         results = _model_cases(obj, x, cases, seed, against, loss_fn, y)
     else:
         results = [_layer_case(obj, like, x, seed, k, against) for k in range(cases)]
-    return Report(results, settings={"check_module": type(obj).__name__, "like": like, "cases": cases,
-                                     "seed": seed, "against": list(against)}, seconds=time.perf_counter() - start)
+    return Report(
+        results,
+        settings={
+            "check_module": type(obj).__name__,
+            "like": like,
+            "cases": cases,
+            "seed": seed,
+            "against": list(against),
+        },
+        seconds=time.perf_counter() - start,
+    )
 
 
-def _model_cases(model: Any, x: np.ndarray | None, cases: int, seed: int, against: tuple[str, ...], loss_fn: Any,
-                 y: Any) -> list[Any]:
+def _model_cases(
+    model: Any, x: np.ndarray | None, cases: int, seed: int, against: tuple[str, ...], loss_fn: Any, y: Any
+) -> list[Any]:
     import manual_bp as mb
     from crosscheck.run.compare import compare_case
 
@@ -160,8 +199,18 @@ def _model_cases(model: Any, x: np.ndarray | None, cases: int, seed: int, agains
         fn = loss_fn if loss_fn is not None else mb.MSE()
         target = y if y is not None else rng.normal(size=np.shape(logits))
         dout = rng.normal(size=np.shape(logits))
-        results.append(compare_case(model, fn, h, target, dloss=float(rng.uniform(0.5, 2.0)), dout=dout,
-                                    frameworks=against, case_id=f"model/{seed}/{k}",
-                                    description=f"{type(model).__name__} on x{h.shape}",
-                                    replay=f"crosscheck.check_module(model, seed={seed}, cases={k + 1})"))
+        results.append(
+            compare_case(
+                model,
+                fn,
+                h,
+                target,
+                dloss=float(rng.uniform(0.5, 2.0)),
+                dout=dout,
+                frameworks=against,
+                case_id=f"model/{seed}/{k}",
+                description=f"{type(model).__name__} on x{h.shape}",
+                replay=f"crosscheck.check_module(model, seed={seed}, cases={k + 1})",
+            )
+        )
     return results

@@ -47,8 +47,13 @@ def _replay(forward: Callable[..., Any], backward: Callable[..., Any] | None, ki
     return f"crosscheck.check_pair({names}, kind={kind!r}, seed={seed}, only=[{k}])"
 
 
-def run_user(adapter: Adapter, forward: Callable[..., Any], backward: Callable[..., Any] | None, d: Drawn,
-             dout: np.ndarray | None) -> tuple[dict[str, np.ndarray], str]:
+def run_user(
+    adapter: Adapter,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None,
+    d: Drawn,
+    dout: np.ndarray | None,
+) -> tuple[dict[str, np.ndarray], str]:
     """The user's tensors, and the error their code raised ('' if none); inputs are checked unmutated."""
     mine = d.copy()
     try:
@@ -60,8 +65,9 @@ def run_user(adapter: Adapter, forward: Callable[..., Any], backward: Callable[.
     return got, ""
 
 
-def references(spec: NetSpec, x: np.ndarray, target: Any, dout: np.ndarray | None,
-               frameworks: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+def references(
+    spec: NetSpec, x: np.ndarray, target: Any, dout: np.ndarray | None, frameworks: Sequence[str]
+) -> dict[str, dict[str, np.ndarray]]:
     """Each framework's tensors (one run: the loss pulled back for a loss spec, else the VJP of dout)."""
     from crosscheck.reference import reference
 
@@ -75,8 +81,9 @@ def references(spec: NetSpec, x: np.ndarray, target: Any, dout: np.ndarray | Non
     return runs
 
 
-def expected(adapter: Adapter, spec: NetSpec, d: Drawn, x: np.ndarray, dout: np.ndarray | None,
-             run: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
+def expected(
+    adapter: Adapter, spec: NetSpec, d: Drawn, x: np.ndarray, dout: np.ndarray | None, run: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
     """A reference run in the report's names and the user's shapes, its term sizes S, and the bound."""
     from crosscheck.tolerance import reduction_length, scales
 
@@ -94,15 +101,22 @@ def expected(adapter: Adapter, spec: NetSpec, d: Drawn, x: np.ndarray, dout: np.
     return want, S, tolerance.bound("float64", reduction_length(spec, x), 1)
 
 
-def compare(names: list[str], got: dict[str, np.ndarray], want: dict[str, np.ndarray], S: dict[str, float],
-            bound: float, error: str = "") -> list[tolerance.TensorCheck]:
+def compare(
+    names: list[str],
+    got: dict[str, np.ndarray],
+    want: dict[str, np.ndarray],
+    S: dict[str, float],
+    bound: float,
+    error: str = "",
+) -> list[tolerance.TensorCheck]:
     """One check per name (shape and dtype first, then values); a name the user's code did not give fails."""
     checks = []
     for n in names:
         if n not in got:
             note = error or "missing in your results"
-            checks.append(tolerance.TensorCheck(n, tuple(np.shape(want[n])), "float64", np.nan, np.nan, np.nan,
-                                                bound, note))
+            checks.append(
+                tolerance.TensorCheck(n, tuple(np.shape(want[n])), "float64", np.nan, np.nan, np.nan, bound, note)
+            )
         else:
             checks.append(tolerance.check(n, np.asarray(got[n]), want[n], bound, S.get(n, 0.0)))
     if error and all(n in got for n in names):
@@ -110,8 +124,15 @@ def compare(names: list[str], got: dict[str, np.ndarray], want: dict[str, np.nda
     return checks
 
 
-def one_case(forward: Callable[..., Any], backward: Callable[..., Any] | None, adapter: Adapter, seed: int, k: int,
-             against: Sequence[str], kind: str) -> CheckResult:
+def one_case(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None,
+    adapter: Adapter,
+    seed: int,
+    k: int,
+    against: Sequence[str],
+    kind: str,
+) -> CheckResult:
     """Draw case k of ``seed``, run the user's pair and the references, compare and diagnose."""
     rng = np.random.default_rng([seed, k])
     d = adapter.draw(rng, k)
@@ -122,8 +143,11 @@ def one_case(forward: Callable[..., Any], backward: Callable[..., Any] | None, a
     dout = None
     if adapter.loss is None:  # the user's out fixes dout's shape; a random upstream gradient, never all ones
         try:
-            out = forward(d.x.copy(), *(p.copy() for p in d.params.values()),
-                          *(dict(e) if isinstance(e, dict) else e for e in d.extra))[0]
+            out = forward(
+                d.x.copy(),
+                *(p.copy() for p in d.params.values()),
+                *(dict(e) if isinstance(e, dict) else e for e in d.extra),
+            )[0]
         except Exception as err:  # the user's code: what it raised is the case's failure
             spec, _ = adapter.spec(d, {})
             result = CheckResult(case_id, d.description, "float64", spec, tolerance.FLOAT64_BOUND, replay=replay)
@@ -144,10 +168,12 @@ def one_case(forward: Callable[..., Any], backward: Callable[..., Any] | None, a
         result.comparisons.append(Comparison(mode, YOURS, fw, compare(names, got, other, S, bound, error)))
         result.comparisons.append(Comparison(mode, against[0], fw, compare(names, want, other, S, bound)))
     if not result.ok:
+
         def rerun(changed: Drawn) -> dict[str, np.ndarray]:
             spec2, x2 = adapter.spec(changed, got)
-            return expected(adapter, spec2, changed, x2, dout, references(spec2, x2, changed.target, dout,
-                                                                           against[:1])[against[0]])[0]
+            return expected(
+                adapter, spec2, changed, x2, dout, references(spec2, x2, changed.target, dout, against[:1])[against[0]]
+            )[0]
 
         result.diagnosis = diagnose(result, adapter, d, got, want, forward, backward, dout, error, rerun)
     return result

@@ -83,7 +83,7 @@ class Var:
         return Var(-self.v, ((self, -1),))
 
     def __pow__(self, k: int) -> Var:
-        return Var(self.v ** k, ((self, k * self.v ** (k - 1)),))
+        return Var(self.v**k, ((self, k * self.v ** (k - 1)),))
 
     def __gt__(self, o: Any) -> bool:
         return bool(self.v > value(o))

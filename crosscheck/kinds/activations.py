@@ -33,8 +33,9 @@ def _scale_fwd(lipschitz: Callable[[dict[str, Any]], float]) -> Callable[..., fl
     return lambda w, layer, h, s_in, out: lipschitz(layer.config) * s_in
 
 
-def _scale_bwd(curvature: Callable[[dict[str, Any], int], float], gain: Callable[[int], float] = lambda C: LIPSCHITZ
-               ) -> Callable[..., float]:
+def _scale_bwd(
+    curvature: Callable[[dict[str, Any], int], float], gain: Callable[[int], float] = lambda C: LIPSCHITZ
+) -> Callable[..., float]:
     """G(dx) = gain G(dout) + max|dout| sup|f''| S(x): x arrives with rounding eps S(x), which moves f'(x)."""
 
     def rule(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> float:
@@ -132,7 +133,7 @@ def _gelu(x: Any, c: dict[str, Any]) -> Any:
     """x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, or torch's tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     m = ex.mp()
     if c["approximate"] == "tanh":
-        return 0.5 * x * (1 + ex.tanh(m.sqrt(2 / m.pi) * (x + ex.mpf(0.044715) * x ** 3)))
+        return 0.5 * x * (1 + ex.tanh(m.sqrt(2 / m.pi) * (x + ex.mpf(0.044715) * x**3)))
     return x * (1 + ex.erf(x / m.sqrt(2))) / 2
 
 
@@ -150,17 +151,28 @@ EXACT: dict[str, Callable[..., Any]] = {
     "sigmoid": _elementwise(lambda x, c: ex.sigmoid(x)),
     "tanh": _elementwise(lambda x, c: ex.tanh(x)),
     "silu": _elementwise(lambda x, c: x * ex.sigmoid(x)),
-    "softplus": _elementwise(lambda x, c: x if x * ex.mpf(c["beta"]) > ex.mpf(c["threshold"])
-                             else ex.log1p(ex.exp(x * ex.mpf(c["beta"]))) / ex.mpf(c["beta"])),
+    "softplus": _elementwise(
+        lambda x, c: (
+            x
+            if x * ex.mpf(c["beta"]) > ex.mpf(c["threshold"])
+            else ex.log1p(ex.exp(x * ex.mpf(c["beta"]))) / ex.mpf(c["beta"])
+        )
+    ),
     "gelu": _elementwise(_gelu),
     "softmax": _rowwise(_softmax_row),
     "log_softmax": _rowwise(_log_softmax_row),
 }
 
 
-def _activation(kind: str, torch_module: Callable[[dict[str, Any]], Any], jax_fn: Callable[[Any, dict[str, Any]], Any],
-                lipschitz: Callable[[dict[str, Any]], float], curvature: Callable[[dict[str, Any], int], float],
-                terms: Callable[..., np.ndarray], **extra: Any) -> Kind:
+def _activation(
+    kind: str,
+    torch_module: Callable[[dict[str, Any]], Any],
+    jax_fn: Callable[[Any, dict[str, Any]], Any],
+    lipschitz: Callable[[dict[str, Any]], float],
+    curvature: Callable[[dict[str, Any], int], float],
+    terms: Callable[..., np.ndarray],
+    **extra: Any,
+) -> Kind:
     return Kind(
         kind,
         torch_module=lambda layer, dtype: torch_module(layer.config),
@@ -182,36 +194,97 @@ def _slope(x: np.ndarray, y: np.ndarray, layer: Any) -> np.ndarray:
 
 
 KINDS = [
-    _activation("identity", lambda c: nn.Identity(), lambda x, c: x, _const(1.0), _const(0.0),
-                _smooth(_slope)),
-    _activation("relu", lambda c: nn.ReLU(), lambda x, c: jax.nn.relu(x), _const(1.0), _const(0.0), _exact_out,
-                hazard=kink_at_zero),
-    _activation("leaky_relu", lambda c: nn.LeakyReLU(c["negative_slope"]),
-                lambda x, c: _leaky_relu(x, c["negative_slope"]),
-                lambda c: max(1.0, abs(c["negative_slope"])), _const(0.0), _exact_out, hazard=kink_at_zero,
-                draw=lambda rng: {"negative_slope": float(rng.choice([0.01, 0.1, 0.3, -0.2]))}),
-    _activation("elu", lambda c: nn.ELU(c["alpha"]), lambda x, c: jax.nn.elu(x, c["alpha"]),
-                lambda c: max(1.0, abs(c["alpha"])), lambda c, C: abs(c["alpha"]), _exact_out,
-                hazard=kink_at_zero, draw=lambda rng: {"alpha": float(rng.choice([1.0, 0.5, 1.7]))}),
-    _activation("sigmoid", lambda c: nn.Sigmoid(), lambda x, c: jax.nn.sigmoid(x), _const(0.25), _const(0.0963),
-                _smooth(lambda x, y, layer: y * (1 - y))),
-    _activation("tanh", lambda c: nn.Tanh(), lambda x, c: jnp.tanh(x), _const(1.0), _const(0.77),
-                _smooth(lambda x, y, layer: 1 - y * y)),
-    _activation("silu", lambda c: nn.SiLU(), lambda x, c: jax.nn.silu(x), _const(1.1), _const(0.5),
-                _smooth(lambda x, y, layer: np.abs(_sigmoid(x) * (1 + x * (1 - _sigmoid(x)))))),
-    _activation("softplus", lambda c: nn.Softplus(beta=c["beta"], threshold=c["threshold"]),
-                lambda x, c: _softplus(x, c["beta"], c["threshold"]), _const(1.0), lambda c, C: c["beta"] / 4,
-                _exact_out, hazard=_softplus_threshold,
-                draw=lambda rng: {"beta": float(rng.choice([1.0, 0.5, 2.0])),
-                                  "threshold": float(rng.choice([20.0, 1.0, 3.0]))}),
-    _activation("gelu", lambda c: nn.GELU(approximate=c["approximate"]),
-                lambda x, c: jax.nn.gelu(x, approximate=c["approximate"] == "tanh"), _const(1.13), _const(0.8),
-                _gelu_terms, draw=lambda rng: {"approximate": str(rng.choice(["none", "tanh"]))}),
+    _activation("identity", lambda c: nn.Identity(), lambda x, c: x, _const(1.0), _const(0.0), _smooth(_slope)),
+    _activation(
+        "relu",
+        lambda c: nn.ReLU(),
+        lambda x, c: jax.nn.relu(x),
+        _const(1.0),
+        _const(0.0),
+        _exact_out,
+        hazard=kink_at_zero,
+    ),
+    _activation(
+        "leaky_relu",
+        lambda c: nn.LeakyReLU(c["negative_slope"]),
+        lambda x, c: _leaky_relu(x, c["negative_slope"]),
+        lambda c: max(1.0, abs(c["negative_slope"])),
+        _const(0.0),
+        _exact_out,
+        hazard=kink_at_zero,
+        draw=lambda rng: {"negative_slope": float(rng.choice([0.01, 0.1, 0.3, -0.2]))},
+    ),
+    _activation(
+        "elu",
+        lambda c: nn.ELU(c["alpha"]),
+        lambda x, c: jax.nn.elu(x, c["alpha"]),
+        lambda c: max(1.0, abs(c["alpha"])),
+        lambda c, C: abs(c["alpha"]),
+        _exact_out,
+        hazard=kink_at_zero,
+        draw=lambda rng: {"alpha": float(rng.choice([1.0, 0.5, 1.7]))},
+    ),
+    _activation(
+        "sigmoid",
+        lambda c: nn.Sigmoid(),
+        lambda x, c: jax.nn.sigmoid(x),
+        _const(0.25),
+        _const(0.0963),
+        _smooth(lambda x, y, layer: y * (1 - y)),
+    ),
+    _activation(
+        "tanh",
+        lambda c: nn.Tanh(),
+        lambda x, c: jnp.tanh(x),
+        _const(1.0),
+        _const(0.77),
+        _smooth(lambda x, y, layer: 1 - y * y),
+    ),
+    _activation(
+        "silu",
+        lambda c: nn.SiLU(),
+        lambda x, c: jax.nn.silu(x),
+        _const(1.1),
+        _const(0.5),
+        _smooth(lambda x, y, layer: np.abs(_sigmoid(x) * (1 + x * (1 - _sigmoid(x))))),
+    ),
+    _activation(
+        "softplus",
+        lambda c: nn.Softplus(beta=c["beta"], threshold=c["threshold"]),
+        lambda x, c: _softplus(x, c["beta"], c["threshold"]),
+        _const(1.0),
+        lambda c, C: c["beta"] / 4,
+        _exact_out,
+        hazard=_softplus_threshold,
+        draw=lambda rng: {"beta": float(rng.choice([1.0, 0.5, 2.0])), "threshold": float(rng.choice([20.0, 1.0, 3.0]))},
+    ),
+    _activation(
+        "gelu",
+        lambda c: nn.GELU(approximate=c["approximate"]),
+        lambda x, c: jax.nn.gelu(x, approximate=c["approximate"] == "tanh"),
+        _const(1.13),
+        _const(0.8),
+        _gelu_terms,
+        draw=lambda rng: {"approximate": str(rng.choice(["none", "tanh"]))},
+    ),
     # Softmax: dx = p (dout - <dout, p>), each p_j off by at most 2 p_j eps S(x): curvature 6
-    _activation("softmax", lambda c: nn.Softmax(dim=-1), lambda x, c: jax.nn.softmax(x, axis=-1),
-                _const(LIPSCHITZ), _const(6.0), _input_terms),
+    _activation(
+        "softmax",
+        lambda c: nn.Softmax(dim=-1),
+        lambda x, c: jax.nn.softmax(x, axis=-1),
+        _const(LIPSCHITZ),
+        _const(6.0),
+        _input_terms,
+    ),
     # LogSoftmax: dx = dout - p sum(dout): gain 1 + C, curvature 2 C
-    _activation("log_softmax", lambda c: nn.LogSoftmax(dim=-1), lambda x, c: jax.nn.log_softmax(x, axis=-1),
-                _const(LIPSCHITZ), lambda c, C: 2.0 * C, _input_terms, scale_fwd=_log_softmax_fwd,
-                scale_bwd=_scale_bwd(lambda c, C: 2.0 * C, gain=lambda C: 1 + C)),
+    _activation(
+        "log_softmax",
+        lambda c: nn.LogSoftmax(dim=-1),
+        lambda x, c: jax.nn.log_softmax(x, axis=-1),
+        _const(LIPSCHITZ),
+        lambda c, C: 2.0 * C,
+        _input_terms,
+        scale_fwd=_log_softmax_fwd,
+        scale_bwd=_scale_bwd(lambda c, C: 2.0 * C, gain=lambda C: 1 + C),
+    ),
 ]

@@ -61,8 +61,12 @@ def _bwd(w: Any, layer: LayerSpec, g: float, h_in: np.ndarray, s_x: float) -> fl
     a_P = a_A * s["v_row"]  # max |dP|
     g_S = s["scale"] * (2 * (g_A * s["v_row"] + a_A * d * s["v"]) + 4 * s["scores"] * a_P)  # a row of dS
     a_S = 2 * s["scale"] * a_P  # the size of a row of dS
-    G = {"o": g, "v": T * (g_A + 2 * s["scores"] * a_A), "q": g_S * s["k_max"] + a_S * s["k"],
-         "k": T * (g_S * s["q_max"] + a_S * s["q"])}
+    G = {
+        "o": g,
+        "v": T * (g_A + 2 * s["scores"] * a_A),
+        "q": g_S * s["k_max"] + a_S * s["k"],
+        "k": T * (g_S * s["q_max"] + a_S * s["q"]),
+    }
     size = {"o": a, "v": T * a_A, "q": a_S * s["k_max"], "k": T * a_S * s["q_max"]}  # max |dout|, |dV|, |dQ|, |dK|
     for n, g_n in G.items():
         x_S, x_size = (s["A"], s["v_max"]) if n == "o" else (s_x, amax(h_in))  # the product's input
@@ -106,8 +110,9 @@ def _torch_apply(layer: LayerSpec, m: Any, h: Any, apply: Any) -> Any:
     T = h.shape[1]
     kpm = layer.fixed.get("key_padding_mask")
     causal = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1) if layer.config["causal"] else None
-    out, _ = m(h, h, h, key_padding_mask=None if kpm is None else torch.from_numpy(kpm), attn_mask=causal,
-               need_weights=False)
+    out, _ = m(
+        h, h, h, key_padding_mask=None if kpm is None else torch.from_numpy(kpm), attn_mask=causal, need_weights=False
+    )
     return out
 
 
@@ -195,7 +200,17 @@ def _describe(layer: Any) -> str:
 
 
 KINDS = [
-    Kind("multi_head_attention", torch_module=_torch, torch_apply=_torch_apply, torch_grads=_torch_grads,
-         jax_apply=_jax, scale_fwd=_fwd, scale_bwd=_bwd, terms=_terms, fixed=_fixed, describe=_describe,
-         exact=_exact),
+    Kind(
+        "multi_head_attention",
+        torch_module=_torch,
+        torch_apply=_torch_apply,
+        torch_grads=_torch_grads,
+        jax_apply=_jax,
+        scale_fwd=_fwd,
+        scale_bwd=_bwd,
+        terms=_terms,
+        fixed=_fixed,
+        describe=_describe,
+        exact=_exact,
+    ),
 ]

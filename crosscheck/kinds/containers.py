@@ -68,7 +68,16 @@ def _describe(layer: Any) -> str:
 
 
 KINDS = [
-    Kind("residual", torch_module=_torch, torch_apply=_torch_apply, jax_apply=_jax, scale_fwd=_scale_fwd,
-         scale_bwd=_scale_bwd, terms=lambda layer, x, y, m, eps: m, walk=_walk, describe=_describe,
-         exact=_exact),
+    Kind(
+        "residual",
+        torch_module=_torch,
+        torch_apply=_torch_apply,
+        jax_apply=_jax,
+        scale_fwd=_scale_fwd,
+        scale_bwd=_scale_bwd,
+        terms=lambda layer, x, y, m, eps: m,
+        walk=_walk,
+        describe=_describe,
+        exact=_exact,
+    ),
 ]

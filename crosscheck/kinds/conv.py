@@ -146,8 +146,17 @@ def _describe(layer: Any) -> str:
 
 def _conv_torch(layer: LayerSpec, dtype: Any) -> Any:
     cfg = layer.config
-    conv = nn.Conv2d(cfg["in_channels"], cfg["out_channels"], tuple(cfg["kernel_size"]), tuple(cfg["stride"]),
-                     tuple(cfg["padding"]), tuple(cfg["dilation"]), cfg["groups"], cfg["bias"], dtype=dtype)
+    conv = nn.Conv2d(
+        cfg["in_channels"],
+        cfg["out_channels"],
+        tuple(cfg["kernel_size"]),
+        tuple(cfg["stride"]),
+        tuple(cfg["padding"]),
+        tuple(cfg["dilation"]),
+        cfg["groups"],
+        cfg["bias"],
+        dtype=dtype,
+    )
     copy_into(conv.weight, conv_weight_to_torch(layer.params["W"], cfg))
     if cfg["bias"]:
         copy_into(conv.bias, layer.params["b"])
@@ -173,9 +182,15 @@ def _conv_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     (ph, pw) = c["padding"]
     xp = jnp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, H + 2 ph, W + 2 pw)
     out = jax.lax.conv_general_dilated(
-        xp, p["W"], window_strides=tuple(c["stride"]), padding=((0, 0), (0, 0)),
-        rhs_dilation=tuple(c["dilation"]), dimension_numbers=("NCHW", "OIHW", "NCHW"),
-        feature_group_count=c["groups"], precision=jax.lax.Precision.HIGHEST)
+        xp,
+        p["W"],
+        window_strides=tuple(c["stride"]),
+        padding=((0, 0), (0, 0)),
+        rhs_dilation=tuple(c["dilation"]),
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        feature_group_count=c["groups"],
+        precision=jax.lax.Precision.HIGHEST,
+    )
     return out + p["b"].reshape(-1, 1, 1) if c["bias"] else out
 
 
@@ -195,8 +210,9 @@ def max_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (tuple(c[k]) for k in ("kernel_size", "stride", "padding", "dilation"))
     ninf = np.array(-np.inf, dtype=x.dtype)  # a concrete constant: JAX recognises the max monoid (and its VJP)
     if (dh, dw) == (1, 1):
-        return jax.lax.reduce_window(x, ninf, jax.lax.max, (1, 1, kh, kw), (1, 1, sh, sw),
-                                     ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        return jax.lax.reduce_window(
+            x, ninf, jax.lax.max, (1, 1, kh, kw), (1, 1, sh, sw), ((0, 0), (0, 0), (ph, ph), (pw, pw))
+        )
     xp = jnp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=ninf)
     Ho, Wo = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1, (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
     rows = (np.arange(Ho)[:, None] * sh + np.arange(kh) * dh).reshape(-1)  # (Ho kH,): window y reads rows y kH ...
@@ -208,8 +224,9 @@ def max_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
 def _avg_pool_torch(layer: LayerSpec, dtype: Any) -> Any:
     """nn.AvgPool2d: zero padding; ``count_include_pad`` as configured."""
     c = layer.config
-    return nn.AvgPool2d(tuple(c["kernel_size"]), tuple(c["stride"]), tuple(c["padding"]),
-                        count_include_pad=c["count_include_pad"])
+    return nn.AvgPool2d(
+        tuple(c["kernel_size"]), tuple(c["stride"]), tuple(c["padding"]), count_include_pad=c["count_include_pad"]
+    )
 
 
 def avg_pool_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
@@ -295,14 +312,42 @@ def same_scale(w: Any, layer: LayerSpec, h: np.ndarray, s_in: float, out: np.nda
 
 
 KINDS = [
-    Kind("conv2d", torch_module=_conv_torch, torch_grads=conv_grads, jax_apply=_conv_jax, scale_fwd=conv_fwd,
-         scale_bwd=_conv_bwd, terms=conv_terms, lengths=image_lengths, describe=_describe, plant=conv_plant,
-         exact=_conv_exact),
-    Kind("max_pool2d", torch_module=_max_pool_torch, jax_apply=max_pool_jax, scale_fwd=same_scale,
-         scale_bwd=pool_bwd, terms=max_terms, hazard=near_tie, lengths=image_lengths, describe=_describe,
-         exact=_pool_exact(_first_max)),
-    Kind("avg_pool2d", torch_module=_avg_pool_torch, jax_apply=avg_pool_jax, scale_fwd=same_scale,
-         scale_bwd=pool_bwd, terms=max_terms, lengths=image_lengths, describe=_describe, exact=_pool_exact(_mean)),
+    Kind(
+        "conv2d",
+        torch_module=_conv_torch,
+        torch_grads=conv_grads,
+        jax_apply=_conv_jax,
+        scale_fwd=conv_fwd,
+        scale_bwd=_conv_bwd,
+        terms=conv_terms,
+        lengths=image_lengths,
+        describe=_describe,
+        plant=conv_plant,
+        exact=_conv_exact,
+    ),
+    Kind(
+        "max_pool2d",
+        torch_module=_max_pool_torch,
+        jax_apply=max_pool_jax,
+        scale_fwd=same_scale,
+        scale_bwd=pool_bwd,
+        terms=max_terms,
+        hazard=near_tie,
+        lengths=image_lengths,
+        describe=_describe,
+        exact=_pool_exact(_first_max),
+    ),
+    Kind(
+        "avg_pool2d",
+        torch_module=_avg_pool_torch,
+        jax_apply=avg_pool_jax,
+        scale_fwd=same_scale,
+        scale_bwd=pool_bwd,
+        terms=max_terms,
+        lengths=image_lengths,
+        describe=_describe,
+        exact=_pool_exact(_mean),
+    ),
 ]
 
 
@@ -343,8 +388,9 @@ def _adaptive_lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Image]
 
 def _adaptive_each(x: Any, Ho: int, Wo: int, reduce: Any, stack: Any) -> Any:
     H, W = x.shape[2:]
-    rows = [stack([reduce(x[:, :, a:b, c:d]) for c, d in adaptive_windows(W, Wo)], -1)
-            for a, b in adaptive_windows(H, Ho)]
+    rows = [
+        stack([reduce(x[:, :, a:b, c:d]) for c, d in adaptive_windows(W, Wo)], -1) for a, b in adaptive_windows(H, Ho)
+    ]
     return stack(rows, -2)  # (N, C, H_out, W_out)
 
 
@@ -360,7 +406,14 @@ def _adaptive_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
 
 
 KINDS += [
-    Kind("adaptive_avg_pool2d", torch_module=lambda layer, dtype: nn.AdaptiveAvgPool2d(layer.config["output_size"]),
-         jax_apply=_adaptive_jax, scale_fwd=same_scale, scale_bwd=_adaptive_bwd, terms=_adaptive_terms,
-         lengths=_adaptive_lengths, describe=lambda layer: f"AdaptiveAvgPool2d({layer.output_size})"),
+    Kind(
+        "adaptive_avg_pool2d",
+        torch_module=lambda layer, dtype: nn.AdaptiveAvgPool2d(layer.config["output_size"]),
+        jax_apply=_adaptive_jax,
+        scale_fwd=same_scale,
+        scale_bwd=_adaptive_bwd,
+        terms=_adaptive_terms,
+        lengths=_adaptive_lengths,
+        describe=lambda layer: f"AdaptiveAvgPool2d({layer.output_size})",
+    ),
 ]

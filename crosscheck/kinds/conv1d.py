@@ -68,8 +68,17 @@ def _lengths_1d(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
 
 def _conv1d_torch(layer: LayerSpec, dtype: Any) -> Any:
     c = layer.config
-    conv = nn.Conv1d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"], c["padding"], c["dilation"],
-                     c["groups"], c["bias"], dtype=dtype)
+    conv = nn.Conv1d(
+        c["in_channels"],
+        c["out_channels"],
+        c["kernel_size"],
+        c["stride"],
+        c["padding"],
+        c["dilation"],
+        c["groups"],
+        c["bias"],
+        dtype=dtype,
+    )
     copy_into(conv.weight, layer.params["W"])  # (C_out, C_in / groups, k): torch's layout
     if c["bias"]:
         copy_into(conv.bias, layer.params["b"])
@@ -82,9 +91,15 @@ def _conv1d_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     c = layer.config
     xp = jnp.pad(x, ((0, 0), (0, 0), (c["padding"], c["padding"])))
     out = jax.lax.conv_general_dilated(
-        xp, p["W"], window_strides=(c["stride"],), padding=((0, 0),), rhs_dilation=(c["dilation"],),
-        dimension_numbers=("NCH", "OIH", "NCH"), feature_group_count=c["groups"],
-        precision=jax.lax.Precision.HIGHEST)
+        xp,
+        p["W"],
+        window_strides=(c["stride"],),
+        padding=((0, 0),),
+        rhs_dilation=(c["dilation"],),
+        dimension_numbers=("NCH", "OIH", "NCH"),
+        feature_group_count=c["groups"],
+        precision=jax.lax.Precision.HIGHEST,
+    )
     return out + p["b"].reshape(-1, 1) if c["bias"] else out
 
 
@@ -119,7 +134,8 @@ def _describe_1d(layer: Any) -> str:
     """``Conv1d(2->4 k3 s2 p1 d2 g2)``, ``MaxPool1d(k3 s1 p1)``."""
     c = layer.config()
     geo = f"k{c['kernel_size']} s{c['stride']} p{c['padding']}" + (
-        f" d{c['dilation']}" if c.get("dilation", 1) != 1 else "")
+        f" d{c['dilation']}" if c.get("dilation", 1) != 1 else ""
+    )
     if layer.kind == "conv1d":
         bias = "" if layer.bias else " no-bias"
         return f"Conv1d({layer.in_channels}->{layer.out_channels} {geo} g{layer.groups}{bias})"
@@ -129,11 +145,37 @@ def _describe_1d(layer: Any) -> str:
 
 
 KINDS = [
-    Kind("conv1d", torch_module=_conv1d_torch, torch_grads=conv_grads, jax_apply=_conv1d_jax, scale_fwd=_conv1d_fwd,
-         scale_bwd=_conv1d_bwd, terms=conv_terms, lengths=_lengths_1d, describe=_describe_1d, plant=conv_plant),
-    Kind("max_pool1d", torch_module=_max_pool1d_torch, jax_apply=_pool1d_jax(max_pool_jax), scale_fwd=same_scale,
-         scale_bwd=_pool1d_bwd, terms=_max_terms_1d, hazard=_near_tie_1d, lengths=_lengths_1d,
-         describe=_describe_1d),
-    Kind("avg_pool1d", torch_module=_avg_pool1d_torch, jax_apply=_pool1d_jax(avg_pool_jax), scale_fwd=same_scale,
-         scale_bwd=_pool1d_bwd, terms=_max_terms_1d, lengths=_lengths_1d, describe=_describe_1d),
+    Kind(
+        "conv1d",
+        torch_module=_conv1d_torch,
+        torch_grads=conv_grads,
+        jax_apply=_conv1d_jax,
+        scale_fwd=_conv1d_fwd,
+        scale_bwd=_conv1d_bwd,
+        terms=conv_terms,
+        lengths=_lengths_1d,
+        describe=_describe_1d,
+        plant=conv_plant,
+    ),
+    Kind(
+        "max_pool1d",
+        torch_module=_max_pool1d_torch,
+        jax_apply=_pool1d_jax(max_pool_jax),
+        scale_fwd=same_scale,
+        scale_bwd=_pool1d_bwd,
+        terms=_max_terms_1d,
+        hazard=_near_tie_1d,
+        lengths=_lengths_1d,
+        describe=_describe_1d,
+    ),
+    Kind(
+        "avg_pool1d",
+        torch_module=_avg_pool1d_torch,
+        jax_apply=_pool1d_jax(avg_pool_jax),
+        scale_fwd=same_scale,
+        scale_bwd=_pool1d_bwd,
+        terms=_max_terms_1d,
+        lengths=_lengths_1d,
+        describe=_describe_1d,
+    ),
 ]

@@ -38,17 +38,32 @@ def _conv_t_lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Image]:
     c = layer.config
     N, _, H, W = image
     (kh, kw), G = c["kernel_size"], c["groups"]
-    Ho, Wo = ((n - 1) * c["stride"][a] - 2 * c["padding"][a] + c["dilation"][a] * (c["kernel_size"][a] - 1)
-              + c["output_padding"][a] + 1 for a, n in enumerate((H, W)))
+    Ho, Wo = (
+        (n - 1) * c["stride"][a]
+        - 2 * c["padding"][a]
+        + c["dilation"][a] * (c["kernel_size"][a] - 1)
+        + c["output_padding"][a]
+        + 1
+        for a, n in enumerate((H, W))
+    )
     lengths = [c["in_channels"] // G * kh * kw, c["out_channels"] // G * kh * kw, N * H * W, N * Ho * Wo]
     return lengths, (N, c["out_channels"], Ho, Wo)
 
 
 def _conv_t_torch(layer: LayerSpec, dtype: Any) -> Any:
     c = layer.config
-    conv = nn.ConvTranspose2d(c["in_channels"], c["out_channels"], tuple(c["kernel_size"]), tuple(c["stride"]),
-                              tuple(c["padding"]), tuple(c["output_padding"]), c["groups"], c["bias"],
-                              tuple(c["dilation"]), dtype=dtype)
+    conv = nn.ConvTranspose2d(
+        c["in_channels"],
+        c["out_channels"],
+        tuple(c["kernel_size"]),
+        tuple(c["stride"]),
+        tuple(c["padding"]),
+        tuple(c["output_padding"]),
+        c["groups"],
+        c["bias"],
+        tuple(c["dilation"]),
+        dtype=dtype,
+    )
     copy_into(conv.weight, layer.params["W"])  # (C_in, C_out / groups, kH, kW): torch's layout
     if c["bias"]:
         copy_into(conv.bias, layer.params["b"])
@@ -70,22 +85,40 @@ def _conv_t_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     Og = p["W"].shape[1]
     kernel = p["W"].reshape(G, C // G, Og, kh, kw).swapaxes(1, 2).reshape(G * Og, C // G, kh, kw)[:, :, ::-1, ::-1]
     out = jax.lax.conv_general_dilated(
-        xp, kernel, window_strides=(1, 1), padding=((0, 0), (0, 0)), rhs_dilation=(dh, dw),
-        dimension_numbers=("NCHW", "OIHW", "NCHW"), feature_group_count=G, precision=jax.lax.Precision.HIGHEST)
+        xp,
+        kernel,
+        window_strides=(1, 1),
+        padding=((0, 0), (0, 0)),
+        rhs_dilation=(dh, dw),
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        feature_group_count=G,
+        precision=jax.lax.Precision.HIGHEST,
+    )
     return out + p["b"].reshape(-1, 1, 1) if c["bias"] else out
 
 
 def _describe_t(layer: Any) -> str:
     """``ConvTranspose2d(2->4 k(3,3) s(2,1) p(1,0) op(1,0) g1)``."""
     g = layer.geometry
-    geo = (f"k{g.k} s{g.s} p{g.p}" + (f" op{layer.output_padding}" if layer.output_padding != (0, 0) else "")
-           + (f" d{g.d}" if g.d != (1, 1) else "")).replace(", ", ",")
+    geo = (
+        f"k{g.k} s{g.s} p{g.p}"
+        + (f" op{layer.output_padding}" if layer.output_padding != (0, 0) else "")
+        + (f" d{g.d}" if g.d != (1, 1) else "")
+    ).replace(", ", ",")
     bias = "" if layer.bias else " no-bias"
     return f"ConvTranspose2d({layer.in_channels}->{layer.out_channels} {geo} g{layer.groups}{bias})"
 
 
 KINDS = [
-    Kind("conv_transpose2d", torch_module=_conv_t_torch, torch_grads=conv_grads, jax_apply=_conv_t_jax,
-         scale_fwd=_conv_t_fwd, scale_bwd=_conv_t_bwd, terms=conv_terms, lengths=_conv_t_lengths,
-         describe=_describe_t),
+    Kind(
+        "conv_transpose2d",
+        torch_module=_conv_t_torch,
+        torch_grads=conv_grads,
+        jax_apply=_conv_t_jax,
+        scale_fwd=_conv_t_fwd,
+        scale_bwd=_conv_t_bwd,
+        terms=conv_terms,
+        lengths=_conv_t_lengths,
+        describe=_describe_t,
+    ),
 ]

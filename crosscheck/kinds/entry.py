@@ -110,8 +110,9 @@ class Kind:
     @classmethod
     def required(cls) -> tuple[str, ...]:
         """The fields an entry must set itself (no default)."""
-        return tuple(f.name for f in fields(cls)
-                     if f.name != "kind" and f.default is MISSING and f.default_factory is MISSING)
+        return tuple(
+            f.name for f in fields(cls) if f.name != "kind" and f.default is MISSING and f.default_factory is MISSING
+        )
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ def lookup(kind: str) -> Kind:
     except KeyError:
         raise NotImplementedError(
             f"crosscheck: no entry for layer kind {kind!r} (known: {sorted(REGISTRY)}); "
-            "docs/adding-a-layer.md shows how to add one") from None
+            "docs/adding-a-layer.md shows how to add one"
+        ) from None
 
 
 def loss_kind(kind: str) -> LossKind:
@@ -169,8 +171,7 @@ def loss_kind(kind: str) -> LossKind:
     try:
         return LOSSES[kind]
     except KeyError:
-        raise NotImplementedError(
-            f"crosscheck: no entry for loss kind {kind!r} (known: {sorted(LOSSES)})") from None
+        raise NotImplementedError(f"crosscheck: no entry for loss kind {kind!r} (known: {sorted(LOSSES)})") from None
 
 
 def problems(entry: Kind | LossKind) -> list[str]:
@@ -179,7 +180,11 @@ def problems(entry: Kind | LossKind) -> list[str]:
     for f in fields(entry):
         value = getattr(entry, f.name)
         must = f.default is MISSING and f.default_factory is MISSING
-        if f.name != "kind" and f.type not in ("bool", "tuple[str, ...]") and (must or value is not None) \
-                and not callable(value):
+        if (
+            f.name != "kind"
+            and f.type not in ("bool", "tuple[str, ...]")
+            and (must or value is not None)
+            and not callable(value)
+        ):
             found.append(f"{entry.kind}: {f.name} is not callable")
     return found

@@ -175,9 +175,14 @@ def _ce_draw(rng: np.random.Generator, labels: str, dtype: str, N: int, C: int) 
 
 CROSS_ENTROPY = LossKind(
     "softmax_cross_entropy",
-    torch_loss=lambda cfg, z, t: F.cross_entropy(z, t, weight=_torch_weight(cfg, z), reduction=cfg["reduction"],
-                                                 ignore_index=cfg.get("ignore_index", -100),
-                                                 label_smoothing=cfg["label_smoothing"]),
+    torch_loss=lambda cfg, z, t: F.cross_entropy(
+        z,
+        t,
+        weight=_torch_weight(cfg, z),
+        reduction=cfg["reduction"],
+        ignore_index=cfg.get("ignore_index", -100),
+        label_smoothing=cfg["label_smoothing"],
+    ),
     jax_loss=_ce_jax,
     terms=_ce_terms,
     grad_terms=lambda cfg, s_z, t_max: 2.0 * float(np.abs(_w(cfg, 1)).max()),
@@ -226,8 +231,9 @@ def _nll_exact(cfg: dict[str, Any], x: Any, target: Any) -> Any:
 
 NLL = LossKind(
     "nll",
-    torch_loss=lambda cfg, z, t: F.nll_loss(z, t, weight=_torch_weight(cfg, z), ignore_index=cfg["ignore_index"],
-                                            reduction=cfg["reduction"]),
+    torch_loss=lambda cfg, z, t: F.nll_loss(
+        z, t, weight=_torch_weight(cfg, z), ignore_index=cfg["ignore_index"], reduction=cfg["reduction"]
+    ),
     jax_loss=_nll_jax,
     terms=_nll_terms,
     grad_terms=lambda cfg, s_z, t_max: float(np.abs(_w(cfg, 1)).max()),
@@ -278,8 +284,11 @@ def _mm_hazard(cfg: dict[str, Any], z: np.ndarray, target: Any, m: np.ndarray, t
 
 def _mm_draw(rng: np.random.Generator, labels: str, dtype: str, N: int, C: int) -> tuple[dict[str, Any], Any]:
     """p 1 or 2, a margin of 0.5, 1 or 2, class weights (40%)."""
-    config = {"p": int(rng.integers(1, 3)), "margin": float(rng.choice([0.5, 1.0, 2.0])),
-              "weight": rng.uniform(0.2, 2.0, C) if rng.random() < 0.4 else None}
+    config = {
+        "p": int(rng.integers(1, 3)),
+        "margin": float(rng.choice([0.5, 1.0, 2.0])),
+        "weight": rng.uniform(0.2, 2.0, C) if rng.random() < 0.4 else None,
+    }
     return config, rng.integers(0, C, N)
 
 
@@ -299,8 +308,9 @@ def _mm_exact(cfg: dict[str, Any], x: Any, target: Any) -> Any:
 
 MULTI_MARGIN = LossKind(
     "multi_margin",
-    torch_loss=lambda cfg, z, t: F.multi_margin_loss(z, t, p=cfg["p"], margin=cfg["margin"],
-                                                     weight=_torch_weight(cfg, z), reduction=cfg["reduction"]),
+    torch_loss=lambda cfg, z, t: F.multi_margin_loss(
+        z, t, p=cfg["p"], margin=cfg["margin"], weight=_torch_weight(cfg, z), reduction=cfg["reduction"]
+    ),
     jax_loss=_mm_jax,
     terms=_mm_terms,
     grad_terms=_mm_grad_terms,
@@ -335,8 +345,10 @@ def _bce_draw(rng: np.random.Generator, labels: str, dtype: str, N: int, C: int)
 
 def _normal_target(config: dict[str, Any]) -> Any:
     """A draw of ``config`` and a standard normal target (N, C)."""
-    return lambda rng, labels, dtype, N, C: (config if not callable(config) else config(rng),
-                                             rng.standard_normal((N, C)).astype(dtype))
+    return lambda rng, labels, dtype, N, C: (
+        config if not callable(config) else config(rng),
+        rng.standard_normal((N, C)).astype(dtype),
+    )
 
 
 def _near_target(z: np.ndarray, target: Any, m: np.ndarray, tol: float) -> bool:

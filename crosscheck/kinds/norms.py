@@ -95,11 +95,13 @@ def _torch(layer: LayerSpec, dtype: Any) -> Any:
     """nn.LayerNorm / nn.BatchNorm1d with gamma -> weight, beta -> bias and the running statistics."""
     cfg = layer.config
     if layer.kind == "layer_norm":
-        m = nn.LayerNorm(cfg["normalized_shape"], eps=cfg["eps"], elementwise_affine=cfg["elementwise_affine"],
-                         dtype=dtype)
+        m = nn.LayerNorm(
+            cfg["normalized_shape"], eps=cfg["eps"], elementwise_affine=cfg["elementwise_affine"], dtype=dtype
+        )
     else:
-        m = nn.BatchNorm1d(cfg["num_features"], eps=cfg["eps"], momentum=cfg["momentum"], affine=cfg["affine"],
-                           dtype=dtype)
+        m = nn.BatchNorm1d(
+            cfg["num_features"], eps=cfg["eps"], momentum=cfg["momentum"], affine=cfg["affine"], dtype=dtype
+        )
         for b in BUFFERS:
             copy_into(getattr(m, b), layer.buffers[b])
     if "gamma" in layer.params:
@@ -131,8 +133,10 @@ def _batch_norm_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> An
         return _affine((x - rm) / jnp.sqrt(rv + c["eps"]), p)
     mu, var = jnp.mean(x, axis=0), jnp.var(x, axis=0)
     m = c["momentum"]
-    net.buffers[layer.name] = {"running_mean": (1 - m) * rm + m * mu,
-                               "running_var": (1 - m) * rv + m * jnp.var(x, axis=0, ddof=1)}
+    net.buffers[layer.name] = {
+        "running_mean": (1 - m) * rm + m * mu,
+        "running_var": (1 - m) * rv + m * jnp.var(x, axis=0, ddof=1),
+    }
     return _affine((x - mu) / jnp.sqrt(var + c["eps"]), p)
 
 
@@ -161,8 +165,10 @@ def _batch_norm_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> 
     d = x - mu
     ss = ex.sum_axis(d * d, 0)
     m = ex.mpf(c["momentum"])
-    net.buffers[layer.name] = {"running_mean": (1 - m) * stats["running_mean"] + m * mu,
-                               "running_var": (1 - m) * stats["running_var"] + m * (ss / (n - 1))}
+    net.buffers[layer.name] = {
+        "running_mean": (1 - m) * stats["running_mean"] + m * mu,
+        "running_var": (1 - m) * stats["running_var"] + m * (ss / (n - 1)),
+    }
     return _normalise_exact(x, mu, ss / n, c["eps"], p)
 
 
@@ -178,12 +184,31 @@ def _describe(layer: Any) -> str:
 
 
 KINDS = [
-    Kind("layer_norm", torch_module=_torch, torch_grads=_torch_grads, jax_apply=_layer_norm_jax, scale_fwd=_fwd,
-         scale_bwd=_bwd, terms=_terms, lengths=_lengths("normalized_shape"), describe=_describe,
-         exact=_layer_norm_exact),
-    Kind("batch_norm", torch_module=_torch, torch_grads=_torch_grads, jax_apply=_batch_norm_jax, scale_fwd=_fwd,
-         scale_bwd=_bwd, terms=_terms, lengths=_lengths("num_features"), describe=_describe, buffers=BUFFERS,
-         exact=_batch_norm_exact),
+    Kind(
+        "layer_norm",
+        torch_module=_torch,
+        torch_grads=_torch_grads,
+        jax_apply=_layer_norm_jax,
+        scale_fwd=_fwd,
+        scale_bwd=_bwd,
+        terms=_terms,
+        lengths=_lengths("normalized_shape"),
+        describe=_describe,
+        exact=_layer_norm_exact,
+    ),
+    Kind(
+        "batch_norm",
+        torch_module=_torch,
+        torch_grads=_torch_grads,
+        jax_apply=_batch_norm_jax,
+        scale_fwd=_fwd,
+        scale_bwd=_bwd,
+        terms=_terms,
+        lengths=_lengths("num_features"),
+        describe=_describe,
+        buffers=BUFFERS,
+        exact=_batch_norm_exact,
+    ),
 ]
 
 
@@ -305,8 +330,14 @@ def _image_norm_torch(layer: LayerSpec, dtype: Any) -> Any:
         m = nn.GroupNorm(c["num_groups"], c["num_channels"], eps=c["eps"], affine=c["affine"], dtype=dtype)
     else:
         cls = nn.BatchNorm2d if layer.kind == "batch_norm2d" else nn.InstanceNorm2d
-        m = cls(c["num_features"], eps=c["eps"], momentum=c["momentum"], affine=c["affine"],
-                track_running_stats=c["track_running_stats"], dtype=dtype)
+        m = cls(
+            c["num_features"],
+            eps=c["eps"],
+            momentum=c["momentum"],
+            affine=c["affine"],
+            track_running_stats=c["track_running_stats"],
+            dtype=dtype,
+        )
         for b in layer.buffers:
             copy_into(getattr(m, b), layer.buffers[b])
     if "gamma" in layer.params:
@@ -360,7 +391,8 @@ def _batch_norm2d_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> 
         m = c["momentum"]
         net.buffers[layer.name] = {
             "running_mean": (1 - m) * stats["running_mean"] + m * jnp.mean(x, axis=axes),
-            "running_var": (1 - m) * stats["running_var"] + m * jnp.var(x, axis=axes, ddof=1)}
+            "running_var": (1 - m) * stats["running_var"] + m * jnp.var(x, axis=axes, ddof=1),
+        }
     return _channel_affine((x - mu) / jnp.sqrt(var + c["eps"]), p)
 
 
@@ -377,7 +409,8 @@ def _instance_norm2d_jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) 
         m = c["momentum"]
         net.buffers[layer.name] = {
             "running_mean": (1 - m) * stats["running_mean"] + m * jnp.mean(x, axis=axes).mean(axis=0),
-            "running_var": (1 - m) * stats["running_var"] + m * jnp.var(x, axis=axes, ddof=1).mean(axis=0)}
+            "running_var": (1 - m) * stats["running_var"] + m * jnp.var(x, axis=axes, ddof=1).mean(axis=0),
+        }
     return _channel_affine((x - mu) / jnp.sqrt(var + c["eps"]), p)
 
 
@@ -387,8 +420,9 @@ def _image_norm_lengths(layer: LayerSpec, image: Image) -> tuple[list[int], Imag
         return [layer.config.get("normalized_shape", 1)], image
     N, C, *spatial = image
     L = int(np.prod(spatial))
-    group = {"batch_norm2d": N * L, "group_norm": C // layer.config.get("num_groups", C) * L,
-             "instance_norm2d": L}[layer.kind]
+    group = {"batch_norm2d": N * L, "group_norm": C // layer.config.get("num_groups", C) * L, "instance_norm2d": L}[
+        layer.kind
+    ]
     return [group, N * L], image
 
 
@@ -422,9 +456,19 @@ def _group_norm_exact(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> 
 
 
 def _image_norm(kind: str, jax_apply: Any, exact: Any = None) -> Kind:
-    return Kind(kind, torch_module=_image_norm_torch, torch_grads=_image_norm_grads, jax_apply=jax_apply,
-                scale_fwd=_rows_fwd, scale_bwd=_rows_bwd, terms=_rows_case_terms, lengths=_image_norm_lengths,
-                describe=_image_norm_describe, buffers=BUFFERS if kind == "batch_norm2d" else (), exact=exact)
+    return Kind(
+        kind,
+        torch_module=_image_norm_torch,
+        torch_grads=_image_norm_grads,
+        jax_apply=jax_apply,
+        scale_fwd=_rows_fwd,
+        scale_bwd=_rows_bwd,
+        terms=_rows_case_terms,
+        lengths=_image_norm_lengths,
+        describe=_image_norm_describe,
+        buffers=BUFFERS if kind == "batch_norm2d" else (),
+        exact=exact,
+    )
 
 
 KINDS += [

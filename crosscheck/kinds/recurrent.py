@@ -36,8 +36,14 @@ from crosscheck.spec import LayerSpec
 
 GATES = {"rnn": 1, "rnn_cell": 1, "lstm": 4, "lstm_cell": 4, "gru": 3, "gru_cell": 3}
 CELLS = ("rnn_cell", "lstm_cell", "gru_cell")
-_TORCH = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "rnn_cell": "RNNCell", "lstm_cell": "LSTMCell",
-          "gru_cell": "GRUCell"}
+_TORCH = {
+    "rnn": "RNN",
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "rnn_cell": "RNNCell",
+    "lstm_cell": "LSTMCell",
+    "gru_cell": "GRUCell",
+}
 
 
 def _names(k: int, reverse: bool, bias: bool) -> tuple[str, ...]:
@@ -46,7 +52,7 @@ def _names(k: int, reverse: bool, bias: bool) -> tuple[str, ...]:
 
 
 def _mode(kind: str, config: dict[str, Any]) -> str:
-    """"rnn_tanh", "rnn_relu", "lstm" or "gru"."""
+    """ "rnn_tanh", "rnn_relu", "lstm" or "gru"."""
     base = kind.removesuffix("_cell")
     return f"rnn_{config['nonlinearity']}" if base == "rnn" else base
 
@@ -130,17 +136,26 @@ def _lin(x: np.ndarray, Ex: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> 
     return (y, Ey) if b is None else (y + b, Ey + np.abs(b))
 
 
-def _step(mode: str, a: np.ndarray, Ea: np.ndarray, h: np.ndarray, Eh: np.ndarray, c: Any, Ec: Any,
-          W_hh: np.ndarray, b_hh: np.ndarray | None) -> tuple[Any, ...]:
+def _step(
+    mode: str,
+    a: np.ndarray,
+    Ea: np.ndarray,
+    h: np.ndarray,
+    Eh: np.ndarray,
+    c: Any,
+    Ec: Any,
+    W_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+) -> tuple[Any, ...]:
     """One step with E: (h', E(h'), c', E(c'), what the backward needs (dict))."""
     H = h.shape[1]
     b, Eb = _lin(h, Eh, W_hh, b_hh)
     keep: dict[str, Any] = {"h": h, "Eh": Eh}
     if mode == "gru":
         r, Er = _act("sigmoid", a[:, :H] + b[:, :H], Ea[:, :H] + Eb[:, :H])
-        z, Ez = _act("sigmoid", a[:, H:2 * H] + b[:, H:2 * H], Ea[:, H:2 * H] + Eb[:, H:2 * H])
-        bn, Ebn = b[:, 2 * H:], Eb[:, 2 * H:]
-        n, En = _act("tanh", a[:, 2 * H:] + r * bn, Ea[:, 2 * H:] + Er * np.abs(bn) + np.abs(r) * Ebn)
+        z, Ez = _act("sigmoid", a[:, H : 2 * H] + b[:, H : 2 * H], Ea[:, H : 2 * H] + Eb[:, H : 2 * H])
+        bn, Ebn = b[:, 2 * H :], Eb[:, 2 * H :]
+        n, En = _act("tanh", a[:, 2 * H :] + r * bn, Ea[:, 2 * H :] + Er * np.abs(bn) + np.abs(r) * Ebn)
         Eomz = np.abs(1 - z) + Ez
         h_new = (1 - z) * n + z * h
         Eh_new = Eomz * np.abs(n) + np.abs(1 - z) * En + Ez * np.abs(h) + np.abs(z) * Eh
@@ -149,9 +164,9 @@ def _step(mode: str, a: np.ndarray, Ea: np.ndarray, h: np.ndarray, Eh: np.ndarra
     s, Es = a + b, Ea + Eb
     if mode == "lstm":
         i, Ei = _act("sigmoid", s[:, :H], Es[:, :H])
-        f, Ef = _act("sigmoid", s[:, H:2 * H], Es[:, H:2 * H])
-        g, Eg = _act("tanh", s[:, 2 * H:3 * H], Es[:, 2 * H:3 * H])
-        o, Eo = _act("sigmoid", s[:, 3 * H:], Es[:, 3 * H:])
+        f, Ef = _act("sigmoid", s[:, H : 2 * H], Es[:, H : 2 * H])
+        g, Eg = _act("tanh", s[:, 2 * H : 3 * H], Es[:, 2 * H : 3 * H])
+        o, Eo = _act("sigmoid", s[:, 3 * H :], Es[:, 3 * H :])
         c_new = f * c + i * g
         Ec_new = Ef * np.abs(c) + np.abs(f) * Ec + Ei * np.abs(g) + np.abs(i) * Eg
         tc, Etc = _act("tanh", c_new, Ec_new)
@@ -168,8 +183,9 @@ def _mul(M: np.ndarray, E: np.ndarray, v: np.ndarray, Ev: np.ndarray) -> tuple[n
     return M * np.abs(v), E * np.abs(v) + M * Ev
 
 
-def _step_back(mode: str, M: np.ndarray, E: np.ndarray, Mc: Any, Ec: Any, k: dict[str, Any], W_hh: np.ndarray
-               ) -> tuple[Any, ...]:
+def _step_back(
+    mode: str, M: np.ndarray, E: np.ndarray, Mc: Any, Ec: Any, k: dict[str, Any], W_hh: np.ndarray
+) -> tuple[Any, ...]:
     """(M, E) of da, db, dh, dc for one step back (``manual_bp``-free restatement of the BPTT step)."""
     absW = np.abs(W_hh)
     if mode == "lstm":
@@ -198,8 +214,9 @@ def _step_back(mode: str, M: np.ndarray, E: np.ndarray, Mc: Any, Ec: Any, k: dic
     return Mda, Eda, Mda, Eda, Mda @ absW, (Mda + Eda) @ absW, None, None
 
 
-def analyse(layer: Any, x: np.ndarray, Ex: np.ndarray, dout_size: float | None = None,
-            dout_terms: float = 0.0) -> dict[str, Any]:
+def analyse(
+    layer: Any, x: np.ndarray, Ex: np.ndarray, dout_size: float | None = None, dout_terms: float = 0.0
+) -> dict[str, Any]:
     """The running error analysis of one layer on x (its own layout) with input terms Ex (broadcastable).
 
     Forward: "out" (value, E) in the layer's layout, "h_n", "c_n" (E), "pre" (every relu pre-activation
@@ -225,7 +242,7 @@ def analyse(layer: Any, x: np.ndarray, Ex: np.ndarray, dout_size: float | None =
             Ec = None if c is None else np.abs(c)
             out, Eout = np.empty((T, N, p.H)), np.empty((T, N, p.H))
             steps = []
-            for t in (range(T - 1, -1, -1) if d == 1 else range(T)):
+            for t in range(T - 1, -1, -1) if d == 1 else range(T):
                 h, Eh, c, Ec, keep = _step(p.mode, a[t], Ea[t], h, Eh, c, Ec, W_hh, b_hh)
                 out[t], Eout[t] = h, Eh
                 steps.append((t, keep))
@@ -395,8 +412,11 @@ def _torch_apply(layer: LayerSpec, m: Any, h: Any, apply: Any) -> Any:
 
 def _torch_grads(layer: LayerSpec, m: Any) -> dict[str, np.ndarray]:
     if isinstance(m, nn.ModuleList):
-        return {f"d{name.replace('_l0', f'_l{k}')}": p.grad.numpy().copy()
-                for k, mk in enumerate(m) for name, p in mk.named_parameters()}
+        return {
+            f"d{name.replace('_l0', f'_l{k}')}": p.grad.numpy().copy()
+            for k, mk in enumerate(m)
+            for name, p in mk.named_parameters()
+        }
     return {f"d{name}": p.grad.numpy().copy() for name, p in m.named_parameters()}
 
 
@@ -436,8 +456,11 @@ def _jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
     xt = x[None] if pl.cell else (jnp.swapaxes(x, 0, 1) if layer.config["batch_first"] else x)  # (T, N, D)
     N = xt.shape[1]
     shape = (pl.layers * pl.dirs, N, pl.H)
-    h0 = jnp.asarray(layer.fixed[("h" if pl.cell else "h0")]).reshape(shape) if (
-        "h" if pl.cell else "h0") in layer.fixed else jnp.zeros(shape, x.dtype)
+    h0 = (
+        jnp.asarray(layer.fixed[("h" if pl.cell else "h0")]).reshape(shape)
+        if ("h" if pl.cell else "h0") in layer.fixed
+        else jnp.zeros(shape, x.dtype)
+    )
     c_key = "c" if pl.cell else "c0"
     c0 = jnp.asarray(layer.fixed[c_key]).reshape(shape) if c_key in layer.fixed else jnp.zeros(shape, x.dtype)
     finals_h, finals_c = [], []
@@ -475,8 +498,9 @@ def _jax(layer: LayerSpec, p: dict[str, Any], x: Any, net: Any) -> Any:
 def _fixed(layer: Any) -> dict[str, np.ndarray]:
     """The initial states a manual_bp layer was given (``h0``, ``c0``; a cell's ``h``, ``c``) and, in
     training, the dropout keep masks it drew between layers (``mask_l{k}``, time-major (T, N, dirs H))."""
-    got = {k: np.array(getattr(layer, k), copy=True) for k in ("h0", "c0", "h", "c")
-           if getattr(layer, k, None) is not None}
+    got = {
+        k: np.array(getattr(layer, k), copy=True) for k in ("h0", "c0", "h", "c") if getattr(layer, k, None) is not None
+    }
     if getattr(layer, "training", False):
         for k, m in enumerate(getattr(layer, "mask", None) or []):
             if m is not None:
@@ -495,16 +519,30 @@ def _describe(layer: Any) -> str:
     if layer.kind in CELLS:
         return f"{name}({c['input_size']}->{c['hidden_size']}{extra})"
     p = f" p={c['dropout']:g}" if c["dropout"] else ""
-    return (f"{name}({c['input_size']}->{c['hidden_size']} x{c['num_layers']}{' bi' if c['bidirectional'] else ''}"
-            f"{extra}{'' if c['bias'] else ' no bias'}{'' if c['batch_first'] else ' time-first'}{p})")
+    return (
+        f"{name}({c['input_size']}->{c['hidden_size']} x{c['num_layers']}{' bi' if c['bidirectional'] else ''}"
+        f"{extra}{'' if c['bias'] else ' no bias'}{'' if c['batch_first'] else ' time-first'}{p})"
+    )
 
 
 def _entry(kind: str) -> Kind:
     rnn = kind.startswith("rnn")
-    return Kind(kind, torch_module=_torch, torch_apply=_torch_apply, torch_grads=_torch_grads, jax_apply=_jax,
-                scale_fwd=_fwd, scale_bwd=_bwd, terms=_terms, hazard=_hazard, lengths=_lengths, fixed=_fixed,
-                describe=_describe, outputs=_outputs(kind),
-                draw=(lambda rng: {"nonlinearity": str(rng.choice(["tanh", "relu"]))}) if rnn else None)
+    return Kind(
+        kind,
+        torch_module=_torch,
+        torch_apply=_torch_apply,
+        torch_grads=_torch_grads,
+        jax_apply=_jax,
+        scale_fwd=_fwd,
+        scale_bwd=_bwd,
+        terms=_terms,
+        hazard=_hazard,
+        lengths=_lengths,
+        fixed=_fixed,
+        describe=_describe,
+        outputs=_outputs(kind),
+        draw=(lambda rng: {"nonlinearity": str(rng.choice(["tanh", "relu"]))}) if rnn else None,
+    )
 
 
 KINDS = [_entry(kind) for kind in ("rnn", "lstm", "gru", "rnn_cell", "lstm_cell", "gru_cell")]

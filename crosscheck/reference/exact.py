@@ -41,8 +41,8 @@ class _Net:
     def __init__(self, spec: NetSpec) -> None:
         self.params = {layer.name: {k: leaves(v) for k, v in layer.params.items()} for layer in walk(spec.layers)}
         self.buffers: dict[str, dict[str, np.ndarray]] = {
-            layer.name: {k: leaves(v) for k, v in layer.buffers.items()}
-            for layer in walk(spec.layers) if layer.buffers}
+            layer.name: {k: leaves(v) for k, v in layer.buffers.items()} for layer in walk(spec.layers) if layer.buffers
+        }
         self.seen: dict[str, tuple[Any, np.ndarray]] = {}
 
     def apply(self, layer: LayerSpec, x: np.ndarray) -> np.ndarray:
@@ -54,8 +54,9 @@ class _Net:
         return out
 
 
-def _run_once(spec: NetSpec, x: np.ndarray, target: Any, dloss: float, dout: np.ndarray | None
-              ) -> dict[str, np.ndarray]:
+def _run_once(
+    spec: NetSpec, x: np.ndarray, target: Any, dloss: float, dout: np.ndarray | None
+) -> dict[str, np.ndarray]:
     net = _Net(spec)
     h = np.asarray(x) if x.dtype.kind in "iu" else leaves(x)
     for layer in spec.layers:
@@ -63,8 +64,9 @@ def _run_once(spec: NetSpec, x: np.ndarray, target: Any, dloss: float, dout: np.
     got: dict[str, np.ndarray] = {}
     for layer in walk(spec.layers):
         got[f"{layer.name}.out"] = values(net.seen[layer.name][1])
-        got.update({f"{layer.name}.{b}": values(v) for b, v in net.buffers.get(layer.name, {}).items()
-                    if b in layer.buffers})
+        got.update(
+            {f"{layer.name}.{b}": values(v) for b, v in net.buffers.get(layer.name, {}).items() if b in layer.buffers}
+        )
     if dout is None:
         L = loss_kind(spec.loss.kind).exact(spec.loss.config, h, target)  # type: ignore[union-attr, misc]
         got["loss"] = np.array(L.v, dtype=object)
@@ -80,8 +82,9 @@ def _run_once(spec: NetSpec, x: np.ndarray, target: Any, dloss: float, dout: np.
     return got
 
 
-def run(spec: NetSpec, x: np.ndarray, target: Any, *, dloss: float, dout: np.ndarray,
-        max_nodes: int = MAX_NODES) -> dict[str, dict[str, np.ndarray]]:
+def run(
+    spec: NetSpec, x: np.ndarray, target: Any, *, dloss: float, dout: np.ndarray, max_nodes: int = MAX_NODES
+) -> dict[str, dict[str, np.ndarray]]:
     """Every named tensor of both runs (``"vjp"``: the upstream gradient ``dout`` on the logits; ``"loss"``: the
     loss pulled back with ``dloss``), exactly, as mpf object arrays. Raises ``Unsupported`` for a kind without
     an exact forward and ``TooLarge`` past ``max_nodes`` scalar operations in one run."""

@@ -32,8 +32,11 @@ Array = Any
 # about 6x (measured on the sweep's cases: 600 -> 100 ms CPU per case). None of this changes what is
 # computed: float64 results differ from a default compile only by rounding, in tensors where terms
 # cancel (within eps times the term magnitudes that crosscheck.tolerance.scales bounds).
-COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False,
-                                    "xla_cpu_parallel_codegen_split_count": 1}
+COMPILER_OPTIONS: dict[str, Any] = {
+    "xla_backend_optimization_level": 0,
+    "xla_cpu_use_fusion_emitters": False,
+    "xla_cpu_parallel_codegen_split_count": 1,
+}
 
 
 def compiled(fn: Callable[..., Any], *args: Any) -> Callable[..., Any]:
@@ -73,8 +76,9 @@ class _Net:
         return _apply(layer, self, x)
 
 
-def run_net(spec: NetSpec, params: dict[str, Any], buffers: dict[str, Any], x: Array,
-            probes: dict[str, Array] | None = None) -> _Net:
+def run_net(
+    spec: NetSpec, params: dict[str, Any], buffers: dict[str, Any], x: Array, probes: dict[str, Array] | None = None
+) -> _Net:
     """The whole network: every layer's output in ``.outs`` and the updated buffers in ``.buffers``."""
     net = _Net(params, buffers, probes)
     h = x
@@ -92,8 +96,7 @@ def forward(spec: NetSpec, params: list[dict[str, Array]], x: Array, probes: lis
 
 
 def _spec_buffers(spec: NetSpec) -> dict[str, dict[str, Array]]:
-    return {layer.name: dict(layer.buffers)
-            for layer in walk(spec.layers) if layer.buffers}
+    return {layer.name: dict(layer.buffers) for layer in walk(spec.layers) if layer.buffers}
 
 
 def loss(spec: LossSpec, z: Array, target: Array) -> Array:
@@ -104,8 +107,9 @@ def loss(spec: LossSpec, z: Array, target: Array) -> Array:
 def _both_runs(spec: NetSpec, params: Any, buffers: Any, x: Array, target: Any, dloss: Array, dout: Array) -> Any:
     """Linearise once; pull back ``dloss`` from the loss and, separately, ``dout`` from the logits."""
     first = run_net(spec, params, buffers, x)
-    probes = {layer.name: jnp.zeros_like(first.inputs[layer.name])
-              for layer in walk(spec.layers) if not layer.integer_input}
+    probes = {
+        layer.name: jnp.zeros_like(first.inputs[layer.name]) for layer in walk(spec.layers) if not layer.integer_input
+    }
     probes["logits"] = jnp.zeros_like(first.outs["logits"])
 
     def f(params: Any, probes: Any) -> tuple[tuple[Array, Array], tuple[dict[str, Array], Any]]:
@@ -152,16 +156,20 @@ def run(
     runs = {"vjp": _named(spec, outs, new_buffers, vjp_grads)}
     if spec.loss is not None:
         dlogits = loss_grads[1]["logits"]  # the cotangent of the logits' probe
-        runs["loss"] = {**_named(spec, outs, new_buffers, loss_grads), "loss": np.asarray(L),
-                        "dlogits": np.asarray(dlogits)}
+        runs["loss"] = {
+            **_named(spec, outs, new_buffers, loss_grads),
+            "loss": np.asarray(L),
+            "dlogits": np.asarray(dlogits),
+        }
     return runs
 
 
 def running_buffers(spec: NetSpec, xs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The running statistics after each of several forwards (one per batch in ``xs``), each forward
     starting from the buffers the previous one returned: ``[{"<layer>.running_mean": ..., ...}, ...]``."""
-    params = {layer.name: {k: jnp.asarray(v) for k, v in layer.params.items()}
-              for layer in walk(spec.layers) if layer.params}
+    params = {
+        layer.name: {k: jnp.asarray(v) for k, v in layer.params.items()} for layer in walk(spec.layers) if layer.params
+    }
     buffers = _spec_buffers(spec)
     steps = []
     for x in xs:

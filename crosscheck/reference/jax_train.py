@@ -49,11 +49,15 @@ def unsupported(opt: OptimSpec, steps: int = 1) -> str | None:
     if opt.kind == "sgd" and c["momentum"] and c["dampening"] > 1:
         return "dampening > 1: optax.piecewise_constant_schedule takes non-negative scales only (1 - dampening < 0)"
     if opt.kind == "adagrad" and c["eps"] != 0:
-        return ("adagrad eps: torch divides by sqrt(s) + eps, optax.scale_by_rss multiplies by rsqrt(s + eps) "
-                "(eps inside the root); only eps = 0 is the same in both")
+        return (
+            "adagrad eps: torch divides by sqrt(s) + eps, optax.scale_by_rss multiplies by rsqrt(s + eps) "
+            "(eps inside the root); only eps = 0 is the same in both"
+        )
     if opt.clip is not None and opt.clip["kind"] == "norm":
-        return ("clip_grad_norm_: torch scales by max_norm / (norm + 1e-6), optax.clip_by_global_norm by "
-                "max_norm / norm; no static max_norm makes them equal")
+        return (
+            "clip_grad_norm_: torch scales by max_norm / (norm + 1e-6), optax.clip_by_global_norm by "
+            "max_norm / norm; no static max_norm makes them equal"
+        )
     return _unsupported_schedule(opt, steps)
 
 
@@ -62,20 +66,28 @@ def _unsupported_schedule(opt: OptimSpec, steps: int) -> str | None:
     if sch is None:
         return None
     if sch["kind"] == "reduce_lr_on_plateau":
-        return ("reduce_lr_on_plateau: optax.contrib.reduce_on_plateau scales the updates by a factor it keeps "
-                "in its own state, with other patience and cooldown rules, not torch's lr")
+        return (
+            "reduce_lr_on_plateau: optax.contrib.reduce_on_plateau scales the updates by a factor it keeps "
+            "in its own state, with other patience and cooldown rules, not torch's lr"
+        )
     if opt.kind == "rmsprop" and opt.config["momentum"]:
-        return ("a schedule with rmsprop momentum: optax's trace runs on lr_t-scaled updates, torch's buffer on "
-                "unscaled ones, so a varying lr makes them differ")
+        return (
+            "a schedule with rmsprop momentum: optax's trace runs on lr_t-scaled updates, torch's buffer on "
+            "unscaled ones, so a varying lr makes them differ"
+        )
     if sch["kind"] == "one_cycle_lr":
         if sch["cycle_momentum"]:
             return "one_cycle_lr cycle_momentum: optax's schedules set the learning rate only"
         if any(e != int(e) or e < 1 for e in _one_cycle_ends(sch)):
-            return ("one_cycle_lr: a phase of torch's ends at the fractional step pct_start * total_steps - 1; "
-                    "optax's piecewise_interpolate_schedule takes integer boundaries")
+            return (
+                "one_cycle_lr: a phase of torch's ends at the fractional step pct_start * total_steps - 1; "
+                "optax's piecewise_interpolate_schedule takes integer boundaries"
+            )
     if sch["kind"] == "cosine_annealing_lr" and sch["eta_min"] == 0 and steps > sch["T_max"] + 1:
-        return ("cosine_annealing_lr past T_max with eta_min = 0: torch's rate climbs back from 0, and optax's "
-                "cosine_decay_schedule cannot start a rising half-period at 0")
+        return (
+            "cosine_annealing_lr past T_max with eta_min = 0: torch's rate climbs back from 0, and optax's "
+            "cosine_decay_schedule cannot start a rising half-period at 0"
+        )
     return None
 
 
@@ -185,9 +197,19 @@ def transformation(opt: OptimSpec, steps: int = 1) -> optax.GradientTransformati
         b1, b2 = c["betas"]
         chain.append(optax.adamw(lr, b1=b1, b2=b2, eps=c["eps"], eps_root=0.0, weight_decay=wd))
     elif opt.kind == "rmsprop":
-        chain.append(optax.rmsprop(lr, decay=c["alpha"], eps=c["eps"], initial_scale=0.0, eps_in_sqrt=False,
-                                   centered=c["centered"], momentum=c["momentum"] or None, nesterov=False,
-                                   bias_correction=False))
+        chain.append(
+            optax.rmsprop(
+                lr,
+                decay=c["alpha"],
+                eps=c["eps"],
+                initial_scale=0.0,
+                eps_in_sqrt=False,
+                centered=c["centered"],
+                momentum=c["momentum"] or None,
+                nesterov=False,
+                bias_correction=False,
+            )
+        )
     elif opt.kind == "adagrad":
         chain.append(optax.scale_by_rss(initial_accumulator_value=c["initial_accumulator_value"], eps=0.0))
         if c["lr_decay"]:

@@ -55,8 +55,7 @@ class OptimSpec:
     def __post_init__(self) -> None:
         if self.kind not in STATE_FIELDS:
             raise NotImplementedError(
-                f"crosscheck: no training reference for optimiser kind {self.kind!r}; "
-                f"supported: {sorted(STATE_FIELDS)}"
+                f"crosscheck: no training reference for optimiser kind {self.kind!r}; supported: {sorted(STATE_FIELDS)}"
             )
 
 

@@ -30,11 +30,23 @@ def _layer_spec(layer: Any, name: str) -> LayerSpec:
     children: tuple[LayerSpec, ...] = ()
     if hasattr(layer, "layers"):  # a container: params and buffers belong to its children
         params = {}
-        children = tuple(_layer_spec(c, c.name or f"{name}.{i}") for i, c in enumerate(
-            leaf for child in layer.layers for leaf in leaves(child)))
+        children = tuple(
+            _layer_spec(c, c.name or f"{name}.{i}")
+            for i, c in enumerate(leaf for child in layer.layers for leaf in leaves(child))
+        )
     buffers = {} if children else {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
-    return LayerSpec(name, layer.kind, config, params, buffers, entry.fixed(layer), bool(layer.training), children,
-                     entry.integer_input, entry.outputs)
+    return LayerSpec(
+        name,
+        layer.kind,
+        config,
+        params,
+        buffers,
+        entry.fixed(layer),
+        bool(layer.training),
+        children,
+        entry.integer_input,
+        entry.outputs,
+    )
 
 
 def read_spec(model: Any, loss_fn: Any | None = None) -> NetSpec:

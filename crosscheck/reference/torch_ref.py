@@ -27,8 +27,9 @@ def build(spec: NetSpec) -> list[nn.Module]:
     return [lookup(layer.kind).torch_module(layer, dtype) for layer in spec.layers]
 
 
-def _apply(layer: LayerSpec, m: nn.Module, h: torch.Tensor, seen: dict[str, tuple[torch.Tensor, torch.Tensor]]
-           ) -> torch.Tensor:
+def _apply(
+    layer: LayerSpec, m: nn.Module, h: torch.Tensor, seen: dict[str, tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
     """The layer's output; ``seen[name] = (input, output)`` with the output's gradient retained."""
     out = lookup(layer.kind).torch_apply(layer, m, h, lambda child, cm, b: _apply(child, cm, b, seen))
     if out.requires_grad and not out.is_leaf:
@@ -65,8 +66,13 @@ def _run_once(
     mods = _by_name(spec.layers, modules)
     got = {f"{name}.out": o.detach().numpy().copy() for name, (_, o) in seen.items()}
     got.update(_running(spec, mods))
-    got.update({f"{layer.name}.{o}": getattr(mods[layer.name], o).detach().numpy().copy()
-                for layer in walk(spec.layers) for o in layer.outputs})  # left on the module by torch_apply
+    got.update(
+        {
+            f"{layer.name}.{o}": getattr(mods[layer.name], o).detach().numpy().copy()
+            for layer in walk(spec.layers)
+            for o in layer.outputs
+        }
+    )  # left on the module by torch_apply
     if dout is None:
         L = loss(spec.loss, h, torch.from_numpy(target.copy()))
         got["loss"] = L.detach().numpy().copy()
@@ -113,5 +119,8 @@ def running_buffers(spec: NetSpec, xs: list[np.ndarray]) -> list[dict[str, np.nd
 
 def _running(spec: NetSpec, named: dict[str, nn.Module]) -> dict[str, np.ndarray]:
     """Every running buffer of the spec's layers (``<layer>.running_mean``, ...), read off the modules."""
-    return {f"{layer.name}.{b}": getattr(named[layer.name], b).detach().numpy().copy()
-            for layer in walk(spec.layers) for b in layer.buffers}
+    return {
+        f"{layer.name}.{b}": getattr(named[layer.name], b).detach().numpy().copy()
+        for layer in walk(spec.layers)
+        for b in layer.buffers
+    }

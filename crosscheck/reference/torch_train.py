@@ -33,20 +33,47 @@ def optimizer(opt: OptimSpec, params: list[nn.Parameter]) -> torch.optim.Optimiz
     """The ``torch.optim`` optimiser that ``opt`` describes, over ``params``."""
     c = opt.config
     if opt.kind == "sgd":
-        return torch.optim.SGD(params, lr=c["lr"], momentum=c["momentum"], dampening=c["dampening"],
-                               weight_decay=c["weight_decay"], nesterov=c["nesterov"], maximize=c["maximize"])
+        return torch.optim.SGD(
+            params,
+            lr=c["lr"],
+            momentum=c["momentum"],
+            dampening=c["dampening"],
+            weight_decay=c["weight_decay"],
+            nesterov=c["nesterov"],
+            maximize=c["maximize"],
+        )
     if opt.kind in ("adam", "adamw"):
         cls = torch.optim.Adam if opt.kind == "adam" else torch.optim.AdamW
-        return cls(params, lr=c["lr"], betas=tuple(c["betas"]), eps=c["eps"], weight_decay=c["weight_decay"],
-                   amsgrad=c["amsgrad"], maximize=c["maximize"])
+        return cls(
+            params,
+            lr=c["lr"],
+            betas=tuple(c["betas"]),
+            eps=c["eps"],
+            weight_decay=c["weight_decay"],
+            amsgrad=c["amsgrad"],
+            maximize=c["maximize"],
+        )
     if opt.kind == "rmsprop":
-        return torch.optim.RMSprop(params, lr=c["lr"], alpha=c["alpha"], eps=c["eps"],
-                                   weight_decay=c["weight_decay"], momentum=c["momentum"],
-                                   centered=c["centered"], maximize=c["maximize"])
+        return torch.optim.RMSprop(
+            params,
+            lr=c["lr"],
+            alpha=c["alpha"],
+            eps=c["eps"],
+            weight_decay=c["weight_decay"],
+            momentum=c["momentum"],
+            centered=c["centered"],
+            maximize=c["maximize"],
+        )
     if opt.kind == "adagrad":
-        return torch.optim.Adagrad(params, lr=c["lr"], lr_decay=c["lr_decay"], weight_decay=c["weight_decay"],
-                                   initial_accumulator_value=c["initial_accumulator_value"], eps=c["eps"],
-                                   maximize=c["maximize"])
+        return torch.optim.Adagrad(
+            params,
+            lr=c["lr"],
+            lr_decay=c["lr_decay"],
+            weight_decay=c["weight_decay"],
+            initial_accumulator_value=c["initial_accumulator_value"],
+            eps=c["eps"],
+            maximize=c["maximize"],
+        )
     raise NotImplementedError(f"crosscheck.torch_train: no torch.optim reference for {opt.kind!r}")
 
 
@@ -55,15 +82,33 @@ _SCHEDULERS = {  # OptimSpec.schedule kind -> torch.optim.lr_scheduler built fro
     "multi_step_lr": lambda o, c: torch.optim.lr_scheduler.MultiStepLR(o, c["milestones"], c["gamma"]),
     "exponential_lr": lambda o, c: torch.optim.lr_scheduler.ExponentialLR(o, c["gamma"]),
     "cosine_annealing_lr": lambda o, c: torch.optim.lr_scheduler.CosineAnnealingLR(o, c["T_max"], c["eta_min"]),
-    "linear_lr": lambda o, c: torch.optim.lr_scheduler.LinearLR(o, c["start_factor"], c["end_factor"],
-                                                                c["total_iters"]),
+    "linear_lr": lambda o, c: torch.optim.lr_scheduler.LinearLR(
+        o, c["start_factor"], c["end_factor"], c["total_iters"]
+    ),
     "one_cycle_lr": lambda o, c: torch.optim.lr_scheduler.OneCycleLR(
-        o, c["max_lr"], total_steps=c["total_steps"], pct_start=c["pct_start"], anneal_strategy=c["anneal_strategy"],
-        cycle_momentum=c["cycle_momentum"], base_momentum=c["base_momentum"], max_momentum=c["max_momentum"],
-        div_factor=c["div_factor"], final_div_factor=c["final_div_factor"], three_phase=c["three_phase"]),
+        o,
+        c["max_lr"],
+        total_steps=c["total_steps"],
+        pct_start=c["pct_start"],
+        anneal_strategy=c["anneal_strategy"],
+        cycle_momentum=c["cycle_momentum"],
+        base_momentum=c["base_momentum"],
+        max_momentum=c["max_momentum"],
+        div_factor=c["div_factor"],
+        final_div_factor=c["final_div_factor"],
+        three_phase=c["three_phase"],
+    ),
     "reduce_lr_on_plateau": lambda o, c: torch.optim.lr_scheduler.ReduceLROnPlateau(
-        o, c["mode"], c["factor"], c["patience"], c["threshold"], c["threshold_mode"], c["cooldown"], c["min_lr"],
-        c["eps"]),
+        o,
+        c["mode"],
+        c["factor"],
+        c["patience"],
+        c["threshold"],
+        c["threshold_mode"],
+        c["cooldown"],
+        c["min_lr"],
+        c["eps"],
+    ),
 }
 
 

@@ -39,11 +39,21 @@ def verify(
     rng = np.random.default_rng(seed)
     dout = rng.standard_normal(logits.shape).astype(logits.dtype)
     dloss = float(rng.uniform(0.5, 2.0))
-    result = compare_case(model, loss_fn, X, y, dloss=dloss, dout=dout, frameworks=frameworks,
-                          case_id="user", description=f"{type(model).__name__} on X {X.shape} {X.dtype}",
-                          replay="crosscheck.verify(model, loss_fn, X, y)")
-    report = Report([result], settings={"frameworks": list(frameworks), "seed": seed},
-                    seconds=time.perf_counter() - start)
+    result = compare_case(
+        model,
+        loss_fn,
+        X,
+        y,
+        dloss=dloss,
+        dout=dout,
+        frameworks=frameworks,
+        case_id="user",
+        description=f"{type(model).__name__} on X {X.shape} {X.dtype}",
+        replay="crosscheck.verify(model, loss_fn, X, y)",
+    )
+    report = Report(
+        [result], settings={"frameworks": list(frameworks), "seed": seed}, seconds=time.perf_counter() - start
+    )
     if out is not None:
         report.write(out)
     return report
@@ -51,8 +61,18 @@ def verify(
 
 def run_case(c: Any, frameworks: tuple[str, ...] = FRAMEWORKS) -> CaseResult:
     """Compare one case of ``crosscheck.cases`` (a ``Case``) with the frameworks."""
-    return compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                        case_id=c.case_id, description=c.description, replay=c.replay)
+    return compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
 
 
 def run_sweep(
@@ -67,7 +87,8 @@ def run_sweep(
 
 
 def _collect(
-    results: Iterable[CaseResult], progress: Callable[[int, CaseResult], None] | None,
+    results: Iterable[CaseResult],
+    progress: Callable[[int, CaseResult], None] | None,
     done: list[CaseResult] | None = None,
 ) -> list[CaseResult]:
     """The results as a list (``done``, filled as they arrive), calling ``progress(i, result)`` after each."""
@@ -103,8 +124,10 @@ def enable_jax_cache(directory: str | os.PathLike | None = None) -> str | None:
     if not directory:
         return None
     os.environ[JAX_CACHE_ENV] = directory
-    settings = {"jax_compilation_cache_dir": directory,
-                "jax_persistent_cache_min_compile_time_secs": 0.0}  # a case compiles in well under JAX's 1 s
+    settings = {
+        "jax_compilation_cache_dir": directory,
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+    }  # a case compiles in well under JAX's 1 s
     for name, value in settings.items():
         os.environ[name.upper()] = str(value)  # read by JAX when a worker imports it
     if "jax" in sys.modules:
@@ -147,12 +170,13 @@ def run_tasks(
     from functools import partial
 
     done: list[CaseResult] = []
-    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=one_thread_per_process) as pool:
+    with ProcessPoolExecutor(
+        min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"), initializer=one_thread_per_process
+    ) as pool:
         try:
             return _collect(pool.map(partial(run_task, frameworks=frameworks), tasks, chunksize=2), progress, done)
         except BrokenProcessPool as err:  # a worker killed by native code (an abort, a segfault), not an exception
-            running = tasks[len(done): len(done) + 2 * jobs]  # chunks of 2 in flight on each worker
+            running = tasks[len(done) : len(done) + 2 * jobs]  # chunks of 2 in flight on each worker
             raise WorkerDied(
                 f"crosscheck: a worker process died while running one of the tasks {running} (after {len(done)} "
                 f"of {len(tasks)} finished): a crash in a framework's native code, which no exception reports; "
@@ -183,8 +207,10 @@ class ProgressBar:
         if self.tty or done >= self._next_print or done == self.total:
             width = 30
             filled = int(width * done / max(self.total, 1))
-            line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} cases, "
-                    f"{self.failed} mismatching, {time.perf_counter() - self.start:.0f} s")
+            line = (
+                f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} cases, "
+                f"{self.failed} mismatching, {time.perf_counter() - self.start:.0f} s"
+            )
             self.stream.write(("\r" + line) if self.tty else line + "\n")
             if self.tty and done == self.total:
                 self.stream.write("\n")

@@ -49,31 +49,59 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", type=int, default=500, help="number of random cases (default 500)")
     p.add_argument("--seed", type=int, default=0, help=f"sweep seed: case ids seed*{SEED_BLOCK} + k (default 0)")
     p.add_argument("--case", type=int, action="append", help="run only this case id (repeatable): replays a failure")
-    p.add_argument("--dtype", choices=("both", "float64", "float32"), default="both",
-                   help="both: even case ids float64, odd float32 (default); otherwise force one dtype")
+    p.add_argument(
+        "--dtype",
+        choices=("both", "float64", "float32"),
+        default="both",
+        help="both: even case ids float64, odd float32 (default); otherwise force one dtype",
+    )
     p.add_argument("--frameworks", type=_frameworks, default=FRAMEWORKS, help="comma list (default torch,jax)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="run shard i of n (e.g. 2/8) of the sweep")
     p.add_argument("--out", default="reports", help="directory for report.md and report.json (default reports)")
     p.add_argument("--no-seed-network", action="store_true", help="leave out the seed's 2-3-2 network")
-    p.add_argument("--no-trajectories", action="store_true",
-                   help="leave out the training trajectories (20 optimiser steps vs torch.optim and optax)")
+    p.add_argument(
+        "--no-trajectories",
+        action="store_true",
+        help="leave out the training trajectories (20 optimiser steps vs torch.optim and optax)",
+    )
     p.add_argument("--trajectory", action="append", help="run only this trajectory case id (repeatable)")
-    p.add_argument("--jobs", type=_jobs, default=_jobs("auto"),
-                   help="worker processes: a number or auto (one per CPU core, the default)")
-    p.add_argument("--scheduler", metavar="ADDRESS", type=_scheduler,
-                   help="run the tasks on a dask.distributed cluster: a scheduler's address (tcp://host:8786) or "
-                   "local:N (a local cluster of N single-threaded worker processes); needs the cluster extra")
-    p.add_argument("--results", metavar="FILE",
-                   help="JSON-lines file that every finished case is appended to (default OUT/results.jsonl)")
-    p.add_argument("--resume", action="store_true",
-                   help="skip the cases the results file already holds (same code and frameworks), run the rest, "
-                   "and write the full report")
-    p.add_argument("--jax-cache", metavar="DIR", default=os.environ.get(JAX_CACHE_ENV),
-                   help=f"keep JAX's compiled computations in DIR, so that the same ids compile nothing the next "
-                   f"time (default ${JAX_CACHE_ENV}; none: no cache)")
-    p.add_argument("--exact", action="store_true",
-                   help="also measure every implementation against the 50-digit exact values (cases small enough "
-                   "and of kinds with an exact forward; needs the exact extra): a section of report.md, exact.json")
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=_jobs("auto"),
+        help="worker processes: a number or auto (one per CPU core, the default)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        type=_scheduler,
+        help="run the tasks on a dask.distributed cluster: a scheduler's address (tcp://host:8786) or "
+        "local:N (a local cluster of N single-threaded worker processes); needs the cluster extra",
+    )
+    p.add_argument(
+        "--results",
+        metavar="FILE",
+        help="JSON-lines file that every finished case is appended to (default OUT/results.jsonl)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the cases the results file already holds (same code and frameworks), run the rest, "
+        "and write the full report",
+    )
+    p.add_argument(
+        "--jax-cache",
+        metavar="DIR",
+        default=os.environ.get(JAX_CACHE_ENV),
+        help=f"keep JAX's compiled computations in DIR, so that the same ids compile nothing the next "
+        f"time (default ${JAX_CACHE_ENV}; none: no cache)",
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="also measure every implementation against the 50-digit exact values (cases small enough "
+        "and of kinds with an exact forward; needs the exact extra): a section of report.md, exact.json",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -137,16 +165,29 @@ def main(argv: list[str] | None = None) -> int:
         todo = planned(args)
         results_path = args.results or os.path.join(args.out, "results.jsonl")
         bar = ProgressBar(len(todo), enabled=not args.quiet)
-        results = run_planned(todo, args.frameworks, results_path, jobs=args.jobs, scheduler=args.scheduler,
-                              resume=args.resume, progress=bar,
-                              log=(lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr)))
+        results = run_planned(
+            todo,
+            args.frameworks,
+            results_path,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            progress=bar,
+            log=(lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr)),
+        )
     except (ImportError, WorkerDied) as err:
         print(err, file=sys.stderr)
         return 2
     settings = {
-        "cases": args.cases, "seed": args.seed, "dtype": args.dtype, "frameworks": list(args.frameworks),
-        "shard": f"{args.shard[0]}/{args.shard[1]}", "case_ids": [r.case_id for r in results],
-        "trajectories": traj, "jobs": args.jobs, "scheduler": args.scheduler,
+        "cases": args.cases,
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "frameworks": list(args.frameworks),
+        "shard": f"{args.shard[0]}/{args.shard[1]}",
+        "case_ids": [r.case_id for r in results],
+        "trajectories": traj,
+        "jobs": args.jobs,
+        "scheduler": args.scheduler,
         "sweep": {k: getattr(args, k) for k in SWEEP_ARGS},
         "command": "python -m crosscheck " + " ".join(argv),
     }

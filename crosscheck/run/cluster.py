@@ -96,8 +96,15 @@ def crashed_result(task: Task, why: str) -> CaseResult:
     bound = tolerance.bound(dtype, 1, 0)  # the tier's smallest: no case was built to size it
     check = TensorCheck("worker.died", (), "", nan, nan, nan, bound, why)
     spec = NetSpec((LayerSpec("worker", "crashed", {}),), None, dtype)
-    return CaseResult(task_case_id(task), f"task {list(task)}: its worker process died", dtype, spec,
-                      bound, [Comparison("run", "manual_bp", "worker", [check])], replay=replay(task))
+    return CaseResult(
+        task_case_id(task),
+        f"task {list(task)}: its worker process died",
+        dtype,
+        spec,
+        bound,
+        [Comparison("run", "manual_bp", "worker", [check])],
+        replay=replay(task),
+    )
 
 
 @contextmanager
@@ -111,10 +118,15 @@ def client_for(address: str) -> Iterator[Any]:
             yield client
         return
     n = int(address.split(":", 1)[1])
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                          "distributed.worker.daemon": False}):
-        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                      silence_logs=50) as cluster, distributed.Client(cluster) as client:
+    with dask.config.set(
+        {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.worker.daemon": False}
+    ):
+        with (
+            distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             yield client
 
 
@@ -149,8 +161,7 @@ def run_on_cluster(
                 i, task = next(queue, (None, None))
                 if task is None:
                     return
-                future = client.submit(run_remote, task, frameworks, fn, key=f"crosscheck-{i}-{list(task)}",
-                                       pure=False)
+                future = client.submit(run_remote, task, frameworks, fn, key=f"crosscheck-{i}-{list(task)}", pure=False)
                 index[future.key] = i
                 running.add(future)
 
@@ -161,14 +172,18 @@ def run_on_cluster(
                 err = future.exception()
                 if not isinstance(err, distributed.KilledWorker):
                     raise err
-                result = crashed_result(tasks[i], f"task {list(tasks[i])} took down every worker process that ran "
-                                                  f"it (a crash in native code): {err}")
+                result = crashed_result(
+                    tasks[i],
+                    f"task {list(tasks[i])} took down every worker process that ran it (a crash in native code): {err}",
+                )
             else:
                 got = future.result()
                 theirs = {k: v for k, v in json.loads(got["key"]).items() if k in mine}
                 if theirs != mine:
-                    raise RuntimeError(f"crosscheck: a worker runs other code than this client: worker {theirs}, "
-                                       f"client {mine}; install the same commit and packages on every worker")
+                    raise RuntimeError(
+                        f"crosscheck: a worker runs other code than this client: worker {theirs}, "
+                        f"client {mine}; install the same commit and packages on every worker"
+                    )
                 result = result_from_dict(got["result"])
             future.release()
             results[i] = result

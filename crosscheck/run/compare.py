@@ -40,6 +40,7 @@ def _recording(model: Any, got: dict[str, np.ndarray]) -> Iterator[None]:
     own ``forward`` / ``backward`` run (instance-level wrappers, removed afterwards)."""
     wrapped = []
     for name, m in _recorded(model):
+
         def fwd(x: Any, _m: Any = m, _name: str = name, _f: Any = m.forward) -> Any:
             out = got[f"{_name}.out"] = _f(x)
             if not hasattr(_m, "layers"):
@@ -153,8 +154,9 @@ def compare_running_buffers(
     for fw, ref in refs.items():
         theirs = ref.running_buffers(spec, xs)
         for k, (a, b) in enumerate(zip(mine, theirs), start=1):
-            checks += [tolerance.check(f"step{k}/{n} [{fw}]", a[n], b[n], bound, s_x * s_x if "var" in n else s_x)
-                       for n in a]
+            checks += [
+                tolerance.check(f"step{k}/{n} [{fw}]", a[n], b[n], bound, s_x * s_x if "var" in n else s_x) for n in a
+            ]
     return checks
 
 

@@ -98,8 +98,9 @@ def _kinds(spec: Any) -> dict[str, tuple[str, str]]:
     return out
 
 
-def exact_case(c: Any, frameworks: tuple[str, ...] = FRAMEWORKS, max_nodes: int = exact.MAX_NODES
-               ) -> list[ExactCheck] | str:
+def exact_case(
+    c: Any, frameworks: tuple[str, ...] = FRAMEWORKS, max_nodes: int = exact.MAX_NODES
+) -> list[ExactCheck] | str:
     """Every tensor of every implementation against the exact value for one case (a ``crosscheck.cases.Case``),
     or the reason it is skipped (a kind without an exact forward, too many scalar operations)."""
     from crosscheck.run.compare import run_manual_both
@@ -121,14 +122,28 @@ def exact_case(c: Any, frameworks: tuple[str, ...] = FRAMEWORKS, max_nodes: int 
     kinds = _kinds(spec)
     checks = []
     for mode, exact_run in truth.items():
-        S = tolerance.scales(spec, _rounded(exact_run, spec.dtype), c.x, c.y, dloss=c.dloss,
-                             dout=None if mode == "loss" else c.dout)
+        S = tolerance.scales(
+            spec, _rounded(exact_run, spec.dtype), c.x, c.y, dloss=c.dloss, dout=None if mode == "loss" else c.dout
+        )
         for name, e in exact_run.items():
             layer_kind, tensor = kinds.get(name, ("?", name.rsplit(".", 1)[-1]))
             for impl, run in runs.items():
                 err_max, err_norm = measure(run[mode][name], e, S.get(name, 0.0), spec.dtype)
-                checks.append(ExactCheck(str(c.case_id), spec.dtype, mode, name, layer_kind, tensor, impl,
-                                         err_max, err_norm, err_max / eps, bound))
+                checks.append(
+                    ExactCheck(
+                        str(c.case_id),
+                        spec.dtype,
+                        mode,
+                        name,
+                        layer_kind,
+                        tensor,
+                        impl,
+                        err_max,
+                        err_norm,
+                        err_max / eps,
+                        bound,
+                    )
+                )
     return checks
 
 
@@ -140,8 +155,12 @@ def _task(task: tuple[Any, ...], frameworks: tuple[str, ...], max_nodes: int) ->
     return str(c.case_id), exact_case(c, frameworks, max_nodes)
 
 
-def run_exact(tasks: list[tuple[Any, ...]], frameworks: tuple[str, ...] = FRAMEWORKS, jobs: int = 1,
-              max_nodes: int = exact.MAX_NODES) -> ExactSweep:
+def run_exact(
+    tasks: list[tuple[Any, ...]],
+    frameworks: tuple[str, ...] = FRAMEWORKS,
+    jobs: int = 1,
+    max_nodes: int = exact.MAX_NODES,
+) -> ExactSweep:
     """The exact sweep over ``crosscheck.run.api`` tasks (``("seed", dtype)``, ``("case", id, dtype)``; others
     are ignored), on ``jobs`` worker processes."""
     from functools import partial
@@ -156,8 +175,9 @@ def run_exact(tasks: list[tuple[Any, ...]], frameworks: tuple[str, ...] = FRAMEW
 
         from crosscheck.run.api import one_thread_per_process
 
-        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=one_thread_per_process) as pool:
+        with ProcessPoolExecutor(
+            min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"), initializer=one_thread_per_process
+        ) as pool:
             results = list(pool.map(work, tasks))
     sweep = ExactSweep()
     for case_id, got in results:
@@ -177,13 +197,18 @@ def section(sweep: ExactSweep) -> str:
     """The report's "Exact oracle" section in Markdown: per layer kind and tensor kind, each implementation's
     error in units of eps (median, 99th percentile, max), the most accurate implementation, and every check
     whose error exceeds the case's bound."""
-    lines = ["## Exact oracle", "",
-             f"{len(sweep.cases)} cases against the 50-digit exact values, {len(sweep.skipped)} skipped; "
-             f"{len(sweep.checks)} checks, {len(sweep.excess)} over their bound. Error in units of the dtype's eps: "
-             "max |a - exact| / (eps max(max |exact|, S)); see docs/exact.md.", ""]
+    lines = [
+        "## Exact oracle",
+        "",
+        f"{len(sweep.cases)} cases against the 50-digit exact values, {len(sweep.skipped)} skipped; "
+        f"{len(sweep.checks)} checks, {len(sweep.excess)} over their bound. Error in units of the dtype's eps: "
+        "max |a - exact| / (eps max(max |exact|, S)); see docs/exact.md.",
+        "",
+    ]
     impls = [i for i in IMPLEMENTATIONS if any(c.implementation == i for c in sweep.checks)]
-    head = "| dtype | layer kind | tensor | " + " | ".join(f"{i} median / p99 / max" for i in impls) + \
-        " | most accurate |"
+    head = (
+        "| dtype | layer kind | tensor | " + " | ".join(f"{i} median / p99 / max" for i in impls) + " | most accurate |"
+    )
     lines += [head, "|" + "---|" * (4 + len(impls))]
     groups: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for c in sweep.checks:
@@ -198,8 +223,11 @@ def section(sweep: ExactSweep) -> str:
     lines.append("")
     if sweep.excess:
         lines += ["Checks over their bound (a bound that is not sound for them):", ""]
-        lines += [f"- case {c.case_id} {c.mode} run, {c.name} ({c.layer_kind} {c.tensor}), {c.implementation}: "
-                  f"error {max(c.err_max, c.err_norm):.3e} > bound {c.bound:.1e}" for c in sweep.excess]
+        lines += [
+            f"- case {c.case_id} {c.mode} run, {c.name} ({c.layer_kind} {c.tensor}), {c.implementation}: "
+            f"error {max(c.err_max, c.err_norm):.3e} > bound {c.bound:.1e}"
+            for c in sweep.excess
+        ]
         lines.append("")
     if sweep.skipped:
         reasons: dict[str, int] = {}
@@ -209,8 +237,7 @@ def section(sweep: ExactSweep) -> str:
     return "\n".join(lines)
 
 
-def write_exact(tasks: list[tuple[Any, ...]], frameworks: tuple[str, ...], jobs: int, report_md: Any,
-                out: str) -> bool:
+def write_exact(tasks: list[tuple[Any, ...]], frameworks: tuple[str, ...], jobs: int, report_md: Any, out: str) -> bool:
     """Run the exact sweep over the tasks, append its section to ``report_md`` and write ``exact.json`` in
     ``out``; print a line and return True when every check is under its bound."""
     import json
@@ -222,6 +249,8 @@ def write_exact(tasks: list[tuple[Any, ...]], frameworks: tuple[str, ...], jobs:
     path = os.path.join(out, "exact.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(sweep.to_dict(), f)
-    print(f"exact: {len(sweep.cases)} cases, {len(sweep.skipped)} skipped, {len(sweep.checks)} checks, "
-          f"{len(sweep.excess)} over their bound ({path})")
+    print(
+        f"exact: {len(sweep.cases)} cases, {len(sweep.skipped)} skipped, {len(sweep.checks)} checks, "
+        f"{len(sweep.excess)} over their bound ({path})"
+    )
     return not sweep.excess

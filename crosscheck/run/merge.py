@@ -17,8 +17,20 @@ from typing import Any
 from crosscheck.run.report import Report
 
 # Environment entries that decide the numbers: two shards must agree on each.
-CODE_FIELDS = ("git_commit", "manual_bp", "python", "numpy", "blas", "torch", "jax", "jaxlib", "optax",
-               "jax_backend", "jax_enable_x64", "jax_default_matmul_precision")
+CODE_FIELDS = (
+    "git_commit",
+    "manual_bp",
+    "python",
+    "numpy",
+    "blas",
+    "torch",
+    "jax",
+    "jaxlib",
+    "optax",
+    "jax_backend",
+    "jax_enable_x64",
+    "jax_default_matmul_precision",
+)
 
 
 class MergeError(ValueError):
@@ -46,19 +58,23 @@ def merge(reports: list[Report], names: list[str] | None = None) -> Report:
     first, first_name = reports[0], names[0]
     for rep, name in zip(reports, names):
         if "sweep" not in rep.settings:
-            raise MergeError(f"crosscheck merge: {name} does not record its sweep's settings (a report written "
-                             "by `crosscheck.verify` or an older crosscheck); rerun that shard")
+            raise MergeError(
+                f"crosscheck merge: {name} does not record its sweep's settings (a report written "
+                "by `crosscheck.verify` or an older crosscheck); rerun that shard"
+            )
     for rep, name in zip(reports[1:], names[1:]):
         for field in CODE_FIELDS:
             a, b = first.env.get(field), rep.env.get(field)
             if a != b:
-                raise MergeError(f"crosscheck merge: different code: {field} is {a!r} in {first_name} "
-                                 f"but {b!r} in {name}")
+                raise MergeError(
+                    f"crosscheck merge: different code: {field} is {a!r} in {first_name} but {b!r} in {name}"
+                )
         for field in ("sweep", "frameworks"):
             a, b = first.settings.get(field), rep.settings.get(field)
             if a != b:
-                raise MergeError(f"crosscheck merge: different settings: {field} is {a!r} in {first_name} "
-                                 f"but {b!r} in {name}")
+                raise MergeError(
+                    f"crosscheck merge: different settings: {field} is {a!r} in {first_name} but {b!r} in {name}"
+                )
     seen: dict[str, str] = {}
     overlaps: list[str] = []
     for rep, name in zip(reports, names):
@@ -71,26 +87,32 @@ def merge(reports: list[Report], names: list[str] | None = None) -> Report:
     plan = whole_plan(first.settings["sweep"], first.settings["frameworks"])
     missing = [cid for cid in plan if cid not in seen]
     if missing:
-        raise MergeError(f"crosscheck merge: gaps: the sweep plans {len(plan)} case ids and no shard has "
-                         f"{_show(missing)}")
+        raise MergeError(
+            f"crosscheck merge: gaps: the sweep plans {len(plan)} case ids and no shard has {_show(missing)}"
+        )
     extra = [cid for cid in seen if cid not in set(plan)]
     if extra:
         raise MergeError(f"crosscheck merge: case ids outside the sweep's plan: {_show(extra)}")
     by_id = {r.case_id: r for rep in reports for r in rep.results}
     results = [by_id[cid] for cid in plan]
     settings = dict(first.settings)
-    settings.update({
-        "shard": "0/1", "case_ids": plan, "merged_from": [rep.settings.get("shard") for rep in reports],
-        "trajectories": [cid for rep in reports for cid in rep.settings.get("trajectories", [])],
-        "command": "python -m crosscheck merge " + " ".join(names),
-    })
+    settings.update(
+        {
+            "shard": "0/1",
+            "case_ids": plan,
+            "merged_from": [rep.settings.get("shard") for rep in reports],
+            "trajectories": [cid for rep in reports for cid in rep.settings.get("trajectories", [])],
+            "command": "python -m crosscheck merge " + " ".join(names),
+        }
+    )
     settings["trajectories"] = [cid for cid in plan if cid in set(settings["trajectories"])]
     return Report(results, settings=settings, env=dict(first.env), seconds=sum(rep.seconds for rep in reports))
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="crosscheck merge",
-                                description="Merge shard reports (directories holding report.json) into one report.")
+    p = argparse.ArgumentParser(
+        prog="crosscheck merge", description="Merge shard reports (directories holding report.json) into one report."
+    )
     p.add_argument("dirs", nargs="+", help="the shards' report directories (or report.json files)")
     p.add_argument("--out", required=True, help="directory for the merged report.md and report.json")
     args = p.parse_args(argv)

@@ -52,9 +52,19 @@ def json_default(x: Any) -> Any:
 
 
 def check_to_dict(c: TensorCheck) -> dict[str, Any]:
-    return {"name": c.name, "shape": list(c.shape), "dtype": c.dtype, "max_abs": c.max_abs,
-            "rel_norm": c.rel_norm, "rel_max": c.rel_max, "bound": c.bound,
-            "margin": c.margin, "detects": c.detects, "ok": c.ok, "note": c.note}
+    return {
+        "name": c.name,
+        "shape": list(c.shape),
+        "dtype": c.dtype,
+        "max_abs": c.max_abs,
+        "rel_norm": c.rel_norm,
+        "rel_max": c.rel_max,
+        "bound": c.bound,
+        "margin": c.margin,
+        "detects": c.detects,
+        "ok": c.ok,
+        "note": c.note,
+    }
 
 
 def check_from_dict(d: dict[str, Any]) -> TensorCheck:
@@ -72,13 +82,24 @@ def result_to_dict(r: CaseResult) -> dict[str, Any]:
     """The report's entry for one case (non-finite numbers as they are; ``finite`` makes it strict JSON)."""
     first = r.first_divergence
     d: dict[str, Any] = {
-        "case_id": r.case_id, "description": r.description, "dtype": r.dtype, "ok": r.ok,
-        "bound": r.bound, "replay": r.replay,
-        "first_divergence": None if first is None else {
-            "tensor": first[1].name, "mode": first[0].mode,
-            "pair": f"{first[0].backend} vs {first[0].reference}"},
-        "comparisons": [{"mode": c.mode, "backend": c.backend, "reference": c.reference,
-                         "checks": [check_to_dict(x) for x in c.checks]} for c in r.comparisons],
+        "case_id": r.case_id,
+        "description": r.description,
+        "dtype": r.dtype,
+        "ok": r.ok,
+        "bound": r.bound,
+        "replay": r.replay,
+        "first_divergence": None
+        if first is None
+        else {"tensor": first[1].name, "mode": first[0].mode, "pair": f"{first[0].backend} vs {first[0].reference}"},
+        "comparisons": [
+            {
+                "mode": c.mode,
+                "backend": c.backend,
+                "reference": c.reference,
+                "checks": [check_to_dict(x) for x in c.checks],
+            }
+            for c in r.comparisons
+        ],
         "layer_kinds": {layer.name: layer.kind for layer in walk(r.spec.layers)},
         "loss_kind": r.spec.loss.kind if r.spec.loss else None,
     }
@@ -92,8 +113,10 @@ def result_from_dict(d: dict[str, Any]) -> CaseResult:
     layers = tuple(LayerSpec(name, kind, {}) for name, kind in (d.get("layer_kinds") or {}).items())  # older: none
     loss = LossSpec(d["loss_kind"], {}) if d.get("loss_kind") else None
     spec = NetSpec(layers, loss, d["dtype"])
-    comparisons = [Comparison(c["mode"], c["backend"], c["reference"], [check_from_dict(x) for x in c["checks"]])
-                   for c in d["comparisons"]]
+    comparisons = [
+        Comparison(c["mode"], c["backend"], c["reference"], [check_from_dict(x) for x in c["checks"]])
+        for c in d["comparisons"]
+    ]
     args = (d["case_id"], d["description"], d["dtype"], spec, _float(d["bound"]), comparisons, d.get("replay", ""))
     if "optimizer" in d:
         from crosscheck.run.trajectory import TrajectoryResult  # imports manual_bp: only when one is read

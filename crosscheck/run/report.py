@@ -41,7 +41,10 @@ def _blas() -> str:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):
@@ -63,7 +66,7 @@ def environment() -> dict[str, Any]:
         "git_commit": git_commit(),
     }
     for mod in ("torch", "jax", "jaxlib", "optax"):  # installed versions: a sweep's workers may import what this
-        env[mod] = _version(mod)                     # process did not (optax, on worker processes only)
+        env[mod] = _version(mod)  # process did not (optax, on worker processes only)
     if "jax" in sys.modules:
         jax = sys.modules["jax"]
         env["jax_backend"] = jax.default_backend()
@@ -129,8 +132,17 @@ class Report:
                     kind, tensor = _kind_of(r, c)
                     row = rows.setdefault(
                         (r.dtype, pair, kind, tensor),
-                        {"dtype": r.dtype, "pair": pair, "kind": kind, "tensor": tensor, "n": 0,
-                         "worst_error": 0.0, "min_margin": math.inf, "weak": 0, "failed": 0},
+                        {
+                            "dtype": r.dtype,
+                            "pair": pair,
+                            "kind": kind,
+                            "tensor": tensor,
+                            "n": 0,
+                            "worst_error": 0.0,
+                            "min_margin": math.inf,
+                            "weak": 0,
+                            "failed": 0,
+                        },
                     )
                     row["n"] += 1
                     row["weak"] += weak(c)
@@ -142,8 +154,14 @@ class Report:
 
     def worst(self, dtype: str) -> tuple[float, float]:
         """(worst relative error, smallest margin) over all manual_bp comparisons of one dtype."""
-        checks = [c for r in self.results if r.dtype == dtype for comp in r.comparisons
-                  if comp.backend == "manual_bp" for c in comp.checks]
+        checks = [
+            c
+            for r in self.results
+            if r.dtype == dtype
+            for comp in r.comparisons
+            if comp.backend == "manual_bp"
+            for c in comp.checks
+        ]
         if not checks:
             return math.nan, math.nan
         return max(c.error for c in checks), min(c.margin for c in checks)
@@ -161,15 +179,25 @@ class Report:
 
     # ---------------------------------------------------------------- output
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "headline": self.headline(), "settings": self.settings,
-                "environment": self.env, "seconds": round(self.seconds, 2),
-                "summary": self.summary(), "cases": [result_to_dict(r) for r in self.results]}
+        return {
+            "ok": self.ok,
+            "headline": self.headline(),
+            "settings": self.settings,
+            "environment": self.env,
+            "seconds": round(self.seconds, 2),
+            "summary": self.summary(),
+            "cases": [result_to_dict(r) for r in self.results],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
         """The report back from its ``report.json`` (as parsed): every case rebuilt (``crosscheck.run.records``)."""
-        return cls([result_from_dict(c) for c in data["cases"]], settings=dict(data.get("settings") or {}),
-                   env=dict(data.get("environment") or {}), seconds=float(data.get("seconds") or 0.0))
+        return cls(
+            [result_from_dict(c) for c in data["cases"]],
+            settings=dict(data.get("settings") or {}),
+            env=dict(data.get("environment") or {}),
+            seconds=float(data.get("seconds") or 0.0),
+        )
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Report:
@@ -178,17 +206,21 @@ class Report:
         return cls.from_json(json.loads((p / "report.json" if p.is_dir() else p).read_text()))
 
     def summary_table(self, by_pair: bool = True) -> str:
-        lines = ["| dtype | pair | kind | tensor | n | worst error | bound | smallest margin | weak | failed |",
-                 "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| dtype | pair | kind | tensor | n | worst error | bound | smallest margin | weak | failed |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
         bounds: dict[str, float] = {}
         for r in self.results:
             bounds[r.dtype] = max(bounds.get(r.dtype, 0.0), r.bound)
         for row in self.summary(by_pair):
             bound = bounds[row["dtype"]]
             shown = f"{bound:.0e}" if row["dtype"] == "float64" else f"<= {bound:.1e}"
-            lines.append(f"| {row['dtype']} | {row['pair']} | {row['kind']} | {row['tensor']} | {row['n']} | "
-                         f"{_fmt(row['worst_error'])} | {shown} | {_fmt(row['min_margin'])} | {row['weak']} | "
-                         f"{row['failed']} |")
+            lines.append(
+                f"| {row['dtype']} | {row['pair']} | {row['kind']} | {row['tensor']} | {row['n']} | "
+                f"{_fmt(row['worst_error'])} | {shown} | {_fmt(row['min_margin'])} | {row['weak']} | "
+                f"{row['failed']} |"
+            )
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
@@ -197,22 +229,36 @@ class Report:
         if self.failures:
             out += ["## Mismatches", ""]
             out += ["```", *(r.summary() for r in self.failures), "```", ""]
-        out += ["## Summary", "",
-                "Relative error = max(norm-relative, max-entry relative); margin = bound / error. "
-                "Bounds: see docs/tolerance.md (crosscheck/tolerance/). "
-                f"weak: checks that would pass a relative error ||a - b|| / ||b|| of {WEAK:g} (or 10 times the "
-                "bound, if larger), because S, the magnitude of the terms that formed the tensor, is that much "
-                "larger than the tensor (bound * max(||b||, S) / ||b||; tensors that are zero in exact arithmetic "
-                "count here).",
-                "",
-                self.summary_table(), "", "## Settings", "", "```json",
-                json.dumps(self.settings, indent=2), "```", "", "## Environment", "", "| | |", "|---|---|"]
+        out += [
+            "## Summary",
+            "",
+            "Relative error = max(norm-relative, max-entry relative); margin = bound / error. "
+            "Bounds: see docs/tolerance.md (crosscheck/tolerance/). "
+            f"weak: checks that would pass a relative error ||a - b|| / ||b|| of {WEAK:g} (or 10 times the "
+            "bound, if larger), because S, the magnitude of the terms that formed the tensor, is that much "
+            "larger than the tensor (bound * max(||b||, S) / ||b||; tensors that are zero in exact arithmetic "
+            "count here).",
+            "",
+            self.summary_table(),
+            "",
+            "## Settings",
+            "",
+            "```json",
+            json.dumps(self.settings, indent=2),
+            "```",
+            "",
+            "## Environment",
+            "",
+            "| | |",
+            "|---|---|",
+        ]
         out += [f"| {k} | {v} |" for k, v in self.env.items()]
         out += ["", "## Cases", "", "| case | ok | description | worst error | bound |", "|---|---|---|---:|---:|"]
         for r in self.results:
             worst = max((c.error for comp in r.comparisons for c in comp.checks), default=0.0)
-            out.append(f"| {r.case_id} | {'yes' if r.ok else '**no**'} | {r.description} | {_fmt(worst)} | "
-                       f"{r.bound:.1e} |")
+            out.append(
+                f"| {r.case_id} | {'yes' if r.ok else '**no**'} | {r.description} | {_fmt(worst)} | {r.bound:.1e} |"
+            )
         return "\n".join(out) + "\n"
 
     def write(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:

@@ -121,8 +121,16 @@ def clip_grads(grads: dict[str, np.ndarray], clip: dict[str, Any] | None) -> Non
         raise ValueError(f"crosscheck: clip kind must be 'norm' or 'value', got {clip['kind']!r}")
 
 
-def run_manual(model: Any, loss_fn: Any, optimizer: Any, x: np.ndarray, y: np.ndarray, steps: int,
-               scheduler: Any = None, clip: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_manual(
+    model: Any,
+    loss_fn: Any,
+    optimizer: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+    scheduler: Any = None,
+    clip: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """manual_bp's own K steps, in place: the loss before each step, then state and parameters after it.
     Each step: forward, loss, backward, ``clip``, ``optimizer.step``, ``scheduler.step()`` (a
     ReduceLROnPlateau: ``step(loss)``)."""
@@ -207,8 +215,9 @@ def compare_trajectory(
 
     if skipped:
         description += "".join(f" [no {fw} reference: {why.split(':', 1)[0]}]" for fw, why in skipped.items())
-    result = TrajectoryResult(case_id, description, spec.dtype, spec, bounds[steps], replay=replay,
-                              optimizer=opt.kind, skipped=skipped)
+    result = TrajectoryResult(
+        case_id, description, spec.dtype, spec, bounds[steps], replay=replay, optimizer=opt.kind, skipped=skipped
+    )
     backends = list(runs)
     for i, a in enumerate(backends):
         for b in backends[i + 1 :]:
@@ -220,8 +229,13 @@ def compare_trajectory(
 # ---------------------------------------------------------------- the trajectory cases
 
 
-def step_amplification(optimizer_cls: Any, hyper: dict[str, Any], params: dict[str, np.ndarray],
-                       grads: dict[str, np.ndarray], eta: float = 1e-9) -> float:
+def step_amplification(
+    optimizer_cls: Any,
+    hyper: dict[str, Any],
+    params: dict[str, np.ndarray],
+    grads: dict[str, np.ndarray],
+    eta: float = 1e-9,
+) -> float:
     """How much the first step of ``optimizer_cls(**hyper)`` amplifies a gradient error (float64).
 
     For every tensor T that step produces (each state field, each parameter):
@@ -275,8 +289,10 @@ class TrajectoryCase:
         """Model, loss, x (16, 4), y of draw ``draw``, in ``dtype`` (the architecture follows ``self.dtype``)."""
         rng = np.random.default_rng([_SALT, zlib.crc32(self.case_id.encode()), draw])
         model = mbp.Sequential(
-            mbp.Linear(4, 8, rng=rng, dtype=dtype), mbp.Tanh(),
-            mbp.Linear(8, 8, rng=rng, dtype=dtype), mbp.ReLU() if self.dtype == "float64" else mbp.SiLU(),
+            mbp.Linear(4, 8, rng=rng, dtype=dtype),
+            mbp.Tanh(),
+            mbp.Linear(8, 8, rng=rng, dtype=dtype),
+            mbp.ReLU() if self.dtype == "float64" else mbp.SiLU(),
             mbp.Linear(8, 3, rng=rng, dtype=dtype),
         )
         x = rng.standard_normal((16, 4)).astype(dtype)
@@ -321,13 +337,16 @@ class TrajectoryCase:
             extra += f" {self.schedule[0]}({', '.join(f'{k}={v!r}' for k, v in self.schedule[1].items())})"
         if self.clip is not None:
             extra += f" clip {', '.join(f'{k}={v!r}' for k, v in self.clip.items() if k != 'kind')}"
-        return (f"{self.optimizer}({hyper}){extra} {self.dtype} N=16 4->8 Tanh->8 {act}->3 {loss}{draw}, "
-                f"{self.steps} steps")
+        return (
+            f"{self.optimizer}({hyper}){extra} {self.dtype} N=16 4->8 Tanh->8 {act}->3 {loss}{draw}, {self.steps} steps"
+        )
 
     @property
     def replay(self) -> str:
-        return (f"python -c \"from crosscheck.run.trajectory import run_trajectory; "
-                f"print(run_trajectory('{self.case_id}').summary())\"")
+        return (
+            f'python -c "from crosscheck.run.trajectory import run_trajectory; '
+            f"print(run_trajectory('{self.case_id}').summary())\""
+        )
 
 
 SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -349,32 +368,77 @@ SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 MSE_SETTINGS = ("sgd-momentum", "adam-default", "rmsprop-centered")
 # (name, optimiser, its arguments, (scheduler, its arguments) or None, clip or None): schedules, clipping and
 # Adagrad; over 20 steps each schedule changes the rate several times
-SCHEDULE_SETTINGS: tuple[tuple[str, str, dict[str, Any], tuple[str, dict[str, Any]] | None,
-                               dict[str, Any] | None], ...] = (
+SCHEDULE_SETTINGS: tuple[
+    tuple[str, str, dict[str, Any], tuple[str, dict[str, Any]] | None, dict[str, Any] | None], ...
+] = (
     ("sgd-step-lr", "SGD", {"lr": 0.1, "momentum": 0.9}, ("StepLR", {"step_size": 5, "gamma": 0.5}), None),
     ("sgd-multi-step-lr", "SGD", {"lr": 0.2}, ("MultiStepLR", {"milestones": [0, 4, 9, 9], "gamma": 0.5}), None),
     ("adam-exponential-lr", "Adam", {"lr": 2e-2}, ("ExponentialLR", {"gamma": 0.9}), None),
     # T_max < steps: past T_max torch's rate climbs back (and its recursion takes the special branch)
     ("sgd-cosine", "SGD", {"lr": 0.1, "momentum": 0.9}, ("CosineAnnealingLR", {"T_max": 8, "eta_min": 0.01}), None),
     ("adamw-cosine", "AdamW", {"lr": 1e-2, "weight_decay": 0.1}, ("CosineAnnealingLR", {"T_max": 20}), None),
-    ("sgd-linear-warmup", "SGD", {"lr": 0.2, "momentum": 0.5},
-     ("LinearLR", {"start_factor": 0.1, "end_factor": 1.0, "total_iters": 8}), None),
-    ("adam-one-cycle", "Adam", {"lr": 1e-2},
-     ("OneCycleLR", {"max_lr": 0.05, "total_steps": 20, "pct_start": 0.3, "cycle_momentum": False}), None),
-    ("sgd-one-cycle-linear-3phase", "SGD", {"lr": 0.1, "momentum": 0.9},
-     ("OneCycleLR", {"max_lr": 0.3, "total_steps": 20, "pct_start": 0.25, "anneal_strategy": "linear",
-                     "three_phase": True, "cycle_momentum": False}), None),
-    ("sgd-one-cycle-momentum", "SGD", {"lr": 0.1, "momentum": 0.9},
-     ("OneCycleLR", {"max_lr": 0.3, "total_steps": 20}), None),  # torch only: optax cannot cycle momentum
+    (
+        "sgd-linear-warmup",
+        "SGD",
+        {"lr": 0.2, "momentum": 0.5},
+        ("LinearLR", {"start_factor": 0.1, "end_factor": 1.0, "total_iters": 8}),
+        None,
+    ),
+    (
+        "adam-one-cycle",
+        "Adam",
+        {"lr": 1e-2},
+        ("OneCycleLR", {"max_lr": 0.05, "total_steps": 20, "pct_start": 0.3, "cycle_momentum": False}),
+        None,
+    ),
+    (
+        "sgd-one-cycle-linear-3phase",
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9},
+        (
+            "OneCycleLR",
+            {
+                "max_lr": 0.3,
+                "total_steps": 20,
+                "pct_start": 0.25,
+                "anneal_strategy": "linear",
+                "three_phase": True,
+                "cycle_momentum": False,
+            },
+        ),
+        None,
+    ),
+    (
+        "sgd-one-cycle-momentum",
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9},
+        ("OneCycleLR", {"max_lr": 0.3, "total_steps": 20}),
+        None,
+    ),  # torch only: optax cannot cycle momentum
     # mode "max" on a falling loss: every epoch is bad, so the rate is cut every patience + 1 + cooldown steps
-    ("sgd-plateau", "SGD", {"lr": 0.1, "momentum": 0.9},
-     ("ReduceLROnPlateau", {"mode": "max", "factor": 0.5, "patience": 2, "cooldown": 1}), None),
+    (
+        "sgd-plateau",
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9},
+        ("ReduceLROnPlateau", {"mode": "max", "factor": 0.5, "patience": 2, "cooldown": 1}),
+        None,
+    ),
     ("sgd-clip-value", "SGD", {"lr": 0.1, "momentum": 0.9}, None, {"kind": "value", "clip_value": 0.05}),
     ("adam-clip-norm", "Adam", {"lr": 1e-2}, None, {"kind": "norm", "max_norm": 0.1, "norm_type": 2.0}),
-    ("sgd-clip-norm-inf", "SGD", {"lr": 0.1}, ("StepLR", {"step_size": 7}),
-     {"kind": "norm", "max_norm": 0.05, "norm_type": float("inf")}),
-    ("adagrad", "Adagrad", {"lr": 0.05, "lr_decay": 0.05, "weight_decay": 0.01, "initial_accumulator_value": 0.1,
-                            "eps": 0.0}, None, None),
+    (
+        "sgd-clip-norm-inf",
+        "SGD",
+        {"lr": 0.1},
+        ("StepLR", {"step_size": 7}),
+        {"kind": "norm", "max_norm": 0.05, "norm_type": float("inf")},
+    ),
+    (
+        "adagrad",
+        "Adagrad",
+        {"lr": 0.05, "lr_decay": 0.05, "weight_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 0.0},
+        None,
+        None,
+    ),
     ("adagrad-default-cosine", "Adagrad", {"lr": 0.05}, ("CosineAnnealingLR", {"T_max": 20}), None),
 )
 
@@ -406,9 +470,20 @@ def run_trajectory(case_id: str, frameworks: tuple[str, ...] = FRAMEWORKS) -> Tr
     """Build the case and compare its trajectory in every backend."""
     c = trajectory_case(case_id)
     model, loss_fn, optimizer, x, y = c.build()
-    return compare_trajectory(model, loss_fn, optimizer, x, y, steps=c.steps, frameworks=frameworks,
-                              case_id=c.case_id, description=c.description, replay=c.replay,
-                              scheduler=c.scheduler(optimizer), clip=c.clip)
+    return compare_trajectory(
+        model,
+        loss_fn,
+        optimizer,
+        x,
+        y,
+        steps=c.steps,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+        scheduler=c.scheduler(optimizer),
+        clip=c.clip,
+    )
 
 
 # ---------------------------------------------------------------- for the sweep (crosscheck.run.cli)

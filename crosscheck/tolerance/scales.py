@@ -37,8 +37,9 @@ class ScaleWalker:
         reference run: the next layer's dx; for the last layer of a branch, the residual's own dout."""
         for i, layer in enumerate(layers):
             nxt = self.ref.get(f"{layers[i + 1].name}.dx") if i + 1 < len(layers) else None
-            a = self.dout_size[layer.name] = last if i + 1 == len(layers) else (
-                amax(nxt) if nxt is not None else math.inf)
+            a = self.dout_size[layer.name] = (
+                last if i + 1 == len(layers) else (amax(nxt) if nxt is not None else math.inf)
+            )
             if layer.children:
                 self.dout_sizes(layer.children, a)
 

@@ -55,12 +55,14 @@ def measure(widths=WIDTHS, n: int = 32, seed: int = 0):
     loss_fn = mbp.SoftmaxCrossEntropy()
     rows = []
     for H in widths:
-        model = mbp.Sequential(mbp.Linear(2, H, rng=rng), mbp.Tanh(), mbp.Linear(H, H, rng=rng), mbp.Tanh(),
-                               mbp.Linear(H, 2, rng=rng))
+        model = mbp.Sequential(
+            mbp.Linear(2, H, rng=rng), mbp.Tanh(), mbp.Linear(H, H, rng=rng), mbp.Tanh(), mbp.Linear(H, 2, rng=rng)
+        )
         n_params = sum(p.size for p in model.params.values())
         args = (model, loss_fn, X, y)
-        rows.append((n_params, _best_of(lambda a=args: backprop(*a)),
-                     _best_of(lambda a=args: finite_differences(*a), repeat=1)))
+        rows.append(
+            (n_params, _best_of(lambda a=args: backprop(*a)), _best_of(lambda a=args: finite_differences(*a), repeat=1))
+        )
     return rows
 
 
@@ -72,10 +74,10 @@ def main(out_dir: Path) -> None:
     fig = Figure(figsize=(7, 4.4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    ax.loglog(rows[:, 0], rows[:, 2] * 1e3, "o-", color="#e6550d",
-              label="finite differences (2 forwards per parameter)")
-    ax.loglog(rows[:, 0], rows[:, 1] * 1e3, "o-", color="#3182bd",
-              label="backpropagation (1 forward + 1 backward)")
+    ax.loglog(
+        rows[:, 0], rows[:, 2] * 1e3, "o-", color="#e6550d", label="finite differences (2 forwards per parameter)"
+    )
+    ax.loglog(rows[:, 0], rows[:, 1] * 1e3, "o-", color="#3182bd", label="backpropagation (1 forward + 1 backward)")
     ax.set_xlabel("number of parameters P (MLP 2-H-H-2, batch 32)")
     ax.set_ylabel("time for the whole gradient (ms)")
     ax.set_title("every gradient at once: backprop's cost stays ~ one forward, differences' grows with P", fontsize=9)

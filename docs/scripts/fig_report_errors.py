@@ -45,12 +45,21 @@ def main(out_dir: Path) -> None:
     ax = fig.add_subplot(1, 1, 1)
     rng = np.random.default_rng(0)  # vertical jitter only, so that points of one kind do not hide each other
     for dtype, color, dy in (("float64", "#3182bd", -0.17), ("float32", "#e6550d", 0.17)):
-        pts = [(1.0 / r["min_margin"], kinds.index(r["kind"])) for r in rows
-               if r["dtype"] == dtype and r["min_margin"] and np.isfinite(r["min_margin"]) and r["min_margin"] > 0]
+        pts = [
+            (1.0 / r["min_margin"], kinds.index(r["kind"]))
+            for r in rows
+            if r["dtype"] == dtype and r["min_margin"] and np.isfinite(r["min_margin"]) and r["min_margin"] > 0
+        ]
         if pts:
             x, k = np.array(pts).T
-            ax.scatter(np.maximum(x, 1e-12), k + dy + rng.uniform(-0.08, 0.08, k.size), s=12, color=color,
-                       alpha=0.7, label=f"{dtype}: one tensor, one pair of implementations")
+            ax.scatter(
+                np.maximum(x, 1e-12),
+                k + dy + rng.uniform(-0.08, 0.08, k.size),
+                s=12,
+                color=color,
+                alpha=0.7,
+                label=f"{dtype}: one tensor, one pair of implementations",
+            )
     ax.axvline(1.0, color="k", lw=1.2)
     ax.text(1.0, len(kinds) - 0.3, " bound", va="bottom", fontsize=9)
     ax.set_xscale("log")
@@ -58,8 +67,10 @@ def main(out_dir: Path) -> None:
     ax.set_yticks(range(len(kinds)), kinds, fontsize=8)
     ax.set_ylim(-0.7, len(kinds) - 0.1)
     ax.set_xlabel("worst error / bound (a check fails right of 1; errors below 1e-12 of the bound drawn at 1e-12)")
-    ax.set_title(f"report.json of `python -m crosscheck --cases {CASES} --no-trajectories`: "
-                 f"{report['headline'].split(';')[0]}", fontsize=9)
+    ax.set_title(
+        f"report.json of `python -m crosscheck --cases {CASES} --no-trajectories`: {report['headline'].split(';')[0]}",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()

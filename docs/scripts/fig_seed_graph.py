@@ -33,9 +33,18 @@ def one_sample(seed: int = 19):
     dz1 = model[1].backward(da1)
     dx = model[0].backward(dz1)  # (1, 2)
     return {
-        "x": x[0], "z1": z1[0], "a1": a1[0], "z2": z2[0], "L": float(L),
-        "dx": dx[0], "dz1": dz1[0], "da1": da1[0], "dz2": dz2[0],
-        "dW1": model[0].grads["W"], "dW2": model[2].grads["W"], "y": int(y[0]),
+        "x": x[0],
+        "z1": z1[0],
+        "a1": a1[0],
+        "z2": z2[0],
+        "L": float(L),
+        "dx": dx[0],
+        "dz1": dz1[0],
+        "da1": da1[0],
+        "dz2": dz2[0],
+        "dW1": model[0].grads["W"],
+        "dW2": model[2].grads["W"],
+        "y": int(y[0]),
     }
 
 
@@ -65,8 +74,16 @@ def main(out_dir: Path) -> None:
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "-|>", "color": "#777", "lw": 0.8})
         if label:
             lx, ly = x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)
-            ax.text(lx, ly, label, fontsize=7, color="#b30000", ha="center", va="center",
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85})
+            ax.text(
+                lx,
+                ly,
+                label,
+                fontsize=7,
+                color="#b30000",
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85},
+            )
 
     for i in range(2):
         for j in range(3):
@@ -84,17 +101,26 @@ def main(out_dir: Path) -> None:
             node(xs[name], ys[n][k], f"{name}[{k}]", v[name][k], v[gname][k], color)
     lx = xs["z2"] + 2.3
     for j in range(2):
-        ax.annotate("", xy=(lx - 0.6, 0), xytext=(xs["z2"] + 0.55, ys[2][j]),
-                    arrowprops={"arrowstyle": "-|>", "color": "#777", "lw": 0.8})
+        ax.annotate(
+            "",
+            xy=(lx - 0.6, 0),
+            xytext=(xs["z2"] + 0.55, ys[2][j]),
+            arrowprops={"arrowstyle": "-|>", "color": "#777", "lw": 0.8},
+        )
     ax.add_patch(_box(lx, 0, "#fff7bc"))
     ax.text(lx, 0.18, f"L = {v['L']:.3f}", ha="center", va="center", fontsize=8.5)
     ax.text(lx, -0.2, f"y = {v['y']}, dL = 1", ha="center", va="center", fontsize=8.5, color="#b30000")
     for name, label in (("x", "input"), ("z1", "z1 = x W1 + b1"), ("a1", "a1 = relu(z1)"), ("z2", "z2 = a1 W2 + b2")):
         ax.text(xs[name], 2.65, label, ha="center", fontsize=9, weight="bold")
     ax.text(lx, 2.65, "softmax + CE", ha="center", fontsize=9, weight="bold")
-    ax.text(0.2, -2.95, "black: forward value; red d: dL/d(value), flowing right to left; "
-            "edge labels: the gradient of that weight (dW = input value x d of the output node)",
-            fontsize=8, color="#444")
+    ax.text(
+        0.2,
+        -2.95,
+        "black: forward value; red d: dL/d(value), flowing right to left; "
+        "edge labels: the gradient of that weight (dW = input value x d of the output node)",
+        fontsize=8,
+        color="#444",
+    )
     fig.tight_layout()
     fig.savefig(Path(out_dir) / OUTPUTS[0])
 

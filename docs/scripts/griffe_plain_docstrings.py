@@ -29,7 +29,7 @@ def plain(text: str) -> str:
             continue
         pieces, last = [], 0
         for m in _CODE_SPAN.finditer(line):
-            pieces.append(_escape(line[last:m.start()]))
+            pieces.append(_escape(line[last : m.start()]))
             pieces.append(m.group(0))
             last = m.end()
         pieces.append(_escape(line[last:]))

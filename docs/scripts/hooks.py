@@ -95,9 +95,16 @@ def undocumented_modules() -> list[str]:
 def on_files(files, config, **kwargs):
     missing = undocumented_modules()
     body = "\n\n".join(f"::: {m}" for m in missing) if missing else "Every module is on one of the pages above."
-    files.append(File.generated(config, "api/more.md", content=(
-        "# manual_bp: the other modules\n\nModules that no page above places yet; the list is made when the "
-        "site is built, so a new module is in the reference from its first commit.\n\n" + body + "\n")))
+    files.append(
+        File.generated(
+            config,
+            "api/more.md",
+            content=(
+                "# manual_bp: the other modules\n\nModules that no page above places yet; the list is made when the "
+                "site is built, so a new module is in the reference from its first commit.\n\n" + body + "\n"
+            ),
+        )
+    )
     for rel in OUTSIDE:
         text = (ROOT / rel).read_text(encoding="utf-8")
         files.append(File.generated(config, rel, content=re.sub(r"\]\(\.\./docs/", "](../", text)))

@@ -79,6 +79,7 @@ for name, g in hand.items():
 # Nudge each parameter entry by $\pm h$ and difference the loss. This uses only the forward pass, so a
 # wrong backward cannot agree with it by accident.
 
+
 # %%
 def loss_of(W1, b1, W2, b2):
     z2 = np.maximum(X @ W1 + b1, 0) @ W2 + b2

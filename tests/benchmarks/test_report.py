@@ -8,8 +8,13 @@ from benchmarks import report
 
 
 def _cell(fw: str, cfg: str, times: dict[str, float], peak: float = 1.0, dt: str = "float32") -> dict:
-    return {"framework": fw, "config": cfg, "dtype": dt, "memory": {"peak": peak, "setup": 0.0, "traced_step": 0.0},
-            "times": {v: {"median": m, "q1": m, "q3": m} for v, m in times.items()}}
+    return {
+        "framework": fw,
+        "config": cfg,
+        "dtype": dt,
+        "memory": {"peak": peak, "setup": 0.0, "traced_step": 0.0},
+        "times": {v: {"median": m, "q1": m, "q3": m} for v, m in times.items()},
+    }
 
 
 def test_rounds_merge_to_the_median_of_their_medians():
@@ -24,19 +29,26 @@ def test_rounds_merge_to_the_median_of_their_medians():
     assert report.merge_rounds([runs[0], failed]) is failed  # a failed round fails the cell
 
 
-def _targets(mbp: float, torch: float, floor_no_dx0: float, paired: float | None = None,
-             plain: float | None = None) -> dict[str, dict]:
+def _targets(
+    mbp: float, torch: float, floor_no_dx0: float, paired: float | None = None, plain: float | None = None
+) -> dict[str, dict]:
     """The targets of one small cell; ``plain``: the plain NumPy step's time, paired with the floor."""
     own = {} if paired is None else {"grad/own_gemm_no_dx0": {"median": paired, "q1": paired, "q3": paired}}
     if plain is not None:
         own["plain"] = {"median": plain, "q1": plain, "q3": plain}
         own["plain/own_gemm_no_dx0"] = {"median": plain / floor_no_dx0, "q1": 0.0, "q3": 0.0}
-    cells = [{**_cell("manual_bp", "small", {"grad": mbp, "fwd": mbp / 2, "bwd": mbp / 2}), "paired": own},
-             _cell("torch", "small", {"grad": torch}),
-             _cell("gemm", "small", {"grad": floor_no_dx0 * 1.2, "grad_no_dx0": floor_no_dx0})]
+    cells = [
+        {**_cell("manual_bp", "small", {"grad": mbp, "fwd": mbp / 2, "bwd": mbp / 2}), "paired": own},
+        _cell("torch", "small", {"grad": torch}),
+        _cell("gemm", "small", {"grad": floor_no_dx0 * 1.2, "grad_no_dx0": floor_no_dx0}),
+    ]
     rows = [r for r in report.rows(cells, ["small"], ["float32"]) if r["variant"] == "grad"]
-    return {t["target"].split(" (")[0].split(":")[0] if not t["target"].startswith("reference")
-            else "ref " + t["target"].split(" ")[-1]: t for t in report.targets(rows, cells)}
+    return {
+        t["target"].split(" (")[0].split(":")[0]
+        if not t["target"].startswith("reference")
+        else "ref " + t["target"].split(" ")[-1]: t
+        for t in report.targets(rows, cells)
+    }
 
 
 @pytest.mark.parametrize(
@@ -113,8 +125,10 @@ def test_the_plain_numpy_step_computes_manual_bps_loss_and_gradients():
 
 
 def test_paired_rounds_merge_like_times():
-    runs = [{**_cell("manual_bp", "small", {"grad": g}), "paired": {"grad/own_gemm_no_dx0": {"median": r}}}
-            for g, r in ((3.0, 1.02), (1.0, 1.08), (2.0, 1.04))]
+    runs = [
+        {**_cell("manual_bp", "small", {"grad": g}), "paired": {"grad/own_gemm_no_dx0": {"median": r}}}
+        for g, r in ((3.0, 1.02), (1.0, 1.08), (2.0, 1.04))
+    ]
     assert report.merge_rounds(runs)["paired"]["grad/own_gemm_no_dx0"] == {"median": 1.04, "q1": 1.02, "q3": 1.08}
 
 
@@ -143,8 +157,22 @@ def _run_benchmarks(tmp_path, frameworks: str, rounds: int) -> dict:
 
     from benchmarks import cli
 
-    argv = ["--configs", "tiny", "--dtypes", "float64", "--frameworks", frameworks, "--repeats", "3",
-            "--budget", "0.05", "--rounds", str(rounds), "--results", str(tmp_path)]
+    argv = [
+        "--configs",
+        "tiny",
+        "--dtypes",
+        "float64",
+        "--frameworks",
+        frameworks,
+        "--repeats",
+        "3",
+        "--budget",
+        "0.05",
+        "--rounds",
+        str(rounds),
+        "--results",
+        str(tmp_path),
+    ]
     assert cli.main(argv) == 0
     assert "| tiny | float64 | fwd+loss+bwd |" in (tmp_path / "latest.md").read_text()
     return json.loads((tmp_path / "latest.json").read_text())
@@ -178,9 +206,12 @@ def test_the_benchmark_command_runs_torch_and_jax_cells(tmp_path, frameworks):
 
 def test_each_steps_time_beyond_its_own_products():
     """manual_bp's step minus NumPy's products, torch's step minus torch's products, and the BLAS ratio."""
-    cells = [_cell("manual_bp", "small", {"grad": 1.0, "fwd": 0.5, "bwd": 0.5}), _cell("torch", "small", {"grad": 0.9}),
-             _cell("gemm", "small", {"grad": 1.1, "grad_no_dx0": 0.8}),
-             _cell("torch_gemm", "small", {"grad": 0.8, "grad_no_dx0": 0.5})]
+    cells = [
+        _cell("manual_bp", "small", {"grad": 1.0, "fwd": 0.5, "bwd": 0.5}),
+        _cell("torch", "small", {"grad": 0.9}),
+        _cell("gemm", "small", {"grad": 1.1, "grad_no_dx0": 0.8}),
+        _cell("torch_gemm", "small", {"grad": 0.8, "grad_no_dx0": 0.5}),
+    ]
     row = report.rows(cells, ["small"], ["float32"])[0]
     assert row["mbp_beyond_gemm"] == pytest.approx(0.2)
     assert row["torch_beyond_gemm"] == pytest.approx(0.4)

@@ -55,8 +55,7 @@ def test_what_the_frameworks_do_with_a_query_without_a_visible_key(frameworks) -
 
 def test_block_structure_save_load_and_spec(tmp_path) -> None:
     r = case_rng("attention/io", 0)
-    model = mbp.Sequential(mbp.transformer_block(6, 2, 10, causal=True, rng=r), mbp.Flatten(),
-                           mbp.Linear(18, 2, rng=r))
+    model = mbp.Sequential(mbp.transformer_block(6, 2, 10, causal=True, rng=r), mbp.Flatten(), mbp.Linear(18, 2, rng=r))
     _randomise(r, model)
     names = set(model.params)
     assert {"0.0.0.gamma", "0.0.1.Wq", "0.0.1.bo", "0.1.1.W", "0.1.3.b", "2.W"} <= names
@@ -73,8 +72,11 @@ def test_block_structure_save_load_and_spec(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.forward(x), out)
     spec = read_spec(model)
     attn = next(layer for layer in spec.layers[0].children if layer.kind == "multi_head_attention")
-    assert attn.name == "0.0.1" and attn.config["causal"] and sorted(attn.params) == sorted(
-        ["Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo"])
+    assert (
+        attn.name == "0.0.1"
+        and attn.config["causal"]
+        and sorted(attn.params) == sorted(["Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo"])
+    )
     np.testing.assert_array_equal(attn.fixed["key_padding_mask"], kpm)
 
 
@@ -93,8 +95,15 @@ def test_parity_mha(seed: int, dtype: str, frameworks) -> None:
     N, T, D = x.shape
     model = mbp.Sequential(layer, mbp.Flatten(), mbp.Linear(T * D, 3, rng=seed, dtype=dtype))
     r = case_rng("attention/parity-mha", seed)
-    result = _compare(model, mbp.SoftmaxCrossEntropy(), x, r.integers(0, 3, N), r.standard_normal((N, 3)).astype(dtype),
-                      frameworks, f"mha seed={seed} {dtype} {c}")
+    result = _compare(
+        model,
+        mbp.SoftmaxCrossEntropy(),
+        x,
+        r.integers(0, 3, N),
+        r.standard_normal((N, 3)).astype(dtype),
+        frameworks,
+        f"mha seed={seed} {dtype} {c}",
+    )
     assert result.ok, result.summary()
 
 
@@ -104,8 +113,18 @@ def test_parity_random_transformer_cases(case_id: int, frameworks) -> None:
     from crosscheck.cases.transformer import attention_case
 
     c = attention_case(case_id)
-    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                          case_id=c.case_id, description=c.description, replay=c.replay)
+    result = compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
     assert result.ok, result.summary()
     assert len(result.comparisons) == 6
     assert "multi_head_attention" in result.spec.kinds

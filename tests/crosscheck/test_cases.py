@@ -90,16 +90,16 @@ def test_large_cases_have_large_logits():
 # cause, now accounted for (or the hazard, now redrawn); they must keep agreeing
 FOUND_BY_RANDOM_SEARCH = {  # (maker, id): cause
     ("case", 5000741): "GELU after a BatchNorm of a nearly constant column: dx moves with x's rounding "
-                       "(scales._curved)",
+    "(scales._curved)",
     ("cnn_case", 2000005487): "a float32 conv output rounding to exactly a Softplus threshold (kinks: exact "
-                              "hits are hazards)",
+    "hits are hazards)",
     ("case", 9001444): "a one-feature LayerNorm made the rows equal, a BatchNorm of them was 0 here and 1e-14 in "
-                       "torch, then a ReLU (kinks: a value at the rounding level of its terms carries their size)",
+    "torch, then a ReLU (kinks: a value at the rounding level of its terms carries their size)",
     ("case", 9001583): "GELU outputs deep in the float32 tail (1e-11; torch's (1 + erf) / 2 cancels there) reached "
-                       "an ELU at +7e-11 here and below 0 in torch (kinks: GELU's terms are of size |x| for x < 0)",
+    "an ELU at +7e-11 here and below 0 in torch (kinks: GELU's terms are of size |x| for x < 0)",
     ("case", 12001217): "two equal samples before four training BatchNorms: every one normalised rounding, and "
-                        "torch and JAX were 2.6e-14 apart on a weight gradient that is exactly 0 (cases: no ties "
-                        "in a batch of two before a training BatchNorm)",
+    "torch and JAX were 2.6e-14 apart on a weight gradient that is exactly 0 (cases: no ties "
+    "in a batch of two before a training BatchNorm)",
 }
 
 
@@ -109,14 +109,27 @@ def test_cases_found_by_random_search_agree(maker, case_id, frameworks):
     from crosscheck.cases.cnn import cnn_case
 
     c = {"case": case, "cnn_case": cnn_case}[maker](case_id)
-    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                          case_id=c.case_id, description=c.description, replay=c.replay)
+    result = compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
     assert result.ok, f"{maker}({case_id}), {FOUND_BY_RANDOM_SEARCH[maker, case_id]}: {result.summary()}"
 
 
 @pytest.mark.parity
-@pytest.mark.xfail(strict=True, reason="known limit of the tolerance scales: G(dlogits) = 2 dloss r leaves out the "
-                   "logits' own rounding, which moves p = softmax(z) by up to 2 p eps S(z)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit of the tolerance scales: G(dlogits) = 2 dloss r leaves out the "
+    "logits' own rounding, which moves p = softmax(z) by up to 2 p eps S(z)",
+)
 def test_logits_of_amplified_rounding_exceed_the_loss_gradient_scale(frameworks):
     """Case 7001327's first draw (float32): a LayerNorm over 17 multiples of one rounding-level BatchNorm output
     makes the logits amplified rounding, and the backends then disagree on dlogits by up to 1.3e-3 (bound
@@ -140,8 +153,18 @@ def test_logits_of_amplified_rounding_exceed_the_loss_gradient_scale(frameworks)
 @given(bp=blueprints())
 def test_hypothesis_blueprints_match(bp, frameworks):
     c = build(bp)
-    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                          case_id=c.case_id, description=c.description, replay=c.replay)
+    result = compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
     assert result.ok, result.summary()
 
 
@@ -156,8 +179,18 @@ def test_hypothesis_cnn_and_transformer_cases_match(case_id, family, frameworks)
     make = cnn_case if family == "cnn" else attention_case
     c = make(case_id)  # not necessarily what `--case <id>` draws (crosscheck.cases.family decides that)
     c.replay = f"crosscheck.run.compare.compare_case on {make.__module__}.{make.__name__}({case_id})"
-    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                          case_id=c.case_id, description=c.description, replay=c.replay)
+    result = compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
     assert result.ok, f"{family} case {case_id}: {result.summary()}"
 
 
@@ -211,7 +244,6 @@ def test_near_kink_keeps_exact_zeros_exact():
     assert not hazards([drop, _linear([[1.0], [1.0]]), mbp.ReLU()], np.abs(x), "float64")
 
 
-
 def _dies_on_task_3(task, frameworks=()):
     """A sweep task whose worker process ends without an exception, as an abort in native code does."""
     if task[1] == 3:
@@ -246,8 +278,14 @@ def test_seed_selects_a_disjoint_block():
     assert [t[1] for t in b[2:]] == [1000000, 1000001, 1000002]
 
 
-BAD_ARGS = [["--shard", "3/3"], ["--shard", "x"], ["--frameworks", "tf"], ["--dtype", "f16"], ["--jobs", "0"],
-            ["--jobs", "two"]]
+BAD_ARGS = [
+    ["--shard", "3/3"],
+    ["--shard", "x"],
+    ["--frameworks", "tf"],
+    ["--dtype", "f16"],
+    ["--jobs", "0"],
+    ["--jobs", "two"],
+]
 
 
 @pytest.mark.parametrize("bad", BAD_ARGS)
@@ -381,7 +419,10 @@ def test_worker_processes_run_the_frameworks_on_one_thread(monkeypatch):
         if torch:
             torch.set_num_threads(threads)
     assert (os.environ["OMP_NUM_THREADS"], os.environ["OPENBLAS_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == (
-        "1", "1", "3")
+        "1",
+        "1",
+        "3",
+    )
 
 
 def test_a_check_reports_its_power():

@@ -115,8 +115,13 @@ except ImportError:
     pass
 print(r.ok, len(r.results), bad.ok, "torch" in sys.modules or "jax" in sys.modules)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", str(golden.CASES), "False", "False"], out.stdout
 

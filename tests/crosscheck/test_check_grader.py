@@ -12,22 +12,34 @@ import pytest
 ROOT = Path(__file__).parents[2]
 STUDENTS = Path(__file__).parent / "students"
 
-TEACHER = '''
+TEACHER = """
 import pytest
 from crosscheck.check.grader import COURSE, grade
 
 @pytest.mark.parametrize("kind", sorted(k for k in COURSE if k != "dropout"))
 def test_layer(kind, student_file):
     grade(student_file, kind, against="golden")
-'''
+"""
 
 
 def _pytest(tmp_path: Path, student: str) -> subprocess.CompletedProcess:
     (tmp_path / "test_grade.py").write_text(TEACHER)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "crosscheck.check.grader",
-           "--student", str(STUDENTS / f"{student}.py"), str(tmp_path / "test_grade.py")]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "crosscheck.check.grader",
+        "--student",
+        str(STUDENTS / f"{student}.py"),
+        str(tmp_path / "test_grade.py"),
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
 
 
 @pytest.mark.subprocess
@@ -48,9 +60,25 @@ def test_the_grader_fails_one_test_per_wrong_layer_with_the_diagnosis(tmp_path: 
 @pytest.mark.subprocess
 def test_the_check_subcommand_replays_one_case() -> None:
     target = f"{STUDENTS / 'sigmoid_sign_flip.py'}:sigmoid_forward,sigmoid_backward"
-    out = subprocess.run([sys.executable, "-m", "crosscheck", "check", target, "--kind", "sigmoid", "--against",
-                          "golden", "--case", "2"], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crosscheck",
+            "check",
+            target,
+            "--kind",
+            "sigmoid",
+            "--against",
+            "golden",
+            "--case",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 1, out.stderr
     assert "case sigmoid/golden/2: MISMATCH" in out.stdout and "likely cause: a flipped sign" in out.stdout
     assert "FAILED: 1 cases, 1 mismatching" in out.stdout
@@ -58,6 +86,11 @@ def test_the_check_subcommand_replays_one_case() -> None:
 
 @pytest.mark.subprocess
 def test_the_check_subcommand_names_a_bad_target() -> None:
-    out = subprocess.run([sys.executable, "-m", "crosscheck", "check", "nowhere.py:f,g", "--kind", "relu"],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-m", "crosscheck", "check", "nowhere.py:f,g", "--kind", "relu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 2 and "no Python file at 'nowhere.py'" in out.stderr

@@ -44,8 +44,7 @@ def test_a_correct_layer_object_passes(width: tuple[int, int], frameworks: tuple
 
     report = crosscheck.check_module(MyLinear(*width), like="linear", cases=4, against=frameworks)
     assert report.ok, "\n".join(r.summary() for r in report.failures)
-    assert report.results[0].spec.layers[0].config == {"in_features": width[0], "out_features": width[1],
-                                                       "bias": True}
+    assert report.results[0].spec.layers[0].config == {"in_features": width[0], "out_features": width[1], "bias": True}
     assert crosscheck.check_module(MyTanh(), like="tanh", cases=3, against=frameworks).ok
 
 
@@ -90,8 +89,9 @@ def softsign():
 
         return a * x / (1 + jnp.abs(x))
 
-    adapter = crosscheck.register_kind("softsign", torch=torch_forward, jax=jax_forward,
-                                       params=lambda rng, shape: {"a": rng.normal(size=shape[1:])})
+    adapter = crosscheck.register_kind(
+        "softsign", torch=torch_forward, jax=jax_forward, params=lambda rng, shape: {"a": rng.normal(size=shape[1:])}
+    )
     yield adapter
     unregister_kind("softsign")
 
@@ -132,7 +132,9 @@ def test_registering_does_not_import_the_frameworks_until_used() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, crosscheck; crosscheck.register_kind('k', jax=lambda x: x); "
-            "print('torch' in sys.modules, 'jax' in sys.modules)")
+    code = (
+        "import sys, crosscheck; crosscheck.register_kind('k', jax=lambda x: x); "
+        "print('torch' in sys.modules, 'jax' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "False"], out.stderr

@@ -60,8 +60,9 @@ def pair(module: ModuleType, adapter: str) -> tuple:
 def test_correct_pairs_pass(adapter: str, seed: int, frameworks: tuple[str, ...]) -> None:
     import crosscheck
 
-    report = crosscheck.check_pair(*pair(load("correct"), adapter), kind=adapter, cases=8, seed=seed,
-                                   against=frameworks)
+    report = crosscheck.check_pair(
+        *pair(load("correct"), adapter), kind=adapter, cases=8, seed=seed, against=frameworks
+    )
     assert len(report.results) == 8
     assert report.ok, "\n".join(r.summary() for r in report.failures)
 
@@ -89,8 +90,9 @@ def test_student_mistake_is_diagnosed(name: str, frameworks: tuple[str, ...]) ->
 def test_diagnosis_names_the_worst_entry(frameworks: tuple[str, ...]) -> None:
     import crosscheck
 
-    r = crosscheck.check_pair(*pair(load("sigmoid_sign_flip"), "sigmoid"), kind="sigmoid", cases=1,
-                              against=frameworks).results[0]
+    r = crosscheck.check_pair(
+        *pair(load("sigmoid_sign_flip"), "sigmoid"), kind="sigmoid", cases=1, against=frameworks
+    ).results[0]
     assert "worst entry at (" in r.summary() and "yours" in r.summary() and "expected" in r.summary()
 
 

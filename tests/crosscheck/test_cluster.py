@@ -75,8 +75,9 @@ def test_the_large_sweep_commands_on_the_docs_page_parse():
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "verification.md").read_text()
     section = page.split("## Large sweeps", 1)[1].split("\n## ", 1)[0]
-    commands = [line.split("#", 1)[0].split()[3:] for line in section.splitlines()
-                if line.startswith("python -m crosscheck ")]
+    commands = [
+        line.split("#", 1)[0].split()[3:] for line in section.splitlines() if line.startswith("python -m crosscheck ")
+    ]
     assert len(commands) >= 6
     for argv in commands:
         if argv[0] == "merge":

@@ -65,8 +65,18 @@ def test_fd_cases_cover_every_layer() -> None:
 
 
 def _compare(c, frameworks):
-    return compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                        case_id=c.case_id, description=c.description, replay=c.replay)
+    return compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
 
 
 @pytest.mark.parity
@@ -90,18 +100,27 @@ def test_random_cnn_cases_are_well_formed() -> None:
         assert cnn_case(i).description == c.description  # reproducible from the id
         seen |= {layer.kind for layer in c.model} | set(c.tags)
         seen |= {"groups>1" for layer in c.model if getattr(layer, "groups", 1) > 1}
-        seen |= {f"dilated {layer.kind}" for layer in c.model if getattr(layer, "geometry", None)
-                 and layer.geometry.d != (1, 1)}
-    assert {"conv2d", "max_pool2d", "avg_pool2d", "kink", "groups>1", "dilated conv2d",
-            "dilated max_pool2d"} <= seen, seen
+        seen |= {
+            f"dilated {layer.kind}"
+            for layer in c.model
+            if getattr(layer, "geometry", None) and layer.geometry.d != (1, 1)
+        }
+    assert {"conv2d", "max_pool2d", "avg_pool2d", "kink", "groups>1", "dilated conv2d", "dilated max_pool2d"} <= seen, (
+        seen
+    )
     assert cnn_case(3, "float64").replay == "python -m crosscheck --case 3 --dtype float64"
 
 
 def test_hazards_flag_near_ties_and_near_kinks_only() -> None:
     pool = mbp.MaxPool2d(2)
     window = np.array([[1.0, 0.5], [-2.0, 0.0]])
-    for second, dtype, near in ((1.0 - 1e-12, "float64", True), (1.0 - 1e-6, "float64", False),
-                                (1.0 - 1e-6, "float32", True), (1.0 - 1e-3, "float32", False), (1.0, "float64", True)):
+    for second, dtype, near in (
+        (1.0 - 1e-12, "float64", True),
+        (1.0 - 1e-6, "float64", False),
+        (1.0 - 1e-6, "float32", True),
+        (1.0 - 1e-3, "float32", False),
+        (1.0, "float64", True),
+    ):
         x = window.copy()
         x[1, 1] = second  # the runner-up of the window
         assert hazards([pool], x.reshape(1, 1, 2, 2).astype(dtype), dtype) is near, (second, dtype)
@@ -164,7 +183,7 @@ def test_scales_window_counts_and_gains_are_exact() -> None:
     W = r.standard_normal((6, 2, 3, 2))
     fwd, bwd = _conv_gains(W, 3)
     assert fwd == pytest.approx(np.abs(W).sum(axis=(1, 2, 3)).max())
-    assert bwd == pytest.approx(max(np.abs(W[2 * g:2 * g + 2, c]).sum() for g in range(3) for c in range(2)))
+    assert bwd == pytest.approx(max(np.abs(W[2 * g : 2 * g + 2, c]).sum() for g in range(3) for c in range(2)))
 
 
 # ---------------------------------------------------------------- planted bugs
@@ -202,8 +221,16 @@ def _avg_not_divided(dout, cache):
     return GOOD["avg_pool2d_backward"](dout, (1, *cache[1:]))  # divisor 1 instead of the count
 
 
-GOOD = {name: getattr(conv, name) for name in
-        ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_backward")}
+GOOD = {
+    name: getattr(conv, name)
+    for name in (
+        "conv2d_forward",
+        "conv2d_backward",
+        "max_pool2d_forward",
+        "max_pool2d_backward",
+        "avg_pool2d_backward",
+    )
+}
 
 
 PLANTS = {  # (module whose layer calls it, function, planted replacement)
@@ -219,8 +246,14 @@ def _plant_net(seed: int) -> tuple[mbp.Sequential, np.ndarray, np.ndarray, np.nd
     """x (2, 2, 9, 8) -> Conv2d(2, 4, 3, stride 2, padding 1) -> Tanh -> MaxPool2d(2, 1) -> Conv2d(4, 3, (2, 3))
     -> AvgPool2d(2, padding 1) -> Flatten -> Linear -> CE: every planted formula is used."""
     r = np.random.default_rng(seed)
-    layers = [mbp.Conv2d(2, 4, 3, stride=2, padding=1, rng=r), mbp.Tanh(), mbp.MaxPool2d(2, 1),
-              mbp.Conv2d(4, 3, (2, 3), rng=r), mbp.AvgPool2d(2, padding=1), mbp.Flatten()]
+    layers = [
+        mbp.Conv2d(2, 4, 3, stride=2, padding=1, rng=r),
+        mbp.Tanh(),
+        mbp.MaxPool2d(2, 1),
+        mbp.Conv2d(4, 3, (2, 3), rng=r),
+        mbp.AvgPool2d(2, padding=1),
+        mbp.Flatten(),
+    ]
     x = r.standard_normal((2, 2, 9, 8))
     while hazards(layers, x, "float32"):  # keep every max-pool window 1e-4 away from a tie
         x = r.standard_normal((2, 2, 9, 8))
@@ -290,8 +323,11 @@ def _to_every_tied_maximum(dout, cache):
 def test_plant_ties_duplicated_is_caught_on_exact_ties(monkeypatch, frameworks) -> None:
     """Finite differences cannot judge a tie (no derivative there); the references can: a kink-planted
     CNN case holds all-zero channels, whose max-pool windows are exact ties."""
-    c = next(c for c in map(cnn_case, range(200)) if "kink" in c.tags and any(
-        a.kind == "relu" and b.kind == "max_pool2d" for a, b in itertools.pairwise(c.model)))
+    c = next(
+        c
+        for c in map(cnn_case, range(200))
+        if "kink" in c.tags and any(a.kind == "relu" and b.kind == "max_pool2d" for a, b in itertools.pairwise(c.model))
+    )
     assert _compare(c, frameworks).ok
     monkeypatch.setattr(pool, "max_pool2d_forward", _tied_forward)
     monkeypatch.setattr(pool, "max_pool2d_backward", _to_every_tied_maximum)
@@ -332,12 +368,23 @@ for shape, kw in json.loads(sys.argv[1]):
 @pytest.mark.parity
 def test_jax_reference_survives_padded_strided_geometries(frameworks) -> None:
     """Compiled in a child process: an abort inside XLA would otherwise take the test process down with it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    cases = json.dumps([[list(shape), {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}]
-                        for shape, kw in JAX_ABORT_GEOMETRIES])
-    child = subprocess.run([sys.executable, "-c", _ABORT_CHILD, cases, ",".join(frameworks)],
-                           capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    cases = json.dumps(
+        [
+            [list(shape), {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}]
+            for shape, kw in JAX_ABORT_GEOMETRIES
+        ]
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", _ABORT_CHILD, cases, ",".join(frameworks)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert child.returncode == 0, f"exit {child.returncode}:\n{child.stderr[-3000:]}"
     assert child.stdout.split("\n")[:-1] == ["ok"] * len(JAX_ABORT_GEOMETRIES), child.stdout
 
@@ -361,8 +408,14 @@ def test_float32_bound_counts_the_convolutions_reductions() -> None:
                 sums += [layer.in_features, layer.out_features]
             h = out
         K = reduction_length(read_spec(c.model, c.loss_fn), c.x)
-        plain = {layer.kind for layer in c.model} <= {"conv2d", "linear", "flatten", "max_pool2d", "avg_pool2d",
-                                                       *ACTIVATIONS}
+        plain = {layer.kind for layer in c.model} <= {
+            "conv2d",
+            "linear",
+            "flatten",
+            "max_pool2d",
+            "avg_pool2d",
+            *ACTIVATIONS,
+        }
         assert K == max(sums) if plain else K >= max(sums), (c.case_id, K, sums)
         dense = [n for layer in c.model if layer.kind == "linear" for n in (layer.in_features, layer.out_features)]
         grown += plain and K > max(rows, c.x.shape[-1], *dense)

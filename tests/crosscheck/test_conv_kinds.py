@@ -42,8 +42,18 @@ def _drawing(kinds: set[str], n: int) -> list[int]:
 @pytest.mark.parametrize("case_id", _drawing(NEW_KINDS, 16))
 def test_sweep_cases_with_the_new_kinds(case_id: int, dtype: str, frameworks) -> None:
     c = case(case_id, dtype)
-    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                          case_id=c.case_id, description=c.description, replay=c.replay)
+    result = compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
     assert result.ok, result.summary()
 
 
@@ -66,8 +76,23 @@ def test_conv1d_cases_are_well_formed_and_reproducible() -> None:
 def test_cnn_cases_keep_their_draws_without_the_new_kinds() -> None:
     """The image norms, transposed convolutions and adaptive pools come from a stream of their own: a CNN case
     that draws none of them holds only the kinds drawn before they existed."""
-    old = {"conv2d", "max_pool2d", "avg_pool2d", "flatten", "linear", "sequential", "relu", "leaky_relu", "elu",
-           "sigmoid", "tanh", "silu", "softplus", "gelu", "identity"}
+    old = {
+        "conv2d",
+        "max_pool2d",
+        "avg_pool2d",
+        "flatten",
+        "linear",
+        "sequential",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "sigmoid",
+        "tanh",
+        "silu",
+        "softplus",
+        "gelu",
+        "identity",
+    }
     kinds = [{m.kind for m in case(i).model.modules()} for i in range(300) if family(i) == "cnn"]
     assert any(k <= old for k in kinds) and any(not k <= old for k in kinds)
 
@@ -78,7 +103,8 @@ def test_cnn_cases_keep_their_draws_without_the_new_kinds() -> None:
 @pytest.mark.parity
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_transposed_convolution_scattering_with_the_wrong_stride_is_caught_at_its_output(
-        seed: int, monkeypatch, frameworks) -> None:
+    seed: int, monkeypatch, frameworks
+) -> None:
     r = np.random.default_rng(seed)
     layer = mbp.ConvTranspose2d(2, 3, (3, 2), stride=(2, 2), padding=(1, 0), rng=r)
     x = r.standard_normal((2, 2, 3, 3))

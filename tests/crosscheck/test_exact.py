@@ -17,8 +17,9 @@ CLOSE = mpmath.mpf("1e-45")  # 50-digit arithmetic: agreement far below any floa
 
 def _linear(name: str, W: list[list[float]], b: list[float]) -> LayerSpec:
     W_, b_ = np.array(W, np.float64), np.array(b, np.float64)
-    return LayerSpec(name, "linear", {"in_features": W_.shape[0], "out_features": W_.shape[1], "bias": True},
-                     {"W": W_, "b": b_})
+    return LayerSpec(
+        name, "linear", {"in_features": W_.shape[0], "out_features": W_.shape[1], "bias": True}, {"W": W_, "b": b_}
+    )
 
 
 def _layer(kind: str, **config: object) -> LayerSpec:
@@ -40,8 +41,15 @@ def _ce(**config: object) -> LossSpec:
 def test_the_seed_network_on_a_hand_computed_example():
     """2 -> Linear -> ReLU -> Linear -> cross-entropy on x = (1, 2), label 1: z1 = (1, 1.5, -0.5), a1 = (1, 1.5, 0),
     z2 = (1, 1.5), loss = log(1 + e^-0.5); with p0 = 1 / (1 + e^0.5): dz2 = (p0, -p0), every gradient below."""
-    spec = NetSpec((_linear("0", [[1, -1, 0.5], [0, 1, -1]], [0, 0.5, 1]), LayerSpec("1", "relu", {}),
-                    _linear("2", [[1, 0], [0, 1], [2, -2]], [0, 0])), _ce(), "float64")
+    spec = NetSpec(
+        (
+            _linear("0", [[1, -1, 0.5], [0, 1, -1]], [0, 0.5, 1]),
+            LayerSpec("1", "relu", {}),
+            _linear("2", [[1, 0], [0, 1], [2, -2]], [0, 0]),
+        ),
+        _ce(),
+        "float64",
+    )
     x, y = np.array([[1.0, 2.0]]), np.array([1])
     dout = np.array([[0.5, -2.0]])
     runs = exact.run(spec, x, y, dloss=1.0, dout=dout)
@@ -102,26 +110,34 @@ def test_gelu_against_erf_by_definition(seed):
     """GELU(x) = x (1 + erf(x / sqrt 2)) / 2, GELU'(x) = Phi(x) + x phi(x), with random upstream gradients."""
     x = np.array([[-3.0, -1.0, -0.5, 0.0, 0.25, 2.0, 7.5]])
     dout = np.random.default_rng(seed).standard_normal(x.shape)
-    got = exact.run(NetSpec((_layer("gelu", approximate="none"),), None, "float64"), x, None,
-                    dloss=1.0, dout=dout)["vjp"]
+    got = exact.run(NetSpec((_layer("gelu", approximate="none"),), None, "float64"), x, None, dloss=1.0, dout=dout)[
+        "vjp"
+    ]
     with mp.workdps(60):
         xs = [mpmath.mpf(v) for v in x.ravel()]
         Phi = [(1 + mpmath.erf(v / mpmath.sqrt(2))) / 2 for v in xs]
         phi = [mpmath.exp(-v * v / 2) / mpmath.sqrt(2 * mpmath.pi) for v in xs]
         _close(got["0.out"], [v * P for v, P in zip(xs, Phi)], f"gelu out (seed {seed})")
-        _close(got["0.dx"], [mpmath.mpf(g) * (P + v * p) for g, v, P, p in zip(dout.ravel(), xs, Phi, phi)],
-               f"gelu dx (seed {seed})")
+        _close(
+            got["0.dx"],
+            [mpmath.mpf(g) * (P + v * p) for g, v, P, p in zip(dout.ravel(), xs, Phi, phi)],
+            f"gelu dx (seed {seed})",
+        )
 
 
-@pytest.mark.parametrize(("layer", "slope"), [
-    (_layer("relu"), 0.0),
-    (_layer("leaky_relu", negative_slope=0.1), 0.1),
-    (_layer("elu", alpha=1.7), 1.7),
-])
+@pytest.mark.parametrize(
+    ("layer", "slope"),
+    [
+        (_layer("relu"), 0.0),
+        (_layer("leaky_relu", negative_slope=0.1), 0.1),
+        (_layer("elu", alpha=1.7), 1.7),
+    ],
+)
 def test_kinks_take_the_documented_derivative(layer, slope):
     """At x = 0: ReLU'(0) = 0, LeakyReLU'(0) = slope, ELU'(0) = alpha (docs/conventions.md)."""
-    got = exact.run(NetSpec((layer,), None, "float64"), np.zeros((1, 1)), None, dloss=1.0,
-                    dout=np.full((1, 1), 3.0))["vjp"]
+    got = exact.run(NetSpec((layer,), None, "float64"), np.zeros((1, 1)), None, dloss=1.0, dout=np.full((1, 1), 3.0))[
+        "vjp"
+    ]
     _close(got["0.out"], [0], "out")
     with mp.workdps(60):
         _close(got["0.dx"], [3 * mpmath.mpf(slope)], "dx")
@@ -138,8 +154,12 @@ def test_softplus_is_the_identity_past_its_threshold():
 
 def test_batch_norm_running_statistics_take_the_unbiased_variance():
     x = np.array([[1.0, -2.0], [3.0, 0.5], [-1.0, 4.0]])
-    layer = LayerSpec("0", "batch_norm", {"num_features": 2, "eps": 1e-5, "momentum": 0.1, "affine": False},
-                      buffers={"running_mean": np.array([0.5, 0.0]), "running_var": np.array([1.0, 2.0])})
+    layer = LayerSpec(
+        "0",
+        "batch_norm",
+        {"num_features": 2, "eps": 1e-5, "momentum": 0.1, "affine": False},
+        buffers={"running_mean": np.array([0.5, 0.0]), "running_var": np.array([1.0, 2.0])},
+    )
     got = exact.run(NetSpec((layer,), None, "float64"), x, None, dloss=1.0, dout=np.ones_like(x))["vjp"]
     with mp.workdps(60):
         col = [[mpmath.mpf(v) for v in x[:, j]] for j in range(2)]
@@ -183,8 +203,12 @@ def test_every_implementation_stays_under_its_bound_against_the_exact_values(fra
         if isinstance(got, str):
             continue
         checked.append(c.case_id)
-        excess += [f"case {x.case_id} ({x.dtype}) {x.mode} {x.name} [{x.implementation}]: "
-                   f"{max(x.err_max, x.err_norm):.3e} > {x.bound:.1e}; replay: {c.replay}" for x in got if not x.ok]
+        excess += [
+            f"case {x.case_id} ({x.dtype}) {x.mode} {x.name} [{x.implementation}]: "
+            f"{max(x.err_max, x.err_norm):.3e} > {x.bound:.1e}; replay: {c.replay}"
+            for x in got
+            if not x.ok
+        ]
     assert len(checked) >= 12, f"only {checked} had exact forwards and were small enough"
     assert not excess, "\n".join(excess)
 
@@ -195,31 +219,45 @@ def test_a_tiny_convolution_and_its_pools_by_hand():
     tie takes the first maximum (row-major); average pool without counting padding divides by the window met."""
     x = np.arange(9.0).reshape(1, 1, 3, 3) - 4  # [[-4 -3 -2] [-1 0 1] [2 3 4]]
     W = np.array([[[[1.0, -2.0], [0.5, 3.0]]]])
-    conv = LayerSpec("0", "conv2d", {"in_channels": 1, "out_channels": 1, "kernel_size": (2, 2), "stride": (1, 1),
-                                     "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True},
-                     {"W": W, "b": np.array([0.25])})
+    conv = LayerSpec(
+        "0",
+        "conv2d",
+        {
+            "in_channels": 1,
+            "out_channels": 1,
+            "kernel_size": (2, 2),
+            "stride": (1, 1),
+            "padding": (0, 0),
+            "dilation": (1, 1),
+            "groups": 1,
+            "bias": True,
+        },
+        {"W": W, "b": np.array([0.25])},
+    )
     dout = np.array([[[[1.0, -1.0], [2.0, 0.5]]]])
     got = exact.run(NetSpec((conv,), None, "float64"), x, None, dloss=1.0, dout=dout)["vjp"]
     xs, k, d = x[0, 0], W[0, 0], dout[0, 0]
-    want = [[float((xs[i:i + 2, j:j + 2] * k).sum()) + 0.25 for j in range(2)] for i in range(2)]
-    dW = [[float((d * xs[a:a + 2, b:b + 2]).sum()) for b in range(2)] for a in range(2)]
+    want = [[float((xs[i : i + 2, j : j + 2] * k).sum()) + 0.25 for j in range(2)] for i in range(2)]
+    dW = [[float((d * xs[a : a + 2, b : b + 2]).sum()) for b in range(2)] for a in range(2)]
     dx = np.zeros((3, 3))
     for i in range(2):
         for j in range(2):
-            dx[i:i + 2, j:j + 2] += d[i, j] * k
+            dx[i : i + 2, j : j + 2] += d[i, j] * k
     _close(got["0.out"], want, "conv out")
     _close(got["0.dW"], dW, "conv dW")
     _close(got["0.db"], [d.sum()], "conv db")
     _close(got["0.dx"], dx, "conv dx")
 
     tie = np.array([[[[1.0, 5.0], [5.0, 2.0]]]])
-    pool = LayerSpec("0", "max_pool2d", {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0),
-                                         "dilation": (1, 1)})
+    pool = LayerSpec(
+        "0", "max_pool2d", {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0), "dilation": (1, 1)}
+    )
     got = exact.run(NetSpec((pool,), None, "float64"), tie, None, dloss=1.0, dout=np.full((1, 1, 1, 1), 7.0))["vjp"]
     _close(got["0.out"], [5], "max")
     _close(got["0.dx"], [0, 7, 0, 0], "max dx: the first maximum")
-    avg = LayerSpec("0", "avg_pool2d", {"kernel_size": (2, 2), "stride": (2, 2), "padding": (1, 1),
-                                        "count_include_pad": False})
+    avg = LayerSpec(
+        "0", "avg_pool2d", {"kernel_size": (2, 2), "stride": (2, 2), "padding": (1, 1), "count_include_pad": False}
+    )
     got = exact.run(NetSpec((avg,), None, "float64"), tie, None, dloss=1.0, dout=np.ones((1, 1, 2, 2)))["vjp"]
     _close(got["0.out"], [1, 5, 5, 2], "average over the entries met")
 
@@ -227,8 +265,12 @@ def test_a_tiny_convolution_and_its_pools_by_hand():
 def test_causal_attention_by_hand():
     """One head, D = 1, identity projections, causal: out_0 = x_0, out_1 = softmax(x_1 x_0, x_1 x_1) . (x_0, x_1)."""
     one = np.ones((1, 1))
-    layer = LayerSpec("0", "multi_head_attention", {"embed_dim": 1, "num_heads": 1, "bias": False, "causal": True},
-                      {"Wq": one, "Wk": one, "Wv": one, "Wo": one})
+    layer = LayerSpec(
+        "0",
+        "multi_head_attention",
+        {"embed_dim": 1, "num_heads": 1, "bias": False, "causal": True},
+        {"Wq": one, "Wk": one, "Wv": one, "Wo": one},
+    )
     x = np.array([[[0.5], [-1.5]]])
     got = exact.run(NetSpec((layer,), None, "float64"), x, None, dloss=1.0, dout=np.ones_like(x))["vjp"]
     with mp.workdps(60):

@@ -20,13 +20,36 @@ import crosscheck
 
 PKG = Path(crosscheck.__file__).parent
 # the drivers, and every kind entry (its torch and JAX side sits beside its other rules)
-REFERENCES = ["reference/torch_ref.py", "reference/jax_ref.py", "reference/torch_train.py", "reference/jax_train.py",
-              "reference/exact.py", *sorted(p.relative_to(PKG).as_posix() for p in (PKG / "kinds").glob("*.py"))]
-ALLOWED_ROOTS = {"__future__", "typing", "math", "dataclasses", "functools", "collections", "itertools", "numpy",
-                 "torch", "jax", "optax", "mpmath"}
-ALLOWED_CROSSCHECK = {"crosscheck.spec", "crosscheck.reference.optim_spec", "crosscheck.reference.torch_ref",
-                      "crosscheck.reference.jax_ref", "crosscheck.kinds",
-                      *(f"crosscheck.kinds.{p.stem}" for p in (PKG / "kinds").glob("*.py"))}
+REFERENCES = [
+    "reference/torch_ref.py",
+    "reference/jax_ref.py",
+    "reference/torch_train.py",
+    "reference/jax_train.py",
+    "reference/exact.py",
+    *sorted(p.relative_to(PKG).as_posix() for p in (PKG / "kinds").glob("*.py")),
+]
+ALLOWED_ROOTS = {
+    "__future__",
+    "typing",
+    "math",
+    "dataclasses",
+    "functools",
+    "collections",
+    "itertools",
+    "numpy",
+    "torch",
+    "jax",
+    "optax",
+    "mpmath",
+}
+ALLOWED_CROSSCHECK = {
+    "crosscheck.spec",
+    "crosscheck.reference.optim_spec",
+    "crosscheck.reference.torch_ref",
+    "crosscheck.reference.jax_ref",
+    "crosscheck.kinds",
+    *(f"crosscheck.kinds.{p.stem}" for p in (PKG / "kinds").glob("*.py")),
+}
 
 
 def forbidden_imports(source: str) -> list[str]:
@@ -38,10 +61,13 @@ def forbidden_imports(source: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             module = "." * node.level + (node.module or "")
             # `from crosscheck.reference import torch_ref` is judged by the submodule it names
-            names = [f"{module}.{a.name}" if f"{module}.{a.name}" in ALLOWED_CROSSCHECK or module == "crosscheck"
-                     else module for a in node.names]
+            names = [
+                f"{module}.{a.name}" if f"{module}.{a.name}" in ALLOWED_CROSSCHECK or module == "crosscheck" else module
+                for a in node.names
+            ]
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-            "import_module", "__import__"
+            "import_module",
+            "__import__",
         ):
             names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             names += ["<dynamic>"] if not names else []

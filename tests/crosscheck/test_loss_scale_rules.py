@@ -47,8 +47,7 @@ def _dims(r: np.random.Generator) -> tuple[int, int]:
 
 def _ce(r: np.random.Generator) -> tuple[mbp.Loss, np.ndarray, np.ndarray]:
     N, C = _dims(r)
-    loss = mbp.SoftmaxCrossEntropy(str(r.choice(["mean", "sum"])), float(r.choice([0.0, 0.2])),
-                                   weight=_weights(r, C))
+    loss = mbp.SoftmaxCrossEntropy(str(r.choice(["mean", "sum"])), float(r.choice([0.0, 0.2])), weight=_weights(r, C))
     y = _labels(r, N, C)
     z = r.standard_normal((N, C))
     z[np.arange(N), y] += 20.0  # confident rows: p_y - 1 ~ -1e-9 and the loss ~ 1e-9 come from cancellation
@@ -64,8 +63,11 @@ def _ce_probs(r: np.random.Generator) -> tuple[mbp.Loss, np.ndarray, np.ndarray]
 
 def _nll(r: np.random.Generator) -> tuple[mbp.Loss, np.ndarray, np.ndarray]:
     N, C = _dims(r)
-    return mbp.NLLLoss(_weights(r, C), reduction=str(r.choice(["mean", "sum"]))), _logits(r, N, C), \
-        _labels(r, N, C, ignore=True)
+    return (
+        mbp.NLLLoss(_weights(r, C), reduction=str(r.choice(["mean", "sum"]))),
+        _logits(r, N, C),
+        _labels(r, N, C, ignore=True),
+    )
 
 
 def _hinge(r: np.random.Generator) -> tuple[mbp.Loss, np.ndarray, np.ndarray]:
@@ -108,8 +110,10 @@ def _checks(kind: str, i: int, seed: int, scale_of: Callable[[dict[str, float], 
     spec = read_spec(model64, loss)
     S = tolerance.scales(spec, ref, z32.astype(np.float64), t64, dloss=1.3, dout=None)
     bound = tolerance.bound("float32", tolerance.reduction_length(spec, z32.astype(np.float64)), 1)
-    return [tolerance.check(n, np.asarray(got[n], np.float64), np.asarray(ref[n]), bound, scale_of(S, n))
-            for n in ("loss", "dlogits")]
+    return [
+        tolerance.check(n, np.asarray(got[n], np.float64), np.asarray(ref[n]), bound, scale_of(S, n))
+        for n in ("loss", "dlogits")
+    ]
 
 
 def test_every_loss_kind_has_an_example() -> None:
@@ -121,11 +125,16 @@ def test_every_loss_kind_has_an_example() -> None:
 def test_float32_loss_rounding_stays_within_the_rule(kind: str, i: int, seed: int) -> None:
     bad = [c for c in _checks(kind, i, seed, lambda S, n: S.get(n, 0.0)) if not c.ok]
     assert not bad, f"{kind} example {i} seed {seed}: " + "; ".join(
-        f"{c.name}: rel_norm {c.rel_norm:.2e} rel_max {c.rel_max:.2e} > {c.bound:.2e} {c.note}" for c in bad)
+        f"{c.name}: rel_norm {c.rel_norm:.2e} rel_max {c.rel_max:.2e} > {c.bound:.2e} {c.note}" for c in bad
+    )
 
 
 def test_the_loss_examples_need_the_rules() -> None:
     """Without S the same float32 runs fail: the examples exercise cancellation."""
-    failing = {kind for kind, i in CASES for seed in SEEDS[:3]
-               if not all(c.ok for c in _checks(kind, i, seed, lambda S, n: 0.0))}
+    failing = {
+        kind
+        for kind, i in CASES
+        for seed in SEEDS[:3]
+        if not all(c.ok for c in _checks(kind, i, seed, lambda S, n: 0.0))
+    }
     assert {"softmax_cross_entropy", "multi_margin"} <= failing, sorted(failing)

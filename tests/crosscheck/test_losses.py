@@ -23,22 +23,46 @@ W3 = np.array([0.5, 2.0, 1.5])
 
 # name -> (loss, target(r, N, C, dtype), head activation or None, classes)
 LOSSES: dict[str, tuple[Callable[[], mbp.Loss], Callable[..., np.ndarray], mbp.Module | None, int]] = {
-    "ce-weighted-ignored": (lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=W3),
-                            lambda r, N, C, dt: np.where(np.arange(N) == 0, -100, r.integers(0, C, N)), None, 3),
-    "ce-weighted-probs-sum": (lambda: mbp.SoftmaxCrossEntropy("sum", weight=W3),
-                              lambda r, N, C, dt: r.dirichlet(np.ones(C), N).astype(dt), None, 3),
-    "nll-log-softmax": (lambda: mbp.NLLLoss(W3, ignore_index=1), lambda r, N, C, dt: r.integers(0, C, N),
-                        mbp.LogSoftmax(), 3),
+    "ce-weighted-ignored": (
+        lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=W3),
+        lambda r, N, C, dt: np.where(np.arange(N) == 0, -100, r.integers(0, C, N)),
+        None,
+        3,
+    ),
+    "ce-weighted-probs-sum": (
+        lambda: mbp.SoftmaxCrossEntropy("sum", weight=W3),
+        lambda r, N, C, dt: r.dirichlet(np.ones(C), N).astype(dt),
+        None,
+        3,
+    ),
+    "nll-log-softmax": (
+        lambda: mbp.NLLLoss(W3, ignore_index=1),
+        lambda r, N, C, dt: r.integers(0, C, N),
+        mbp.LogSoftmax(),
+        3,
+    ),
     "nll-sum": (lambda: mbp.NLLLoss(reduction="sum"), lambda r, N, C, dt: r.integers(0, C, N), None, 3),
     "hinge-p1": (lambda: mbp.MultiMarginLoss(), lambda r, N, C, dt: r.integers(0, C, N), None, 3),
-    "hinge-p2-weighted": (lambda: mbp.MultiMarginLoss(2, 0.5, W3, "sum"), lambda r, N, C, dt: r.integers(0, C, N),
-                          None, 3),
+    "hinge-p2-weighted": (
+        lambda: mbp.MultiMarginLoss(2, 0.5, W3, "sum"),
+        lambda r, N, C, dt: r.integers(0, C, N),
+        None,
+        3,
+    ),
     "l1": (lambda: mbp.L1Loss(), lambda r, N, C, dt: r.standard_normal((N, C)).astype(dt), None, 3),
     "huber": (lambda: mbp.HuberLoss("sum", 0.5), lambda r, N, C, dt: r.standard_normal((N, C)).astype(dt), None, 3),
-    "smooth-l1": (lambda: mbp.SmoothL1Loss(beta=0.5), lambda r, N, C, dt: r.standard_normal((N, C)).astype(dt),
-                  None, 3),
-    "smooth-l1-beta0": (lambda: mbp.SmoothL1Loss("sum", 0.0),
-                        lambda r, N, C, dt: r.standard_normal((N, C)).astype(dt), None, 1),
+    "smooth-l1": (
+        lambda: mbp.SmoothL1Loss(beta=0.5),
+        lambda r, N, C, dt: r.standard_normal((N, C)).astype(dt),
+        None,
+        3,
+    ),
+    "smooth-l1-beta0": (
+        lambda: mbp.SmoothL1Loss("sum", 0.0),
+        lambda r, N, C, dt: r.standard_normal((N, C)).astype(dt),
+        None,
+        1,
+    ),
 }
 
 
@@ -56,14 +80,16 @@ def _case(name: str, seed: int, dtype: str, N: int, D: int) -> tuple:
     return model, loss_fn, x, y, r.standard_normal((N, C)).astype(dtype), float(r.uniform(0.5, 2.0))
 
 
-@pytest.mark.parametrize(("dtype", "N", "D"), [("float64", 6, 5), ("float32", 6, 5), ("float64", 1, 1),
-                                               ("float32", 1, 3)])
+@pytest.mark.parametrize(
+    ("dtype", "N", "D"), [("float64", 6, 5), ("float32", 6, 5), ("float64", 1, 1), ("float32", 1, 3)]
+)
 @pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_losses_match_torch_and_jax(name: str, seed: int, dtype: str, N: int, D: int, frameworks) -> None:
     model, loss_fn, x, y, dout, dloss = _case(name, seed, dtype, N, D)
-    result = compare_case(model, loss_fn, x, y, dloss=dloss, dout=dout, frameworks=frameworks,
-                          case_id=f"{name}-{seed}-{dtype}-{N}x{D}")
+    result = compare_case(
+        model, loss_fn, x, y, dloss=dloss, dout=dout, frameworks=frameworks, case_id=f"{name}-{seed}-{dtype}-{N}x{D}"
+    )
     assert result.ok, result.summary()
 
 
@@ -85,8 +111,11 @@ def test_class_axis_one_matches_torch(which: str, shape: tuple, frameworks) -> N
     ours = mbp.NLLLoss(w) if which == "nll" else mbp.SoftmaxCrossEntropy(label_smoothing=0.2, weight=w)
     value, grad = ours.forward(z, y), ours.backward(1.7)
     zt = torch.tensor(z, requires_grad=True)
-    fn = TF.nll_loss if which == "nll" else lambda a, b, weight: TF.cross_entropy(a, b, weight=weight,
-                                                                                 label_smoothing=0.2)
+    fn = (
+        TF.nll_loss
+        if which == "nll"
+        else lambda a, b, weight: TF.cross_entropy(a, b, weight=weight, label_smoothing=0.2)
+    )
     ref = fn(zt, torch.from_numpy(y), weight=torch.tensor(w))
     ref.backward(torch.tensor(1.7, dtype=torch.float64))
     assert value == pytest.approx(ref.item(), rel=1e-13, abs=1e-15)
@@ -122,9 +151,14 @@ PLANTS = {
     # the gradient's mean divides by the number of labels counted, not by the sum of their weights
     "weighted_mean_unweighted": (
         "softmax_cross_entropy_forward",
-        lambda good: lambda z, y, red, eps, w, ii: (lambda out: (out[0], (*out[1][:3], 1 / out[1][1][1].sum(),
-                                                                          *out[1][4:])))(good(z, y, red, eps, w, ii)),
-        "ce-weighted-ignored", "dlogits"),
+        lambda good: (
+            lambda z, y, red, eps, w, ii: (lambda out: (out[0], (*out[1][:3], 1 / out[1][1][1].sum(), *out[1][4:])))(
+                good(z, y, red, eps, w, ii)
+            )
+        ),
+        "ce-weighted-ignored",
+        "dlogits",
+    ),
     "l1_gradient_of_mse": ("l1_backward", lambda dloss, cache: (dloss * cache[1]) * cache[0], "l1", "dlogits"),
 }
 

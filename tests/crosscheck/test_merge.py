@@ -48,12 +48,15 @@ def _differ(shard: Report, where: str, field: str, value) -> Report:
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("where, field, value, named", [
-    ("env", "git_commit", "0" * 40, "different code: git_commit"),
-    ("env", "torch", "1.0.0", "different code: torch"),
-    ("env", "numpy", "1.0.0", "different code: numpy"),
-    ("settings", "frameworks", ["torch"], "different settings: frameworks"),
-])
+@pytest.mark.parametrize(
+    "where, field, value, named",
+    [
+        ("env", "git_commit", "0" * 40, "different code: git_commit"),
+        ("env", "torch", "1.0.0", "different code: torch"),
+        ("env", "numpy", "1.0.0", "different code: numpy"),
+        ("settings", "frameworks", ["torch"], "different settings: frameworks"),
+    ],
+)
 def test_shards_of_other_code_or_settings_are_refused(runs, where, field, value, named):
     s0, s1 = Report.read(runs / "s0"), Report.read(runs / "s1")
     with pytest.raises(MergeError, match=named):

@@ -47,8 +47,18 @@ def test_sweep_cases_with_the_new_norms(case_id: int, dtype: str, frameworks) ->
     from crosscheck.run.compare import compare_case
 
     c = case(case_id, dtype)
-    result = compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                          case_id=c.case_id, description=c.description, replay=c.replay)
+    result = compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
     assert result.ok, result.summary()
 
 
@@ -85,8 +95,9 @@ def test_rms_norm_backward_without_the_weight_is_caught_at_its_dx(seed: int, mon
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_batch_norm2d_statistics_over_the_wrong_axes_are_caught_at_its_output(seed: int, monkeypatch,
-                                                                               frameworks) -> None:
+def test_batch_norm2d_statistics_over_the_wrong_axes_are_caught_at_its_output(
+    seed: int, monkeypatch, frameworks
+) -> None:
     layer, x = _bn_net(seed)
     assert network_case(layer, x, "float64", seed, "bn2d-clean").ok
     monkeypatch.setattr(norm2d, "batch_norm2d_forward", batch_norm2d_forward_wrong_axes)

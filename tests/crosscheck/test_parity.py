@@ -19,8 +19,18 @@ pytestmark = pytest.mark.parity
 
 
 def _compare(c, frameworks):
-    return compare_case(c.model, c.loss_fn, c.x, c.y, dloss=c.dloss, dout=c.dout, frameworks=frameworks,
-                        case_id=c.case_id, description=c.description, replay=c.replay)
+    return compare_case(
+        c.model,
+        c.loss_fn,
+        c.x,
+        c.y,
+        dloss=c.dloss,
+        dout=c.dout,
+        frameworks=frameworks,
+        case_id=c.case_id,
+        description=c.description,
+        replay=c.replay,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -26,7 +26,10 @@ def _net(seed: int, dtype: str = "float64"):
     """x (16, 5) -> Linear(5, 4) -> GELU -> Linear(4, 4) -> Tanh -> Linear(4, 3) -> CE."""
     rng = np.random.default_rng(seed)
     model = mbp.Sequential(
-        mbp.Linear(5, 4, rng=rng, dtype=dtype), mbp.GELU(), mbp.Linear(4, 4, rng=rng, dtype=dtype), mbp.Tanh(),
+        mbp.Linear(5, 4, rng=rng, dtype=dtype),
+        mbp.GELU(),
+        mbp.Linear(4, 4, rng=rng, dtype=dtype),
+        mbp.Tanh(),
         mbp.Linear(4, 3, rng=rng, dtype=dtype),
     )
     x = rng.standard_normal((16, 5)).astype(dtype)
@@ -56,8 +59,9 @@ PLANTS = {
 def _plant(monkeypatch, name):
     if name == "ce_drops_1/N":
         good = L.softmax_cross_entropy_backward
-        monkeypatch.setattr(L, "softmax_cross_entropy_backward",
-                            lambda dloss, cache: good(dloss, (*cache[:3], 1.0, *cache[4:])))
+        monkeypatch.setattr(
+            L, "softmax_cross_entropy_backward", lambda dloss, cache: good(dloss, (*cache[:3], 1.0, *cache[4:]))
+        )
     elif name == "linear_dx_missing_transpose":
         good = F.linear_backward
 
@@ -68,6 +72,7 @@ def _plant(monkeypatch, name):
 
         monkeypatch.setattr(layers, "linear_backward", bad)
     elif name == "gelu_uses_tanh_derivative":
+
         def bad(dout, cache):
             _, x, _ = cache
             t = np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))

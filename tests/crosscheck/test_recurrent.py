@@ -19,13 +19,20 @@ from tests.helpers import case_rng
 pytestmark = pytest.mark.parity
 
 
-def _model(name: str, seed: int, kind: str, dtype: str, N: int, T: int, D: int, H: int, **kw: Any
-           ) -> tuple[mbp.Sequential, np.ndarray, np.ndarray, np.ndarray]:
+def _model(
+    name: str, seed: int, kind: str, dtype: str, N: int, T: int, D: int, H: int, **kw: Any
+) -> tuple[mbp.Sequential, np.ndarray, np.ndarray, np.ndarray]:
     """kind(D, H, **kw) -> Flatten -> Linear(., 3); x, labels and a random upstream gradient; an initial
     state (h0, and c0 for the LSTM; a cell's h, c) drawn at random."""
     r = case_rng(name, seed)
-    cls = {"rnn": mbp.RNN, "lstm": mbp.LSTM, "gru": mbp.GRU, "rnn_cell": mbp.RNNCell, "lstm_cell": mbp.LSTMCell,
-           "gru_cell": mbp.GRUCell}[kind]
+    cls = {
+        "rnn": mbp.RNN,
+        "lstm": mbp.LSTM,
+        "gru": mbp.GRU,
+        "rnn_cell": mbp.RNNCell,
+        "lstm_cell": mbp.LSTMCell,
+        "gru_cell": mbp.GRUCell,
+    }[kind]
     layer = cls(D, H, rng=r, dtype=dtype, **kw)
     cell = kind.endswith("_cell")
     if cell:
@@ -66,12 +73,21 @@ def test_parity_with_torch_and_jax(case: tuple, dtype: str, frameworks: tuple[st
     name = f"recurrent/{kind}-{N}-{T}-{D}-{H}-{sorted(kw.items())}"
     for seed in range(2):
         model, x, y, dout = _model(name, seed, kind, dtype, N, T, D, H, **kw)
-        result = compare_case(model, mbp.SoftmaxCrossEntropy(), x, y, dloss=1.3, dout=dout, frameworks=frameworks,
-                              case_id=f"{name} seed {seed} {dtype}")
+        result = compare_case(
+            model,
+            mbp.SoftmaxCrossEntropy(),
+            x,
+            y,
+            dloss=1.3,
+            dout=dout,
+            frameworks=frameworks,
+            case_id=f"{name} seed {seed} {dtype}",
+        )
         assert result.ok, result.summary()
         names = {c.name for comp in result.comparisons for c in comp.checks}
-        outputs = {"lstm": {"0.h_n", "0.c_n"}, "lstm_cell": {"0.c_next"}}.get(kind, set() if "cell" in kind
-                                                                                  else {"0.h_n"})
+        outputs = {"lstm": {"0.h_n", "0.c_n"}, "lstm_cell": {"0.c_next"}}.get(
+            kind, set() if "cell" in kind else {"0.h_n"}
+        )
         assert outputs <= names, (outputs, names)
 
 
@@ -108,9 +124,9 @@ def _gru_reset_gate_missing(good: Any) -> Any:
             return good(mode, a, h, c, W_hh, b_hh)
         H = h.shape[1]
         b = h @ W_hh.T + (0 if b_hh is None else b_hh)
-        r, z = (1 / (1 + np.exp(-(a[:, :2 * H] + b[:, :2 * H])))).reshape(-1, 2, H).transpose(1, 0, 2)
-        n = np.tanh(a[:, 2 * H:] + b[:, 2 * H:])
-        return (1 - z) * n + z * h, None, recurrent.StepCache(mode, h, None, W_hh, (r, z, n, b[:, 2 * H:]))
+        r, z = (1 / (1 + np.exp(-(a[:, : 2 * H] + b[:, : 2 * H])))).reshape(-1, 2, H).transpose(1, 0, 2)
+        n = np.tanh(a[:, 2 * H :] + b[:, 2 * H :])
+        return (1 - z) * n + z * h, None, recurrent.StepCache(mode, h, None, W_hh, (r, z, n, b[:, 2 * H :]))
 
     return bad
 
@@ -118,23 +134,37 @@ def _gru_reset_gate_missing(good: Any) -> Any:
 PLANTS = {
     # name: (kind, keyword arguments, the pair patched, its wrong version, the first tensor that must diverge)
     "lstm_forget_gate_skipped": ("lstm", {}, "step_backward", _lstm_forget_gate_skipped, ("loss", "0.dweight_ih_l0")),
-    "hidden_gradient_not_carried": ("gru", {"num_layers": 2}, "step_backward", _hidden_gradient_not_carried,
-                                    ("loss", "0.dweight_ih_l0")),
+    "hidden_gradient_not_carried": (
+        "gru",
+        {"num_layers": 2},
+        "step_backward",
+        _hidden_gradient_not_carried,
+        ("loss", "0.dweight_ih_l0"),
+    ),
     "gru_reset_gate_missing": ("gru", {}, "step_forward", _gru_reset_gate_missing, ("loss", "0.out")),
 }
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("plant", list(PLANTS))
-def test_a_planted_bug_is_caught_at_the_first_tensor_it_changes(plant: str, seed: int, monkeypatch: Any,
-                                                                frameworks: tuple[str, ...]) -> None:
+def test_a_planted_bug_is_caught_at_the_first_tensor_it_changes(
+    plant: str, seed: int, monkeypatch: Any, frameworks: tuple[str, ...]
+) -> None:
     kind, kw, pair, wrong, expected = PLANTS[plant]
     model, x, y, dout = _model(f"recurrent/plant/{plant}", seed, kind, "float64", 3, 5, 2, 4, **kw)
     clean = compare_case(model, mbp.SoftmaxCrossEntropy(), x, y, dloss=1.3, dout=dout, frameworks=frameworks)
     assert clean.ok, clean.summary()
     monkeypatch.setattr(recurrent, pair, wrong(getattr(recurrent, pair)))
-    result = compare_case(model, mbp.SoftmaxCrossEntropy(), x, y, dloss=1.3, dout=dout, frameworks=frameworks,
-                          case_id=f"{plant} seed {seed}")
+    result = compare_case(
+        model,
+        mbp.SoftmaxCrossEntropy(),
+        x,
+        y,
+        dloss=1.3,
+        dout=dout,
+        frameworks=frameworks,
+        case_id=f"{plant} seed {seed}",
+    )
     assert not result.ok, f"{plant} seed {seed}: the planted bug went unnoticed"
     comp, bad = result.first_divergence
     assert comp.backend == "manual_bp", (plant, seed, comp.backend)

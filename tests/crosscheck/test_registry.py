@@ -61,8 +61,17 @@ def test_an_unknown_kind_is_a_clear_error() -> None:
         lookup("hardtanh")
 
 
-GENERIC = ["reference/torch_ref.py", "reference/jax_ref.py", "reference/read.py", "tolerance/scales.py",
-           "tolerance/lengths.py", "tolerance/bounds.py", "cases/hazards.py", "run/compare.py", "run/report.py"]
+GENERIC = [
+    "reference/torch_ref.py",
+    "reference/jax_ref.py",
+    "reference/read.py",
+    "tolerance/scales.py",
+    "tolerance/lengths.py",
+    "tolerance/bounds.py",
+    "cases/hazards.py",
+    "run/compare.py",
+    "run/report.py",
+]
 
 
 def _kind_comparisons(source: str) -> list[str]:

@@ -49,8 +49,15 @@ def test_every_result_round_trips_through_its_dict(frameworks):
     results = [run_task(t, frameworks) for t in [("case", 5, None), ("trajectory", "traj-sgd-nesterov-float32")]]
     bad = TensorCheck("0.dW", (3, 2), "float64", 1e-3, 2e-3, 3e-3, 1e-10, detects=math.inf)
     odd = TensorCheck("0.dx", (3,), "float64", math.nan, math.nan, math.nan, 1e-10, "shape (2,) != reference (3,)")
-    planted = CaseResult("9", "planted", "float64", results[0].spec, 1e-10, [Comparison("loss", "manual_bp", "torch",
-                                                                                        [bad, odd])], "replay")
+    planted = CaseResult(
+        "9",
+        "planted",
+        "float64",
+        results[0].spec,
+        1e-10,
+        [Comparison("loss", "manual_bp", "torch", [bad, odd])],
+        "replay",
+    )
     results += [planted, crashed_result(("case", 4, None), "died twice")]
     again = [result_from_dict(json.loads(dumps(result_to_dict(r)))) for r in results]
     assert [type(r) for r in again] == [type(r) for r in results]
@@ -125,8 +132,20 @@ def test_the_jax_compilation_cache_changes_no_number(serial, tmp_path, framework
     entries = []
     for k in range(2):
         out = tmp_path / f"run{k}"
-        cmd = [sys.executable, "-m", "crosscheck", "--case", "5", "--quiet", "--jobs", "1", "--jax-cache", str(cache),
-               "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "crosscheck",
+            "--case",
+            "5",
+            "--quiet",
+            "--jobs",
+            "1",
+            "--jax-cache",
+            str(cache),
+            "--out",
+            str(out),
+        ]
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         assert _cases(out) == [c for c in _cases(serial) if c["case_id"] == "5"], f"run {k} with the cache"
         entries.append(sorted(p.name for p in cache.iterdir()))

@@ -59,8 +59,9 @@ def _norm(kind: str) -> Make:
 
 def _conv(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
     groups = int(r.choice([1, 2]))
-    layer = mbp.Conv2d(2 * groups, 2 * groups, (2, 3), stride=(1, 2), padding=1, dilation=(1, 2), groups=groups,
-                       rng=r, dtype=dt)
+    layer = mbp.Conv2d(
+        2 * groups, 2 * groups, (2, 3), stride=(1, 2), padding=1, dilation=(1, 2), groups=groups, rng=r, dtype=dt
+    )
     return layer, _normal(r, int(r.integers(1, 4)), 2 * groups, 5, 7, offset=5.0)
 
 
@@ -76,8 +77,18 @@ def _conv1d(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
 
 def _conv_transpose(r: np.random.Generator, dt: str) -> tuple[Any, np.ndarray]:
     groups = int(r.choice([1, 2]))
-    layer = mbp.ConvTranspose2d(2 * groups, 2 * groups, (2, 3), stride=(2, 1), padding=(0, 1), output_padding=(1, 0),
-                                groups=groups, dilation=(1, 2), rng=r, dtype=dt)
+    layer = mbp.ConvTranspose2d(
+        2 * groups,
+        2 * groups,
+        (2, 3),
+        stride=(2, 1),
+        padding=(0, 1),
+        output_padding=(1, 0),
+        groups=groups,
+        dilation=(1, 2),
+        rng=r,
+        dtype=dt,
+    )
     layer.params["W"] -= layer.params["W"].mean(axis=(2, 3), keepdims=True)  # taps summing to ~0 ...
     return layer, _normal(r, int(r.integers(1, 4)), 2 * groups, 4, 5, offset=5.0)  # ... under a common offset
 
@@ -174,8 +185,9 @@ EXAMPLES: dict[str, Make] = {
     "rms_norm": _rms,
     "batch_norm2d": _image_norm(lambda dt: mbp.BatchNorm2d(3, momentum=0.3, dtype=dt), 3),
     "group_norm": _image_norm(lambda dt: mbp.GroupNorm(2, 4, dtype=dt), 4),
-    "instance_norm2d": _image_norm(lambda dt: mbp.InstanceNorm2d(3, affine=True, track_running_stats=True,
-                                                                 dtype=dt), 3),
+    "instance_norm2d": _image_norm(
+        lambda dt: mbp.InstanceNorm2d(3, affine=True, track_running_stats=True, dtype=dt), 3
+    ),
     "max_pool2d": _pool(mbp.MaxPool2d, dilation=(2, 1)),
     "avg_pool2d": _pool(mbp.AvgPool2d, count_include_pad=False),
     "residual": _residual,
@@ -225,12 +237,14 @@ def test_every_kind_has_an_example() -> None:
 def test_float32_rounding_stays_within_the_rule(kind: str, seed: int) -> None:
     bad = [c for c in _checks(kind, seed, lambda S, n: S.get(n, 0.0)) if not c.ok]
     assert not bad, f"{kind} seed {seed}: " + "; ".join(
-        f"{c.name}: rel_norm {c.rel_norm:.2e} rel_max {c.rel_max:.2e} > {c.bound:.2e} {c.note}" for c in bad)
+        f"{c.name}: rel_norm {c.rel_norm:.2e} rel_max {c.rel_max:.2e} > {c.bound:.2e} {c.note}" for c in bad
+    )
 
 
 def test_the_examples_need_the_rules() -> None:
     """Without S (the plain relative error) the same float32 runs fail for kinds across the families: the
     examples exercise cancellation, so a rule that undercounts would fail the test above."""
-    failing = {kind for kind in EXAMPLES for seed in SEEDS[:3]
-               if not all(c.ok for c in _checks(kind, seed, lambda S, n: 0.0))}
+    failing = {
+        kind for kind in EXAMPLES for seed in SEEDS[:3] if not all(c.ok for c in _checks(kind, seed, lambda S, n: 0.0))
+    }
     assert {"linear", "layer_norm", "batch_norm", "tanh", "softmax"} <= failing, sorted(failing)

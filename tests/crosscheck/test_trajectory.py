@@ -91,8 +91,11 @@ def test_amsgrad_case_takes_the_max() -> None:
     c = trajectory_case("traj-adam-amsgrad-float64")
     model, loss_fn, opt, x, y = c.build()
     got = run_manual(model, loss_fn, opt, x, y, c.steps)
-    taken = [k for k in range(1, c.steps + 1)
-             if np.any(got[f"step{k:02d}.2.W.max_exp_avg_sq"] > got[f"step{k:02d}.2.W.exp_avg_sq"])]
+    taken = [
+        k
+        for k in range(1, c.steps + 1)
+        if np.any(got[f"step{k:02d}.2.W.max_exp_avg_sq"] > got[f"step{k:02d}.2.W.exp_avg_sq"])
+    ]
     assert taken, "amsgrad's max was never active: the case does not test it"
 
 
@@ -179,11 +182,27 @@ def test_planted_sgd_momentum_bug(monkeypatch: pytest.MonkeyPatch, update, case_
 
 
 def test_names_order_state_before_parameter() -> None:
-    present = {"step01.loss", "step01.0.W", "step01.0.W.exp_avg", "step01.0.W.exp_avg_sq", "step01.0.b",
-               "step01.0.b.exp_avg", "step01.0.b.exp_avg_sq", "step01.0.W.odd"}
+    present = {
+        "step01.loss",
+        "step01.0.W",
+        "step01.0.W.exp_avg",
+        "step01.0.W.exp_avg_sq",
+        "step01.0.b",
+        "step01.0.b.exp_avg",
+        "step01.0.b.exp_avg_sq",
+        "step01.0.W.odd",
+    }
     names = trajectory_names("adam", ["0.W", "0.b"], 1, present)
-    assert names == ["step01.loss", "step01.0.W.exp_avg", "step01.0.W.exp_avg_sq", "step01.0.W",
-                     "step01.0.b.exp_avg", "step01.0.b.exp_avg_sq", "step01.0.b", "step01.0.W.odd"]
+    assert names == [
+        "step01.loss",
+        "step01.0.W.exp_avg",
+        "step01.0.W.exp_avg_sq",
+        "step01.0.W",
+        "step01.0.b.exp_avg",
+        "step01.0.b.exp_avg_sq",
+        "step01.0.b",
+        "step01.0.W.odd",
+    ]
 
 
 def test_bound_float64_flat_float32_linear_in_steps() -> None:
@@ -213,6 +232,10 @@ def test_report_kinds_for_trajectories() -> None:
 
     result = run_trajectory("traj-rmsprop-momentum-float64", frameworks=("torch",))
     rows = {(r["kind"], r["tensor"]) for r in Report([result]).summary()}
-    assert rows == {("rmsprop", "loss"), ("rmsprop", "param"), ("rmsprop", "square_avg"),
-                    ("rmsprop", "momentum_buffer")}
+    assert rows == {
+        ("rmsprop", "loss"),
+        ("rmsprop", "param"),
+        ("rmsprop", "square_avg"),
+        ("rmsprop", "momentum_buffer"),
+    }
     assert all(c.mode == "train" for c in result.comparisons)

@@ -19,9 +19,13 @@ from manual_bp import optim
 from manual_bp import schedule as S
 
 IDS = [f"traj-{name}-{dtype}" for dtype in ("float64", "float32") for name, *_ in SCHEDULE_SETTINGS]
-TORCH_ONLY = {"sgd-one-cycle-momentum": "cycle_momentum", "sgd-plateau": "reduce_lr_on_plateau",
-              "adam-clip-norm": "clip_grad_norm_", "sgd-clip-norm-inf": "clip_grad_norm_",
-              "adagrad-default-cosine": "adagrad eps"}
+TORCH_ONLY = {
+    "sgd-one-cycle-momentum": "cycle_momentum",
+    "sgd-plateau": "reduce_lr_on_plateau",
+    "adam-clip-norm": "clip_grad_norm_",
+    "sgd-clip-norm-inf": "clip_grad_norm_",
+    "adagrad-default-cosine": "adagrad eps",
+}
 
 
 @pytest.mark.parity
@@ -78,8 +82,13 @@ def test_spec_reads_the_lr_before_the_scheduler() -> None:
     sched = S.LinearLR(opt, start_factor=0.1, total_iters=8)
     spec = read_optimizer(opt, sched, {"kind": "value", "clip_value": 0.5})
     assert opt.lr == pytest.approx(0.02) and spec.config["lr"] == 0.2
-    assert spec.schedule == {"kind": "linear_lr", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 8,
-                             "base_lr": 0.2}
+    assert spec.schedule == {
+        "kind": "linear_lr",
+        "start_factor": 0.1,
+        "end_factor": 1.0,
+        "total_iters": 8,
+        "base_lr": 0.2,
+    }
     assert spec.clip == {"kind": "value", "clip_value": 0.5}
 
 

@@ -43,7 +43,10 @@ def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     return out
@@ -54,9 +57,18 @@ def _dump_dom(page: Path) -> str:
     if browser is None:
         _missing("no headless Chromium on PATH (apt-get install chromium)")
     proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
@@ -82,8 +94,16 @@ def test_seed_page_includes_the_source(site: Path) -> None:
 
 
 def test_every_derivation_page_and_figure_is_built(site: Path) -> None:
-    for name in ("seed", "linear", "activations", "norms", "softmax-and-losses", "conv-and-pooling", "attention",
-                 "recurrent"):
+    for name in (
+        "seed",
+        "linear",
+        "activations",
+        "norms",
+        "softmax-and-losses",
+        "conv-and-pooling",
+        "attention",
+        "recurrent",
+    ):
         assert (site / "derivations" / f"{name}.html").exists(), name
     for fig in ("seed_graph.png", "seed_training.png", "report_errors.png", "fd_cost.png"):
         assert (site / "figures" / fig).stat().st_size > 10_000, fig

@@ -28,8 +28,16 @@ def includes() -> list[tuple[str, str, str]]:
 
 def test_the_derivation_pages_include_code() -> None:
     pages = {page for page, _, _ in includes()}
-    for name in ("seed", "linear", "activations", "norms", "softmax-and-losses", "conv-and-pooling", "attention",
-                 "recurrent"):
+    for name in (
+        "seed",
+        "linear",
+        "activations",
+        "norms",
+        "softmax-and-losses",
+        "conv-and-pooling",
+        "attention",
+        "recurrent",
+    ):
         assert f"docs/derivations/{name}.md" in pages, f"docs/derivations/{name}.md includes no source"
 
 
@@ -39,7 +47,7 @@ def test_each_included_section_exists_once_and_holds_a_pair(page: str, path: str
     markers = [(m.start(), m[1]) for m in MARKER.finditer(source) if m[2] == name]
     kinds = [kind for _, kind in markers]
     assert kinds == ["start", "end"], f"{page}: {path} marks section {name!r} {kinds}, want one start then one end"
-    body = source[markers[0][0]:markers[1][0]]
+    body = source[markers[0][0] : markers[1][0]]
     assert re.search(r"^def \w+\(", body, re.M), f"{path}:{name} holds no function"
     forwards = re.findall(r"^def ([a-z]\w*_forward)\(", body, re.M)
     assert len(forwards) <= 1, f"{path}:{name} holds several pairs {forwards}: a marker is out of place"

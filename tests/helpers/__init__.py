@@ -24,9 +24,7 @@ def case_rng(name: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([zlib.crc32(name.encode()), seed])
 
 
-def fwd_bwd(
-    layer: mbp.Module, x: np.ndarray, dout: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def fwd_bwd(layer: mbp.Module, x: np.ndarray, dout: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     out = layer.forward(x)
     dx = layer.backward(np.ones_like(out) if dout is None else dout)
     return out, dx

@@ -34,9 +34,15 @@ def _randomise(r: np.random.Generator, model: mbp.Module, gain: float = 1.0) -> 
 def _mha_config(seed: int) -> dict:
     """Cycles through heads 1..4, bias on/off, causal, padding, N = 1 and T = 1."""
     heads = 1 + seed % 4
-    return {"heads": heads, "d": 1 + (seed // 4) % 3, "bias": seed % 3 != 2, "causal": seed % 2 == 1,
-            "padding": seed % 5 in (1, 2, 4), "N": 1 if seed % 6 == 0 else 2 + seed % 2,
-            "T": 1 if seed % 7 == 3 else 2 + seed % 4}
+    return {
+        "heads": heads,
+        "d": 1 + (seed // 4) % 3,
+        "bias": seed % 3 != 2,
+        "causal": seed % 2 == 1,
+        "padding": seed % 5 in (1, 2, 4),
+        "N": 1 if seed % 6 == 0 else 2 + seed % 2,
+        "T": 1 if seed % 7 == 3 else 2 + seed % 4,
+    }
 
 
 def _mha_case(seed: int, dtype: str = "float64") -> tuple[mbp.MultiHeadSelfAttention, np.ndarray, dict]:
@@ -52,9 +58,11 @@ def _mha_case(seed: int, dtype: str = "float64") -> tuple[mbp.MultiHeadSelfAtten
 
 def _plant(monkeypatch, name: str) -> None:
     if name == "mask_after_softmax":  # softmax over every key, then the hidden ones zeroed: rows no longer sum to 1
+
         def bad(S, hidden):
             P = F.softmax_forward(S)[0]
             return P if hidden is None else np.where(hidden, 0.0, P)
+
         monkeypatch.setattr(attention, "masked_softmax", bad)
     elif name == "softmax_backward_without_sum":  # dS = P * dP
         monkeypatch.setattr(attention, "masked_softmax_backward", lambda dP, P: P * dP)
@@ -73,7 +81,8 @@ PLANTS = {  # name -> the first diverging tensor (mode, name) for the model of _
 def _planted_model(seed: int):
     """One causal block (d = 3 per head, so 1/sqrt(d) != 1) with key padding, a head and cross-entropy."""
     r = case_rng("attention/planted", seed)
-    model = _randomise(r, mbp.Sequential(mbp.transformer_block(6, 2, 8, causal=True, rng=r), mbp.Flatten(),
-                                         mbp.Linear(24, 3, rng=r)))
+    model = _randomise(
+        r, mbp.Sequential(mbp.transformer_block(6, 2, 8, causal=True, rng=r), mbp.Flatten(), mbp.Linear(24, 3, rng=r))
+    )
     mbp.set_key_padding_mask(model, _padding(r, 3, 4, causal=True) | np.array([False, False, True, False]))
     return model, r.standard_normal((3, 4, 6)), r.integers(0, 3, 3), r.standard_normal((3, 3))

@@ -10,8 +10,14 @@ from pathlib import Path
 from typing import Any
 
 
-def crash(task: tuple[Any, ...], frameworks: tuple[str, ...], *, marker_dir: str, once: tuple[int, ...] = (),
-          always: tuple[int, ...] = ()) -> Any:
+def crash(
+    task: tuple[Any, ...],
+    frameworks: tuple[str, ...],
+    *,
+    marker_dir: str,
+    once: tuple[int, ...] = (),
+    always: tuple[int, ...] = (),
+) -> Any:
     """``crosscheck.run.api.run_task``, except that the worker process ends without an exception (as a crash
     in native code does) on the case ids in ``always`` every time, and on those in ``once`` the first time
     (a marker file in ``marker_dir`` remembers it); each start of a task leaves a file there too."""

@@ -68,6 +68,7 @@ PLANTS = {
 
 def _plant_net(r: np.random.Generator):
     """indices (12,) -> Embedding(4, 5) -> BatchNorm1d(5) -> Tanh -> Linear(5, 3) -> CE; indices repeat."""
-    model = mbp.Sequential(mbp.Embedding(4, 5, rng=r), _affine(mbp.BatchNorm1d(5), r), mbp.Tanh(),
-                           mbp.Linear(5, 3, rng=r))
+    model = mbp.Sequential(
+        mbp.Embedding(4, 5, rng=r), _affine(mbp.BatchNorm1d(5), r), mbp.Tanh(), mbp.Linear(5, 3, rng=r)
+    )
     return model, r.integers(0, 4, 12), r.integers(0, 3, 12), r.standard_normal((12, 3))

@@ -35,8 +35,16 @@ def network_case(layer: mbp.Module, x: np.ndarray, dtype: str, seed: int, case_i
     head = mbp.Linear(features, 3, rng=r, dtype=dtype)
     model = mbp.Sequential(layer, mbp.Flatten(), head)
     N = x.shape[0]
-    return compare_case(model, mbp.SoftmaxCrossEntropy(), xd, r.integers(0, 3, N), dloss=float(r.uniform(0.5, 2)),
-                        dout=r.standard_normal((N, 3)).astype(dtype), case_id=case_id, description=repr(layer))
+    return compare_case(
+        model,
+        mbp.SoftmaxCrossEntropy(),
+        xd,
+        r.integers(0, 3, N),
+        dloss=float(r.uniform(0.5, 2)),
+        dout=r.standard_normal((N, 3)).astype(dtype),
+        case_id=case_id,
+        description=repr(layer),
+    )
 
 
 def worst(result: CaseResult) -> tuple[float, float]:

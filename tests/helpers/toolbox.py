@@ -52,8 +52,9 @@ def batch_norm2d(r: np.random.Generator, seed: int) -> tuple[mbp.Module, np.ndar
     """Training with running statistics, evaluation with them, or no running statistics (batch ones always)."""
     N, C, H, W = _sizes(r, seed)
     mode = seed % 3  # 0 train, 1 eval, 2 no running statistics
-    layer = mbp.BatchNorm2d(C, eps=float(r.choice([1e-5, 0.1])), momentum=0.3, affine=seed % 5 != 4,
-                            track_running_stats=mode != 2)
+    layer = mbp.BatchNorm2d(
+        C, eps=float(r.choice([1e-5, 0.1])), momentum=0.3, affine=seed % 5 != 4, track_running_stats=mode != 2
+    )
     layer = _running(_affine(layer, r), r).train(mode != 1)
     return layer, _image(r, (N, C, H, W))
 
@@ -70,8 +71,9 @@ def instance_norm2d(r: np.random.Generator, seed: int) -> tuple[mbp.Module, np.n
     """Affine or not, with or without running statistics, training or evaluation."""
     N, C, H, W = _sizes(r, seed)
     track = seed % 2 == 0
-    layer = mbp.InstanceNorm2d(C, eps=float(r.choice([1e-5, 0.1])), momentum=0.2, affine=seed % 3 != 0,
-                               track_running_stats=track)
+    layer = mbp.InstanceNorm2d(
+        C, eps=float(r.choice([1e-5, 0.1])), momentum=0.2, affine=seed % 3 != 0, track_running_stats=track
+    )
     layer = _running(_affine(layer, r), r).train(not (track and seed % 4 == 2))
     return layer, _image(r, (N, C, H + 1, W))  # H W >= 2: one value per instance has no variance
 
@@ -125,8 +127,9 @@ def max_pool1d(r: np.random.Generator, seed: int) -> tuple[mbp.Module, np.ndarra
         s = None if seed % 3 == 0 else int(r.integers(1, 4))
         p, d = int(r.integers(0, k // 2 + 1)), int(r.integers(1, 3)) if seed % 2 else 1
         layer = mbp.MaxPool1d(k, s, p, d)
-        x = _distinct(r, (1 if seed % 4 == 0 else int(r.integers(2, 4)), 1 if seed % 4 == 1 else 2,
-                          int(r.integers(1, 9))))
+        x = _distinct(
+            r, (1 if seed % 4 == 0 else int(r.integers(2, 4)), 1 if seed % 4 == 1 else 2, int(r.integers(1, 9)))
+        )
         try:
             layer.forward(x)
         except ValueError:  # the kernel does not fit, or a window lies in the padding: draw again
@@ -136,8 +139,12 @@ def max_pool1d(r: np.random.Generator, seed: int) -> tuple[mbp.Module, np.ndarra
 
 def avg_pool1d(r: np.random.Generator, seed: int) -> tuple[mbp.Module, np.ndarray]:
     k = int(r.integers(1, 4))
-    layer = mbp.AvgPool1d(k, None if seed % 3 == 0 else int(r.integers(1, 4)), int(r.integers(0, k // 2 + 1)),
-                          count_include_pad=seed % 2 == 0)
+    layer = mbp.AvgPool1d(
+        k,
+        None if seed % 3 == 0 else int(r.integers(1, 4)),
+        int(r.integers(0, k // 2 + 1)),
+        count_include_pad=seed % 2 == 0,
+    )
     L = k + int(r.integers(0, 6))
     return layer, _image(r, (1 if seed % 4 == 0 else int(r.integers(2, 4)), 1 if seed % 4 == 1 else 2, L))
 
@@ -150,8 +157,12 @@ def adaptive_avg_pool2d(r: np.random.Generator, seed: int) -> tuple[mbp.Module, 
     return mbp.AdaptiveAvgPool2d(size), x
 
 
-NORMS: dict[str, Maker] = {"BatchNorm2d": batch_norm2d, "GroupNorm": group_norm, "InstanceNorm2d": instance_norm2d,
-                           "RMSNorm": rms_norm}
+NORMS: dict[str, Maker] = {
+    "BatchNorm2d": batch_norm2d,
+    "GroupNorm": group_norm,
+    "InstanceNorm2d": instance_norm2d,
+    "RMSNorm": rms_norm,
+}
 CONVS: dict[str, Maker] = {"Conv1d": conv1d, "ConvTranspose2d": conv_transpose2d}
 POOLS: dict[str, Maker] = {"MaxPool1d": max_pool1d, "AvgPool1d": avg_pool1d, "AdaptiveAvgPool2d": adaptive_avg_pool2d}
 
@@ -169,16 +180,24 @@ def rms_norm_backward_without_gamma(dout: np.ndarray, cache: Any) -> tuple[np.nd
     return dx, dgamma
 
 
-def batch_norm2d_forward_wrong_axes(x: np.ndarray, gamma: Any, beta: Any, running_mean: np.ndarray,
-                                    running_var: np.ndarray, training: bool = True, momentum: float = 0.1,
-                                    eps: float = 1e-5) -> tuple[np.ndarray, Any, Any]:
+def batch_norm2d_forward_wrong_axes(
+    x: np.ndarray,
+    gamma: Any,
+    beta: Any,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, Any, Any]:
     """BatchNorm2d's statistics over (N, H) for each (channel, column) instead of over (N, H, W) per channel."""
     N, C, H, W = x.shape
     rows = x.transpose(0, 2, 1, 3).reshape(N * H, C * W)  # (N H, C W): one statistic per (c, w)
     g = None if gamma is None else np.repeat(gamma, W)
     b = None if beta is None else np.repeat(beta, W)
-    out, cache, (rm, rv) = norm.batch_norm_forward(rows, g, b, np.repeat(running_mean, W), np.repeat(running_var, W),
-                                                   training, momentum, eps)
+    out, cache, (rm, rv) = norm.batch_norm_forward(
+        rows, g, b, np.repeat(running_mean, W), np.repeat(running_var, W), training, momentum, eps
+    )
     stats = (rm.reshape(C, W).mean(axis=1), rv.reshape(C, W).mean(axis=1))
     return out.reshape(N, H, C, W).transpose(0, 2, 1, 3).copy(), (cache, x.shape), stats
 
@@ -192,8 +211,16 @@ def batch_norm2d_backward_wrong_axes(dout: np.ndarray, cache: Any) -> tuple[np.n
     return dx.reshape(N, H, C, W).transpose(0, 2, 1, 3).copy(), dgamma, dbeta
 
 
-def conv_transpose2d_forward_wrong_stride(x: np.ndarray, W: np.ndarray, b: Any, stride: Any = 1, padding: Any = 0,
-                                          output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> tuple:
+def conv_transpose2d_forward_wrong_stride(
+    x: np.ndarray,
+    W: np.ndarray,
+    b: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> tuple:
     """The transposed convolution's scatter with stride 1 along H (the output keeps its shape: the rows the
     stride would have spread out pile up at the top)."""
     out, cache = _CONV_T_FORWARD(x, W, b, stride, padding, output_padding, groups, dilation)
@@ -209,5 +236,13 @@ def conv_transpose2d_forward_wrong_stride(x: np.ndarray, W: np.ndarray, b: Any, 
     return bad, cache
 
 
-__all__ = ["CONVS", "NORMS", "POOLS", "batch_norm2d_backward_wrong_axes", "batch_norm2d_forward_wrong_axes",
-           "conv_transpose2d_forward_wrong_stride", "norm2d", "rms_norm_backward_without_gamma"]
+__all__ = [
+    "CONVS",
+    "NORMS",
+    "POOLS",
+    "batch_norm2d_backward_wrong_axes",
+    "batch_norm2d_forward_wrong_axes",
+    "conv_transpose2d_forward_wrong_stride",
+    "norm2d",
+    "rms_norm_backward_without_gamma",
+]

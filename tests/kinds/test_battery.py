@@ -79,57 +79,176 @@ KINDS: dict[str, Kind] = {
     "log_softmax": _elementwise(mbp.LogSoftmax, min_ndim=1),
     "dropout": Kind(lambda dt: _seq(mbp.Dropout(0.3, rng=7)), _normal(5, 4), "Dropout '0'"),
     "flatten": Kind(lambda dt: _seq(mbp.Flatten()), _normal(5, 2, 3), "Flatten '0'", ((5,),), (0, 2, 3)),
-    "linear": Kind(lambda dt: _seq(mbp.Linear(4, 3, rng=1, dtype=dt)), _normal(5, 4), "Linear '0'",
-                   ((5, 3), (4,), (5, 4, 2))),
+    "linear": Kind(
+        lambda dt: _seq(mbp.Linear(4, 3, rng=1, dtype=dt)), _normal(5, 4), "Linear '0'", ((5, 3), (4,), (5, 4, 2))
+    ),
     "layer_norm": Kind(lambda dt: _seq(mbp.LayerNorm(4, dtype=dt)), _normal(5, 4), "LayerNorm '0'", ((5, 3), ())),
-    "batch_norm": Kind(lambda dt: _seq(mbp.BatchNorm1d(4, dtype=dt)), _normal(5, 4), "BatchNorm1d '0'",
-                       ((5, 3), (5, 4, 2), (1, 4), (4,))),
-    "embedding": Kind(lambda dt: _seq(mbp.Embedding(6, 3, rng=2, dtype=dt)),
-                      lambda r, dt: r.integers(0, 6, (5, 4)), "Embedding '0'", ((),), (0,), integer_input=True),
-    "sequential": Kind(lambda dt: _seq(mbp.Sequential(mbp.Linear(4, 3, rng=3, dtype=dt), mbp.Tanh())),
-                       _normal(5, 4), "Linear '0.0'", ((5, 3),)),
-    "residual": Kind(lambda dt: _seq(mbp.Residual(mbp.Linear(4, 4, rng=4, dtype=dt), mbp.GELU())),
-                     _normal(5, 4), "Linear '0.0'", ((5, 3),)),
-    "conv2d": Kind(lambda dt: _seq(mbp.Conv2d(2, 3, 3, padding=1, rng=5, dtype=dt)), _normal(3, 2, 5, 5),
-                   "Conv2d '0'", ((3, 3, 5, 5), (3, 2, 5), (2, 5, 5, 2)), (0, 2, 5, 5), layout_reduction=75),
-    "conv1d": Kind(lambda dt: _seq(mbp.Conv1d(2, 3, 3, padding=1, rng=14, dtype=dt)), _normal(3, 2, 7), "Conv1d '0'",
-                   ((3, 3, 7), (3, 2, 5, 5), (2, 7)), (0, 2, 7), layout_reduction=21),
-    "conv_transpose2d": Kind(lambda dt: _seq(mbp.ConvTranspose2d(2, 3, 3, stride=2, padding=1, rng=15, dtype=dt)),
-                             _normal(3, 2, 4, 5), "ConvTranspose2d '0'", ((3, 3, 4, 5), (3, 2, 5), (2, 4, 5, 2)),
-                             (0, 2, 4, 5), layout_reduction=180),
-    "max_pool1d": Kind(lambda dt: _seq(mbp.MaxPool1d(2)), _normal(3, 2, 6), "MaxPool1d '0'",
-                       ((3, 2), (3, 2, 1), (3, 2, 4, 4)), (0, 2, 6)),
-    "avg_pool1d": Kind(lambda dt: _seq(mbp.AvgPool1d(3, 2, 1)), _normal(3, 2, 6), "AvgPool1d '0'",
-                       ((3, 2), (3, 2, 4, 4)), (0, 2, 6), layout_reduction=3),
-    "adaptive_avg_pool2d": Kind(lambda dt: _seq(mbp.AdaptiveAvgPool2d((2, 3))), _normal(3, 2, 5, 7),
-                                "AdaptiveAvgPool2d '0'", ((3, 2, 4), (3, 5)), (0, 2, 5, 7), layout_reduction=9),
-    "rms_norm": Kind(lambda dt: _seq(mbp.RMSNorm(4, dtype=dt)), _normal(5, 4), "RMSNorm '0'", ((5, 3), ()),
-                     layout_reduction=4),
-    "batch_norm2d": Kind(lambda dt: _seq(mbp.BatchNorm2d(2, dtype=dt)), _normal(3, 2, 4, 5), "BatchNorm2d '0'",
-                         ((3, 3, 4, 5), (3, 2, 4), (1, 2, 1, 1)), (0, 2, 4, 5), layout_reduction=60),
-    "group_norm": Kind(lambda dt: _seq(mbp.GroupNorm(2, 4, dtype=dt)), _normal(3, 4, 3, 5), "GroupNorm '0'",
-                       ((3, 3, 3, 5), (4,)), (0, 4, 3, 5), layout_reduction=45),
-    "instance_norm2d": Kind(lambda dt: _seq(mbp.InstanceNorm2d(3, affine=True, dtype=dt)), _normal(2, 3, 4, 5),
-                            "InstanceNorm2d '0'", ((2, 2, 4, 5), (2, 3, 4), (2, 3, 1, 1)), (0, 3, 4, 5),
-                            layout_reduction=40),
-    "max_pool2d": Kind(lambda dt: _seq(mbp.MaxPool2d(2)), _normal(3, 2, 4, 6), "MaxPool2d '0'",
-                       ((3, 2, 4), (3, 2, 1, 1)), (0, 2, 4, 6)),
-    "avg_pool2d": Kind(lambda dt: _seq(mbp.AvgPool2d(2)), _normal(3, 2, 4, 6), "AvgPool2d '0'",
-                       ((3, 2, 4), (3, 2, 1, 1)), (0, 2, 4, 6), layout_reduction=4),
-    "multi_head_attention": Kind(lambda dt: _seq(mbp.MultiHeadSelfAttention(4, 2, rng=6, dtype=dt)),
-                                 _normal(3, 5, 4), "MultiHeadSelfAttention '0'", ((3, 5, 3), (5, 4)), (0, 5, 4)),
-    "rnn": Kind(lambda dt: _seq(mbp.RNN(3, 4, nonlinearity="relu", rng=8, dtype=dt)), _normal(2, 5, 3), "RNN '0'",
-                ((2, 5, 2), (5, 3), (2, 5, 3, 1)), (0, 5, 3), layout_reduction=10),
-    "lstm": Kind(lambda dt: _seq(mbp.LSTM(3, 2, 2, bidirectional=True, rng=9, dtype=dt)), _normal(2, 5, 3),
-                 "LSTM '0'", ((2, 5, 2), (5, 3)), (2, 0, 3), layout_reduction=10),
-    "gru": Kind(lambda dt: _seq(mbp.GRU(3, 4, batch_first=False, rng=10, dtype=dt)), _normal(5, 2, 3), "GRU '0'",
-                ((5, 2, 4), (2, 3)), (5, 0, 3), layout_reduction=10),
-    "rnn_cell": Kind(lambda dt: _seq(mbp.RNNCell(3, 4, rng=11, dtype=dt)), _normal(5, 3), "RNNCell '0'",
-                     ((5, 2), (3,), (5, 3, 1)), (0, 3), layout_reduction=5),
-    "lstm_cell": Kind(lambda dt: _seq(mbp.LSTMCell(3, 4, rng=12, dtype=dt)), _normal(5, 3), "LSTMCell '0'",
-                      ((5, 2), (3,)), (0, 3), layout_reduction=5),
-    "gru_cell": Kind(lambda dt: _seq(mbp.GRUCell(3, 4, rng=13, dtype=dt)), _normal(5, 3), "GRUCell '0'",
-                     ((5, 2), (3,)), (0, 3), layout_reduction=5),
+    "batch_norm": Kind(
+        lambda dt: _seq(mbp.BatchNorm1d(4, dtype=dt)),
+        _normal(5, 4),
+        "BatchNorm1d '0'",
+        ((5, 3), (5, 4, 2), (1, 4), (4,)),
+    ),
+    "embedding": Kind(
+        lambda dt: _seq(mbp.Embedding(6, 3, rng=2, dtype=dt)),
+        lambda r, dt: r.integers(0, 6, (5, 4)),
+        "Embedding '0'",
+        ((),),
+        (0,),
+        integer_input=True,
+    ),
+    "sequential": Kind(
+        lambda dt: _seq(mbp.Sequential(mbp.Linear(4, 3, rng=3, dtype=dt), mbp.Tanh())),
+        _normal(5, 4),
+        "Linear '0.0'",
+        ((5, 3),),
+    ),
+    "residual": Kind(
+        lambda dt: _seq(mbp.Residual(mbp.Linear(4, 4, rng=4, dtype=dt), mbp.GELU())),
+        _normal(5, 4),
+        "Linear '0.0'",
+        ((5, 3),),
+    ),
+    "conv2d": Kind(
+        lambda dt: _seq(mbp.Conv2d(2, 3, 3, padding=1, rng=5, dtype=dt)),
+        _normal(3, 2, 5, 5),
+        "Conv2d '0'",
+        ((3, 3, 5, 5), (3, 2, 5), (2, 5, 5, 2)),
+        (0, 2, 5, 5),
+        layout_reduction=75,
+    ),
+    "conv1d": Kind(
+        lambda dt: _seq(mbp.Conv1d(2, 3, 3, padding=1, rng=14, dtype=dt)),
+        _normal(3, 2, 7),
+        "Conv1d '0'",
+        ((3, 3, 7), (3, 2, 5, 5), (2, 7)),
+        (0, 2, 7),
+        layout_reduction=21,
+    ),
+    "conv_transpose2d": Kind(
+        lambda dt: _seq(mbp.ConvTranspose2d(2, 3, 3, stride=2, padding=1, rng=15, dtype=dt)),
+        _normal(3, 2, 4, 5),
+        "ConvTranspose2d '0'",
+        ((3, 3, 4, 5), (3, 2, 5), (2, 4, 5, 2)),
+        (0, 2, 4, 5),
+        layout_reduction=180,
+    ),
+    "max_pool1d": Kind(
+        lambda dt: _seq(mbp.MaxPool1d(2)),
+        _normal(3, 2, 6),
+        "MaxPool1d '0'",
+        ((3, 2), (3, 2, 1), (3, 2, 4, 4)),
+        (0, 2, 6),
+    ),
+    "avg_pool1d": Kind(
+        lambda dt: _seq(mbp.AvgPool1d(3, 2, 1)),
+        _normal(3, 2, 6),
+        "AvgPool1d '0'",
+        ((3, 2), (3, 2, 4, 4)),
+        (0, 2, 6),
+        layout_reduction=3,
+    ),
+    "adaptive_avg_pool2d": Kind(
+        lambda dt: _seq(mbp.AdaptiveAvgPool2d((2, 3))),
+        _normal(3, 2, 5, 7),
+        "AdaptiveAvgPool2d '0'",
+        ((3, 2, 4), (3, 5)),
+        (0, 2, 5, 7),
+        layout_reduction=9,
+    ),
+    "rms_norm": Kind(
+        lambda dt: _seq(mbp.RMSNorm(4, dtype=dt)), _normal(5, 4), "RMSNorm '0'", ((5, 3), ()), layout_reduction=4
+    ),
+    "batch_norm2d": Kind(
+        lambda dt: _seq(mbp.BatchNorm2d(2, dtype=dt)),
+        _normal(3, 2, 4, 5),
+        "BatchNorm2d '0'",
+        ((3, 3, 4, 5), (3, 2, 4), (1, 2, 1, 1)),
+        (0, 2, 4, 5),
+        layout_reduction=60,
+    ),
+    "group_norm": Kind(
+        lambda dt: _seq(mbp.GroupNorm(2, 4, dtype=dt)),
+        _normal(3, 4, 3, 5),
+        "GroupNorm '0'",
+        ((3, 3, 3, 5), (4,)),
+        (0, 4, 3, 5),
+        layout_reduction=45,
+    ),
+    "instance_norm2d": Kind(
+        lambda dt: _seq(mbp.InstanceNorm2d(3, affine=True, dtype=dt)),
+        _normal(2, 3, 4, 5),
+        "InstanceNorm2d '0'",
+        ((2, 2, 4, 5), (2, 3, 4), (2, 3, 1, 1)),
+        (0, 3, 4, 5),
+        layout_reduction=40,
+    ),
+    "max_pool2d": Kind(
+        lambda dt: _seq(mbp.MaxPool2d(2)), _normal(3, 2, 4, 6), "MaxPool2d '0'", ((3, 2, 4), (3, 2, 1, 1)), (0, 2, 4, 6)
+    ),
+    "avg_pool2d": Kind(
+        lambda dt: _seq(mbp.AvgPool2d(2)),
+        _normal(3, 2, 4, 6),
+        "AvgPool2d '0'",
+        ((3, 2, 4), (3, 2, 1, 1)),
+        (0, 2, 4, 6),
+        layout_reduction=4,
+    ),
+    "multi_head_attention": Kind(
+        lambda dt: _seq(mbp.MultiHeadSelfAttention(4, 2, rng=6, dtype=dt)),
+        _normal(3, 5, 4),
+        "MultiHeadSelfAttention '0'",
+        ((3, 5, 3), (5, 4)),
+        (0, 5, 4),
+    ),
+    "rnn": Kind(
+        lambda dt: _seq(mbp.RNN(3, 4, nonlinearity="relu", rng=8, dtype=dt)),
+        _normal(2, 5, 3),
+        "RNN '0'",
+        ((2, 5, 2), (5, 3), (2, 5, 3, 1)),
+        (0, 5, 3),
+        layout_reduction=10,
+    ),
+    "lstm": Kind(
+        lambda dt: _seq(mbp.LSTM(3, 2, 2, bidirectional=True, rng=9, dtype=dt)),
+        _normal(2, 5, 3),
+        "LSTM '0'",
+        ((2, 5, 2), (5, 3)),
+        (2, 0, 3),
+        layout_reduction=10,
+    ),
+    "gru": Kind(
+        lambda dt: _seq(mbp.GRU(3, 4, batch_first=False, rng=10, dtype=dt)),
+        _normal(5, 2, 3),
+        "GRU '0'",
+        ((5, 2, 4), (2, 3)),
+        (5, 0, 3),
+        layout_reduction=10,
+    ),
+    "rnn_cell": Kind(
+        lambda dt: _seq(mbp.RNNCell(3, 4, rng=11, dtype=dt)),
+        _normal(5, 3),
+        "RNNCell '0'",
+        ((5, 2), (3,), (5, 3, 1)),
+        (0, 3),
+        layout_reduction=5,
+    ),
+    "lstm_cell": Kind(
+        lambda dt: _seq(mbp.LSTMCell(3, 4, rng=12, dtype=dt)),
+        _normal(5, 3),
+        "LSTMCell '0'",
+        ((5, 2), (3,)),
+        (0, 3),
+        layout_reduction=5,
+    ),
+    "gru_cell": Kind(
+        lambda dt: _seq(mbp.GRUCell(3, 4, rng=13, dtype=dt)),
+        _normal(5, 3),
+        "GRUCell '0'",
+        ((5, 2), (3,)),
+        (0, 3),
+        layout_reduction=5,
+    ),
 }
 REGISTERED = sorted(Module.registry)
 
@@ -161,8 +280,12 @@ def run(model: mbp.Sequential, x: np.ndarray, dout: np.ndarray | None = None, se
     if dout is None:
         dout = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
     dx = model.backward(dout)
-    return {"out": out, "dx": dx, **{f"grad {k}": v for k, v in model.grads.items()},
-            **{f"buffer {k}": v.copy() for k, v in model.buffers.items()}}
+    return {
+        "out": out,
+        "dx": dx,
+        **{f"grad {k}": v for k, v in model.grads.items()},
+        **{f"buffer {k}": v.copy() for k, v in model.buffers.items()},
+    }
 
 
 # ---------------------------------------------------------------- every kind is in the battery
@@ -208,7 +331,8 @@ def test_wrong_shapes_and_empty_batches_name_the_layer(name: str, dtype: type) -
         with pytest.raises(ValueError, match=re.escape(k.where)) as err:
             model.forward(x)
         assert str(shape) in str(err.value) or "-D" in str(err.value) or "empty" in str(err.value), (
-            f"{name}: the message should state the shape it got: {err.value}")
+            f"{name}: the message should state the shape it got: {err.value}"
+        )
         assert_same_state(model, before)
 
 
@@ -275,8 +399,10 @@ def test_non_contiguous_and_read_only_inputs_give_the_contiguous_result(name: st
         got = run(k.make(dtype), xv, seed=3)
         np.testing.assert_array_equal(xv, x0)  # the input is untouched
         dout = ref["out"] * 0 + np.random.default_rng(3).standard_normal(ref["out"].shape).astype(dtype)
-        dout_layouts = {"Fortran-order dout": np.asfortranarray(dout),
-                        "strided-view dout": np.repeat(dout, 2, axis=-1)[..., ::2]}
+        dout_layouts = {
+            "Fortran-order dout": np.asfortranarray(dout),
+            "strided-view dout": np.repeat(dout, 2, axis=-1)[..., ::2],
+        }
         got_douts = [(run(k.make(dtype), x, dout=d), what) for what, d in dout_layouts.items()]
         for key in ref:
             for res, what in ((got, layout), *got_douts):
@@ -361,18 +487,23 @@ def test_nan_propagates_and_never_becomes_a_different_finite_number(name: str, w
 
 LOSSES = {
     "ce-labels": (lambda: mbp.SoftmaxCrossEntropy(), lambda r, z: r.integers(0, z.shape[1], z.shape[0])),
-    "ce-probs-smoothed": (lambda: mbp.SoftmaxCrossEntropy("sum", 0.1),
-                          lambda r, z: r.dirichlet(np.ones(z.shape[1]), z.shape[0])),
+    "ce-probs-smoothed": (
+        lambda: mbp.SoftmaxCrossEntropy("sum", 0.1),
+        lambda r, z: r.dirichlet(np.ones(z.shape[1]), z.shape[0]),
+    ),
     "mse": (lambda: mbp.MSE(), lambda r, z: r.standard_normal(z.shape)),
     "bce": (lambda: mbp.BCEWithLogits("sum"), lambda r, z: r.random(z.shape)),
-    "ce-weighted-ignored": (lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=np.array([0.5, 2.0, 1.5])),
-                            lambda r, z: np.where(np.arange(z.shape[0]) == 3, -100, r.integers(0, z.shape[1],
-                                                                                                z.shape[0]))),
+    "ce-weighted-ignored": (
+        lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=np.array([0.5, 2.0, 1.5])),
+        lambda r, z: np.where(np.arange(z.shape[0]) == 3, -100, r.integers(0, z.shape[1], z.shape[0])),
+    ),
     # NLL reads x[n, y_n] only: the labels pick the column the NaN tests poison
     "nll-last-class": (lambda: mbp.NLLLoss(np.array([0.5, 2.0, 1.5])), lambda r, z: np.full(z.shape[0], 2)),
     "hinge": (lambda: mbp.MultiMarginLoss(), lambda r, z: r.integers(0, z.shape[1], z.shape[0])),
-    "hinge-p2": (lambda: mbp.MultiMarginLoss(2, 0.5, np.array([0.5, 2.0, 1.5]), "sum"),
-                 lambda r, z: r.integers(0, z.shape[1], z.shape[0])),
+    "hinge-p2": (
+        lambda: mbp.MultiMarginLoss(2, 0.5, np.array([0.5, 2.0, 1.5]), "sum"),
+        lambda r, z: r.integers(0, z.shape[1], z.shape[0]),
+    ),
     "l1": (lambda: mbp.L1Loss(), lambda r, z: r.standard_normal(z.shape)),
     "huber": (lambda: mbp.HuberLoss("sum", 0.5), lambda r, z: r.standard_normal(z.shape)),
     "smooth-l1": (lambda: mbp.SmoothL1Loss(beta=0.5), lambda r, z: r.standard_normal(z.shape)),
@@ -475,8 +606,14 @@ def test_loss_backward_after_a_failed_forward_is_a_state_error(name: str) -> Non
 def test_float_targets_of_a_wrong_kind_are_type_errors(loss_cls: type, bad: str) -> None:
     z = np.full((3, 2), 0.25)
     t = np.full((3, 2), 0.5)
-    target: Any = {"object": t.astype(object), "complex": t.astype(complex), "bool": t > 0,
-                   "float16": t.astype(np.float16), "int64": t.astype(np.int64), "list": t.tolist()}[bad]
+    target: Any = {
+        "object": t.astype(object),
+        "complex": t.astype(complex),
+        "bool": t > 0,
+        "float16": t.astype(np.float16),
+        "int64": t.astype(np.int64),
+        "list": t.tolist(),
+    }[bad]
     name = loss_cls.__name__
     if loss_cls is mbp.SoftmaxCrossEntropy:
         if bad == "list":
@@ -572,10 +709,12 @@ def test_huge_logits_match_torch_float64(loss_name: str, seed: int) -> None:
 
 def _trained_optimisers() -> list[tuple[str, mbp.Sequential, mbp.Optimizer]]:
     out = []
-    for make in (lambda m: mbp.SGD(m, lr=0.1, momentum=0.9, nesterov=True),
-                 lambda m: mbp.Adam(m, lr=0.01, amsgrad=True),
-                 lambda m: mbp.AdamW(m, lr=0.01),
-                 lambda m: mbp.RMSprop(m, lr=0.01, momentum=0.5, centered=True)):
+    for make in (
+        lambda m: mbp.SGD(m, lr=0.1, momentum=0.9, nesterov=True),
+        lambda m: mbp.Adam(m, lr=0.01, amsgrad=True),
+        lambda m: mbp.AdamW(m, lr=0.01),
+        lambda m: mbp.RMSprop(m, lr=0.01, momentum=0.5, centered=True),
+    ):
         model = mbp.Sequential(mbp.Linear(3, 4, rng=0), mbp.Tanh(), mbp.Linear(4, 2, rng=1))
         opt = make(model)
         x, y = np.random.default_rng(0).standard_normal((5, 3)), np.array([0, 1, 1, 0, 1])
@@ -594,8 +733,14 @@ def _opt_state(opt: mbp.Optimizer) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("case", "exc"),
-    [("missing key", mbp.StateError), ("wrong shape", ValueError), ("transposed", ValueError),
-     ("wrong dtype", TypeError), ("integer dtype", TypeError), ("not an array", TypeError)],
+    [
+        ("missing key", mbp.StateError),
+        ("wrong shape", ValueError),
+        ("transposed", ValueError),
+        ("wrong dtype", TypeError),
+        ("integer dtype", TypeError),
+        ("not an array", TypeError),
+    ],
 )
 def test_optimiser_refuses_mismatched_grads_and_changes_nothing(case: str, exc: type) -> None:
     for name, model, opt in _trained_optimisers():
@@ -678,16 +823,19 @@ def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:
     for label, model_entry in {
         "architecture not an object": "linear",
         "unknown layer kind": {"kind": "rm -rf", "config": {}},
-        "unexpected config key": {"kind": "sequential", "config": {"layers": [
-            {"kind": "linear", "config": {"in_features": 3, "out_features": 4, "evil": 1}}]}},
+        "unexpected config key": {
+            "kind": "sequential",
+            "config": {"layers": [{"kind": "linear", "config": {"in_features": 3, "out_features": 4, "evil": 1}}]},
+        },
         "sequential without layers": {"kind": "sequential", "config": {}},
         "a layer instead of a model": {"kind": "relu", "config": {}},
     }.items():
         meta = np.array(json.dumps({**arch, "model": model_entry}))
         files[label] = _npz_with(tmp_path / f"arch-{len(files)}.npz", {**arrays, "__architecture__": meta})
     files["extra key"] = _npz_with(tmp_path / "extra.npz", {**arrays, "4.W": np.zeros((2, 2))})
-    files["missing buffer"] = _npz_with(tmp_path / "nobuf.npz",
-                                        {k: v for k, v in arrays.items() if k != "1.running_var"})
+    files["missing buffer"] = _npz_with(
+        tmp_path / "nobuf.npz", {k: v for k, v in arrays.items() if k != "1.running_var"}
+    )
     files["buffer of the wrong shape"] = _npz_with(tmp_path / "bufshape.npz", {**arrays, "1.running_mean": np.zeros(5)})
     files["scalar for an array"] = _npz_with(tmp_path / "scalar.npz", {**arrays, "0.b": np.array(0.0)})
     files["integer parameter"] = _npz_with(tmp_path / "int.npz", {**arrays, "0.b": np.zeros(4, np.int64)})
@@ -702,14 +850,34 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-ARCHITECTURE_CASES = {"architecture not an object", "unknown layer kind", "unexpected config key",
-                      "sequential without layers", "a layer instead of a model"}
+ARCHITECTURE_CASES = {
+    "architecture not an object",
+    "unknown layer kind",
+    "unexpected config key",
+    "sequential without layers",
+    "a layer instead of a model",
+}
 BAD_FILES = [
-    "truncated to 0%", "truncated to 10%", "truncated to 50%", "truncated to 90%", "truncated by one byte",
-    "flipped byte", "pickle in a parameter", "pickle as the architecture", "plain pickle file",
-    "pickled .npy member", "architecture not an object", "unknown layer kind", "unexpected config key",
-    "sequential without layers", "a layer instead of a model", "extra key", "missing buffer",
-    "buffer of the wrong shape", "scalar for an array", "integer parameter",
+    "truncated to 0%",
+    "truncated to 10%",
+    "truncated to 50%",
+    "truncated to 90%",
+    "truncated by one byte",
+    "flipped byte",
+    "pickle in a parameter",
+    "pickle as the architecture",
+    "plain pickle file",
+    "pickled .npy member",
+    "architecture not an object",
+    "unknown layer kind",
+    "unexpected config key",
+    "sequential without layers",
+    "a layer instead of a model",
+    "extra key",
+    "missing buffer",
+    "buffer of the wrong shape",
+    "scalar for an array",
+    "integer parameter",
 ]
 
 

@@ -49,9 +49,7 @@ def away_from(r: np.random.Generator, shape: tuple[int, ...], kink: float) -> np
     return kink + sign * (MARGIN + np.abs(r.standard_normal(shape)) * float(r.choice([0.5, 1.0, 3.0])))
 
 
-def softplus_input(
-    r: np.random.Generator, shape: tuple[int, ...], beta: float, threshold: float
-) -> np.ndarray:
+def softplus_input(r: np.random.Generator, shape: tuple[int, ...], beta: float, threshold: float) -> np.ndarray:
     """beta*x straddles the threshold (half the entries) or sits near 0, never within MARGIN of it."""
     bx = np.where(r.random(shape) < 0.5, away_from(r, shape, threshold), smooth_input(r, shape))
     bx = np.where(np.abs(bx - threshold) < MARGIN, threshold + 2 * MARGIN, bx)
@@ -94,10 +92,7 @@ LAYER_SPECS = [
     _linear(False),
     _elementwise("Identity", mbp.Identity),
     _elementwise("ReLU", mbp.ReLU, kink=0.0),
-    *(
-        _elementwise(f"LeakyReLU({s})", lambda s=s: mbp.LeakyReLU(s), kink=0.0)
-        for s in (0.01, 0.0, -0.5, 0.3, 2.0)
-    ),
+    *(_elementwise(f"LeakyReLU({s})", lambda s=s: mbp.LeakyReLU(s), kink=0.0) for s in (0.01, 0.0, -0.5, 0.3, 2.0)),
     *(_elementwise(f"ELU({a})", lambda a=a: mbp.ELU(a), kink=0.0) for a in (1.0, 0.5, 2.5)),
     _elementwise("Sigmoid", mbp.Sigmoid),
     _elementwise("Tanh", mbp.Tanh),
@@ -147,9 +142,7 @@ class LossSpec:
 
 LOSS_SPECS = [
     *(
-        LossSpec(
-            f"CE(labels,{red},ls={ls})", lambda red=red, ls=ls: mbp.SoftmaxCrossEntropy(red, ls), "labels"
-        )
+        LossSpec(f"CE(labels,{red},ls={ls})", lambda red=red, ls=ls: mbp.SoftmaxCrossEntropy(red, ls), "labels")
         for red, ls in (("mean", 0.0), ("sum", 0.0), ("mean", 0.1), ("sum", 0.25), ("mean", 1.0))
     ),
     *(
@@ -277,9 +270,7 @@ def run_stack_case(seed: int, objective: str) -> tuple[GradcheckResult, str]:
     else:
         dout = None
         loss = {
-            "ce_labels": lambda: mbp.SoftmaxCrossEntropy(
-                str(r.choice(["mean", "sum"])), float(r.choice([0, 0.1]))
-            ),
+            "ce_labels": lambda: mbp.SoftmaxCrossEntropy(str(r.choice(["mean", "sum"])), float(r.choice([0, 0.1]))),
             "ce_probs": lambda: mbp.SoftmaxCrossEntropy(str(r.choice(["mean", "sum"]))),
             "mse": lambda: mbp.MSE(str(r.choice(["mean", "sum"]))),
             "bce": lambda: mbp.BCEWithLogits(str(r.choice(["mean", "sum"]))),

@@ -30,13 +30,16 @@ def rng_of(seed: int, salt: int) -> np.random.Generator:
 # ---------------------------------------------------------------- average pooling by loops
 
 
-def _avg_pool_loops(x: np.ndarray, dout_of: Callable[[tuple], np.ndarray], k: tuple, s: tuple, p: tuple,
-                    include: bool) -> tuple[np.ndarray, np.ndarray]:
+def _avg_pool_loops(
+    x: np.ndarray, dout_of: Callable[[tuple], np.ndarray], k: tuple, s: tuple, p: tuple, include: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """out and dx of an average pool, one window at a time: windows start every s while the last tap
     stays inside the padded input; the divisor is kH kW or the number of unpadded cells."""
     N, C, H, W = x.shape
-    starts = [[y for y in range(size + 2 * pad) if y * st + kk - 1 <= size + 2 * pad - 1]
-              for size, pad, st, kk in ((H, p[0], s[0], k[0]), (W, p[1], s[1], k[1]))]
+    starts = [
+        [y for y in range(size + 2 * pad) if y * st + kk - 1 <= size + 2 * pad - 1]
+        for size, pad, st, kk in ((H, p[0], s[0], k[0]), (W, p[1], s[1], k[1]))
+    ]
     out = np.zeros((N, C, len(starts[0]), len(starts[1])))
     dout = dout_of(out.shape)
     dx = np.zeros_like(x)
@@ -66,8 +69,9 @@ def test_avg_pool_divisor_by_loops(seed: int) -> None:
     k = (kh, kw)
     stride = None if seed % 3 == 0 else (int(r.integers(1, 4)), int(r.integers(1, 4)))
     s = k if stride is None else stride
-    x = r.standard_normal((2, 2, max(1, kh - 2 * p[0]) + int(r.integers(0, 4)),
-                           max(1, kw - 2 * p[1]) + int(r.integers(0, 4))))
+    x = r.standard_normal(
+        (2, 2, max(1, kh - 2 * p[0]) + int(r.integers(0, 4)), max(1, kw - 2 * p[1]) + int(r.integers(0, 4)))
+    )
     douts = {}
 
     def dout_of(shape: tuple) -> np.ndarray:
@@ -114,15 +118,21 @@ def test_max_pool_rejects_exactly_the_windows_inside_the_padding(seed: int) -> N
         H, W = int(r.integers(1, 8)), int(r.integers(1, 8))
         if d[0] * (k[0] - 1) + 1 > H + 2 * p[0] or d[1] * (k[1] - 1) + 1 > W + 2 * p[1]:
             continue  # the kernel does not fit: another check, another message
-        empty = [(axis, _first_empty_window(size, k[a], s[a], p[a], d[a]))
-                 for a, (axis, size) in enumerate((("H", H), ("W", W)))]
+        empty = [
+            (axis, _first_empty_window(size, k[a], s[a], p[a], d[a]))
+            for a, (axis, size) in enumerate((("H", H), ("W", W)))
+        ]
         empty = [(axis, y) for axis, y in empty if y is not None]
         layer = mbp.MaxPool2d(k, s, p, d)
         x = np.zeros((1, 1, H, W))
         if empty:
             axis, y = empty[0]
-            with pytest.raises(ValueError, match=re.escape(f"MaxPool2d: window {y} along {axis} lies entirely in "
-                                                           f"the padding for input shape (1, 1, {H}, {W})")):
+            with pytest.raises(
+                ValueError,
+                match=re.escape(
+                    f"MaxPool2d: window {y} along {axis} lies entirely in the padding for input shape (1, 1, {H}, {W})"
+                ),
+            ):
                 layer.forward(x)
         else:
             layer.forward(x)
@@ -205,7 +215,7 @@ def test_attention_initial_values_are_explicit_draws(seed: int) -> None:
     W_qkv = g.uniform(-bound, bound, (D, 3 * D))
     Wo = g.uniform(-1 / math.sqrt(D), 1 / math.sqrt(D), (D, D))
     for i, name in enumerate(("Wq", "Wk", "Wv")):
-        np.testing.assert_allclose(layer.params[name], W_qkv[:, i * D:(i + 1) * D], rtol=1e-14)
+        np.testing.assert_allclose(layer.params[name], W_qkv[:, i * D : (i + 1) * D], rtol=1e-14)
     np.testing.assert_allclose(layer.params["Wo"], Wo, rtol=1e-14)
     assert all(not layer.params[b].any() for b in ("bq", "bk", "bv", "bo"))
     assert layer.causal is False and layer.config()["causal"] is False
@@ -219,9 +229,15 @@ def test_transformer_block_draws_like_its_layers(seed: int) -> None:
     g = np.random.default_rng(seed)
     mha = mbp.MultiHeadSelfAttention(D, heads, rng=g)
     l1, l2 = mbp.Linear(D, d_ff, rng=g), mbp.Linear(d_ff, D, rng=g)
-    expected = {**{f"0.1.{k}": v for k, v in mha.params.items()},
-                **{f"1.1.{k}": v for k, v in l1.params.items()}, **{f"1.3.{k}": v for k, v in l2.params.items()},
-                "0.0.gamma": np.ones(D), "0.0.beta": np.zeros(D), "1.0.gamma": np.ones(D), "1.0.beta": np.zeros(D)}
+    expected = {
+        **{f"0.1.{k}": v for k, v in mha.params.items()},
+        **{f"1.1.{k}": v for k, v in l1.params.items()},
+        **{f"1.3.{k}": v for k, v in l2.params.items()},
+        "0.0.gamma": np.ones(D),
+        "0.0.beta": np.zeros(D),
+        "1.0.gamma": np.ones(D),
+        "1.0.beta": np.zeros(D),
+    }
     for rng in (seed, np.random.default_rng(seed)):
         block = mbp.transformer_block(D, heads, d_ff, rng=rng)
         assert set(block.params) == set(expected)
@@ -284,7 +300,7 @@ def _layer_norm_ref(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: flo
 def _gelu_ref(z: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "none":
         return np.vectorize(lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))(z)
-    return 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z ** 3)))
+    return 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z**3)))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -296,8 +312,7 @@ def test_transformer_block_by_loops(seed: int) -> None:
     eps = (None, 0.1, 0.5)[seed % 3]
     bias, causal, approximate = seed % 4 != 3, seed % 2 == 1, ("none", "tanh")[(seed // 2) % 2]
     kwargs = {} if eps is None else {"eps": eps}
-    block = mbp.transformer_block(D, heads, d_ff, causal=causal, bias=bias, approximate=approximate, rng=seed,
-                                  **kwargs)
+    block = mbp.transformer_block(D, heads, d_ff, causal=causal, bias=bias, approximate=approximate, rng=seed, **kwargs)
     biases = {k for k in block.params if k.rsplit(".", 1)[-1] in ("b", "bq", "bk", "bv", "bo")}
     assert biases == ({"0.1.bq", "0.1.bk", "0.1.bv", "0.1.bo", "1.1.b", "1.3.b"} if bias else set())
     for v in block.params.values():
@@ -322,31 +337,52 @@ def test_transformer_block_by_loops(seed: int) -> None:
 
 X4 = np.ones((1, 1, 4, 4))
 MESSAGES = [
-    (lambda: conv.conv2d_forward(X4, np.ones((1, 1, 2, 2)), None, stride=0), ValueError,
-     "conv2d: stride must be an int >= 1 or a pair of them, got 0"),
-    (lambda: conv.conv2d_forward(X4, np.ones((1, 1, 2, 2)), None, padding=-1), ValueError,
-     "conv2d: padding must be an int >= 0 or a pair of them, got -1"),
-    (lambda: conv.conv2d_forward(X4, np.ones((1, 1, 2, 2)), None, dilation=0), ValueError,
-     "conv2d: dilation must be an int >= 1 or a pair of them, got 0"),
-    (lambda: conv.conv2d_forward(np.ones((1, 1, 2, 5)), np.ones((1, 1, 3, 3)), None), ValueError,
-     "the kernel (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (2, 5)"),
-    (lambda: conv.conv2d_forward(np.ones((1, 1, 5, 2)), np.ones((1, 1, 3, 3)), None), ValueError,
-     "the kernel (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (5, 2)"),
+    (
+        lambda: conv.conv2d_forward(X4, np.ones((1, 1, 2, 2)), None, stride=0),
+        ValueError,
+        "conv2d: stride must be an int >= 1 or a pair of them, got 0",
+    ),
+    (
+        lambda: conv.conv2d_forward(X4, np.ones((1, 1, 2, 2)), None, padding=-1),
+        ValueError,
+        "conv2d: padding must be an int >= 0 or a pair of them, got -1",
+    ),
+    (
+        lambda: conv.conv2d_forward(X4, np.ones((1, 1, 2, 2)), None, dilation=0),
+        ValueError,
+        "conv2d: dilation must be an int >= 1 or a pair of them, got 0",
+    ),
+    (
+        lambda: conv.conv2d_forward(np.ones((1, 1, 2, 5)), np.ones((1, 1, 3, 3)), None),
+        ValueError,
+        "the kernel (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (2, 5)",
+    ),
+    (
+        lambda: conv.conv2d_forward(np.ones((1, 1, 5, 2)), np.ones((1, 1, 3, 3)), None),
+        ValueError,
+        "the kernel (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (5, 2)",
+    ),
     (lambda: pool.max_pool2d_forward(X4, 0), ValueError, "max_pool2d: kernel_size must be an int >= 1"),
     (lambda: pool.max_pool2d_forward(X4, 2, 0), ValueError, "max_pool2d: stride must be an int >= 1"),
     (lambda: pool.max_pool2d_forward(X4, 2, 1, -1), ValueError, "max_pool2d: padding must be an int >= 0"),
     (lambda: pool.max_pool2d_forward(X4, 2, 1, 0, 0), ValueError, "max_pool2d: dilation must be an int >= 1"),
     (lambda: pool.avg_pool2d_forward(X4, 0), ValueError, "avg_pool2d: kernel_size must be an int >= 1"),
-    (lambda: pool.avg_pool2d_forward(X4, 2, (1, 0)), ValueError,
-     "avg_pool2d: stride must be an int >= 1 or a pair of them, got (1, 0)"),
+    (
+        lambda: pool.avg_pool2d_forward(X4, 2, (1, 0)),
+        ValueError,
+        "avg_pool2d: stride must be an int >= 1 or a pair of them, got (1, 0)",
+    ),
     (lambda: pool.avg_pool2d_forward(X4, 2, 1, -1), ValueError, "avg_pool2d: padding must be an int >= 0"),
     (lambda: mbp.MaxPool2d(0), ValueError, "MaxPool2d: kernel_size must be an int >= 1"),
     (lambda: mbp.MaxPool2d(2, 0), ValueError, "MaxPool2d: stride must be an int >= 1"),
     (lambda: mbp.MaxPool2d(2, 1, -1), ValueError, "MaxPool2d: padding must be an int >= 0"),
     (lambda: mbp.MaxPool2d(2, 1, 0, 0), ValueError, "MaxPool2d: dilation must be an int >= 1"),
-    (lambda: mbp.MaxPool2d(2, padding=1, dilation=3).forward(np.ones((1, 1, 1, 5))), ValueError,
-     "MaxPool2d: the kernel (2, 2) with dilation (3, 3) spans (4, 4), larger than the padded input (3, 7) "
-     "(input shape (1, 1, 1, 5), padding (1, 1)); use a smaller kernel or more padding"),
+    (
+        lambda: mbp.MaxPool2d(2, padding=1, dilation=3).forward(np.ones((1, 1, 1, 5))),
+        ValueError,
+        "MaxPool2d: the kernel (2, 2) with dilation (3, 3) spans (4, 4), larger than the padded input (3, 7) "
+        "(input shape (1, 1, 1, 5), padding (1, 1)); use a smaller kernel or more padding",
+    ),
     (lambda: mbp.AvgPool2d((0, 2)), ValueError, "AvgPool2d: kernel_size must be an int >= 1"),
     (lambda: mbp.AvgPool2d(2, 0), ValueError, "AvgPool2d: stride must be an int >= 1"),
     (lambda: mbp.AvgPool2d(2, 1, -1), ValueError, "AvgPool2d: padding must be an int >= 0"),
@@ -357,24 +393,39 @@ MESSAGES = [
     (lambda: mbp.Conv2d(1, 1, 3, dtype="int32"), TypeError, "Conv2d: dtype must be float32 or float64"),
     (lambda: mbp.Conv2d(1, 1, 3, rng=1.5), TypeError, "Conv2d: rng must be a numpy.random.Generator"),
     (lambda: mbp.Conv2d(1, 1, 3, init="nope"), ValueError, "Conv2d: unknown init 'nope'"),
-    (lambda: mbp.MultiHeadSelfAttention(4, 2, dtype="int32"), TypeError,
-     "MultiHeadSelfAttention: dtype must be float32 or float64"),
-    (lambda: mbp.MultiHeadSelfAttention(4, 2, rng=1.5), TypeError,
-     "MultiHeadSelfAttention: rng must be a numpy.random.Generator"),
+    (
+        lambda: mbp.MultiHeadSelfAttention(4, 2, dtype="int32"),
+        TypeError,
+        "MultiHeadSelfAttention: dtype must be float32 or float64",
+    ),
+    (
+        lambda: mbp.MultiHeadSelfAttention(4, 2, rng=1.5),
+        TypeError,
+        "MultiHeadSelfAttention: rng must be a numpy.random.Generator",
+    ),
     (lambda: mbp.transformer_block(4, 2, 8, rng=1.5), TypeError, "transformer_block: rng must be a numpy.random"),
-    (lambda: attention.mha_forward(np.ones((2, 2, 2)), *[np.eye(2), None] * 4, 1, False,
-                                   np.array([[False, False], [True, True]])), ValueError,
-     "mha_forward: query 0 of sample 1 has no visible key: the key_padding_mask hides every key it could "
-     "attend to, and its softmax would be 0/0"),
-    (lambda: attention.mha_forward(np.ones((1, 2, 2)), *[np.eye(2), None] * 4, 1, True,
-                                   np.array([[True, False]])), ValueError,
-     "mha_forward: query 0 of sample 0 has no visible key: the key_padding_mask with causal=True (query t sees "
-     "keys <= t) hides every key"),
+    (
+        lambda: attention.mha_forward(
+            np.ones((2, 2, 2)), *[np.eye(2), None] * 4, 1, False, np.array([[False, False], [True, True]])
+        ),
+        ValueError,
+        "mha_forward: query 0 of sample 1 has no visible key: the key_padding_mask hides every key it could "
+        "attend to, and its softmax would be 0/0",
+    ),
+    (
+        lambda: attention.mha_forward(np.ones((1, 2, 2)), *[np.eye(2), None] * 4, 1, True, np.array([[True, False]])),
+        ValueError,
+        "mha_forward: query 0 of sample 0 has no visible key: the key_padding_mask with causal=True (query t sees "
+        "keys <= t) hides every key",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call", "exc", "message"), MESSAGES,
-                         ids=[f"{i}-{m.split(':')[0].split(' ')[0]}" for i, (_, _, m) in enumerate(MESSAGES)])
+@pytest.mark.parametrize(
+    ("call", "exc", "message"),
+    MESSAGES,
+    ids=[f"{i}-{m.split(':')[0].split(' ')[0]}" for i, (_, _, m) in enumerate(MESSAGES)],
+)
 def test_messages_name_the_call_and_the_argument(call: Callable[[], object], exc: type, message: str) -> None:
     with pytest.raises(exc, match="^" + re.escape(message)):
         call()
@@ -464,9 +515,11 @@ def test_avg_pool1d_by_loops(seed: int) -> None:
 
 
 SEQUENCE_MESSAGES = [
-    (lambda: mbp.MaxPool1d(4, padding=1).forward(np.ones((1, 1, 1))),
-     "MaxPool1d: the kernel 4 with dilation 1 spans 4, longer than the padded input 3 (input shape (1, 1, 1), "
-     "padding 1)"),
+    (
+        lambda: mbp.MaxPool1d(4, padding=1).forward(np.ones((1, 1, 1))),
+        "MaxPool1d: the kernel 4 with dilation 1 spans 4, longer than the padded input 3 (input shape (1, 1, 1), "
+        "padding 1)",
+    ),
     (lambda: mbp.MaxPool1d(2).forward(np.ones((2, 4))), "MaxPool1d: input must be 3-D (N, C, L), got shape (2, 4)"),
     (lambda: mbp.Conv1d(2, 1, 2).forward(np.ones((2, 4))), "Conv1d: input must be 3-D (N, 2, L), got shape (2, 4)"),
     (lambda: mbp.Conv1d(1, 1, 3, stride=0), "Conv1d: stride must be an int >= 1, got 0"),
@@ -554,11 +607,17 @@ def test_conv_transpose2d_dilation_and_defaults_by_loops(seed: int) -> None:
     x = r.standard_normal((1, 2, 3, 2))
     d = 2 + seed % 2
     layer = mbp.ConvTranspose2d(2, 3, 2, stride=2, padding=1, dilation=d, bias=False, rng=seed)
-    np.testing.assert_allclose(layer.forward(x), _conv_transpose2d_loops(x, layer.params["W"], 2, 1, d, 0),
-                               rtol=1e-12, atol=1e-12, err_msg=f"seed {seed}")
+    np.testing.assert_allclose(
+        layer.forward(x),
+        _conv_transpose2d_loops(x, layer.params["W"], 2, 1, d, 0),
+        rtol=1e-12,
+        atol=1e-12,
+        err_msg=f"seed {seed}",
+    )
     W = r.standard_normal((2, 3, 3, 3))
-    np.testing.assert_allclose(conv.conv_transpose2d_forward(x, W, None)[0], _conv_transpose2d_loops(x, W, 1, 0, 1, 0),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        conv.conv_transpose2d_forward(x, W, None)[0], _conv_transpose2d_loops(x, W, 1, 0, 1, 0), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_max_pool1d_windows_near_the_padding() -> None:

@@ -38,6 +38,7 @@ def _layer_norm(affine: bool, eps: float) -> Maker:
         D = _width(r, seed)
         shape = (_batch(r, seed), int(r.integers(1, 4)), D) if seed % 5 == 2 else (_batch(r, seed), D)
         return _affine(mbp.LayerNorm(D, eps, affine), r), r.standard_normal(shape) * float(r.choice([0.1, 1, 5]))
+
     return make
 
 
@@ -47,12 +48,14 @@ def _batch_norm(affine: bool, train: bool, momentum: float = 0.1) -> Maker:
         N = _batch(r, seed, lo=2 if train else 1)  # training needs N >= 2 (see test_batch_norm_one_sample)
         layer = _affine(mbp.BatchNorm1d(D, momentum=momentum, affine=affine), r).train(train)
         return layer, r.standard_normal((N, D)) * float(r.choice([0.1, 1, 5])) + float(r.choice([0, 3]))
+
     return make
 
 
 def _dropout(p: float, train: bool = True) -> Maker:
     def make(r: np.random.Generator, seed: int) -> tuple[mbp.Module, np.ndarray]:
         return mbp.Dropout(p, rng=seed).train(train), r.standard_normal((_batch(r, seed), _width(r, seed)))
+
     return make
 
 
@@ -61,6 +64,7 @@ def _embedding(seq: bool) -> Maker:
         V = int(r.integers(1, 5))  # few rows: repeated indices are the rule
         shape = (_batch(r, seed), int(r.integers(1, 4))) if seq else (_batch(r, seed),)
         return mbp.Embedding(V, _width(r, seed), rng=r), r.integers(0, V, shape)
+
     return make
 
 
@@ -80,6 +84,7 @@ def _residual(kind: str) -> Maker:
         else:
             branch.append(mbp.GELU())
         return mbp.Residual(*branch), r.standard_normal((N, D))
+
     return make
 
 
@@ -132,12 +137,14 @@ def test_gradcheck_stacks(objective: str, seed: int) -> None:
     """MLPs with norms, dropout and residual blocks; an embedding front-end; a loss on top."""
     r = case_rng("new-stack/" + objective, seed)
     N, D, C = int(r.integers(2, 6)), int(r.integers(1, 5)), int(r.integers(2, 4))
-    front: list[mbp.Module] = (
-        [mbp.Embedding(4, D, rng=r)] if seed % 2 else [mbp.Flatten(), mbp.Linear(2 * D, D, rng=r)]
-    )
+    front: list[mbp.Module] = [mbp.Embedding(4, D, rng=r)] if seed % 2 else [mbp.Flatten(), mbp.Linear(2 * D, D, rng=r)]
     model = mbp.Sequential(
-        *front, _affine(mbp.BatchNorm1d(D), r), mbp.Tanh(), mbp.Dropout(0.4, rng=seed),
-        mbp.Residual(mbp.Linear(D, D, rng=r), _affine(mbp.LayerNorm(D), r), mbp.GELU()), mbp.Linear(D, C, rng=r),
+        *front,
+        _affine(mbp.BatchNorm1d(D), r),
+        mbp.Tanh(),
+        mbp.Dropout(0.4, rng=seed),
+        mbp.Residual(mbp.Linear(D, D, rng=r), _affine(mbp.LayerNorm(D), r), mbp.GELU()),
+        mbp.Linear(D, C, rng=r),
     )
     x = r.integers(0, 4, N) if seed % 2 else r.standard_normal((N, 2, D))
     if objective == "ce":
@@ -169,6 +176,7 @@ def test_dtype_preserved(name: str, dtype: str) -> None:
 
 def _cast(layer: mbp.Module, dtype: type) -> mbp.Module:
     """The same layer rebuilt in ``dtype`` (configs carry a dtype where the layer has parameters)."""
+
     def conv(arch: dict) -> dict:
         cfg = dict(arch["config"])
         if "dtype" in cfg:
@@ -176,14 +184,19 @@ def _cast(layer: mbp.Module, dtype: type) -> mbp.Module:
         if "layers" in cfg:
             cfg["layers"] = [conv(a) for a in cfg["layers"]]
         return {"kind": arch["kind"], "config": cfg}
+
     return mbp.build(conv(mbp.architecture(layer)))
 
 
 def test_save_load_round_trip_with_new_layers(tmp_path) -> None:
     r = np.random.default_rng(1)
     model = mbp.Sequential(
-        mbp.Embedding(5, 4, rng=r), _affine(mbp.BatchNorm1d(4), r), mbp.ReLU(), mbp.Dropout(0.2, rng=1),
-        mbp.Residual(mbp.Linear(4, 4, rng=r), _affine(mbp.LayerNorm(4), r)), mbp.Linear(4, 2, rng=r),
+        mbp.Embedding(5, 4, rng=r),
+        _affine(mbp.BatchNorm1d(4), r),
+        mbp.ReLU(),
+        mbp.Dropout(0.2, rng=1),
+        mbp.Residual(mbp.Linear(4, 4, rng=r), _affine(mbp.LayerNorm(4), r)),
+        mbp.Linear(4, 2, rng=r),
     )
     path = mbp.save(tmp_path / "m.npz", model)
     back = mbp.load(path)
@@ -198,31 +211,53 @@ def test_save_load_round_trip_with_new_layers(tmp_path) -> None:
 
 
 BAD = [
-    (lambda: mbp.Embedding(3, 2).forward(np.array([0, 3])), ValueError,
-     "Embedding: index 3 out of range [0, 3) in indices of shape (2,)"),
+    (
+        lambda: mbp.Embedding(3, 2).forward(np.array([0, 3])),
+        ValueError,
+        "Embedding: index 3 out of range [0, 3) in indices of shape (2,)",
+    ),
     (lambda: mbp.Embedding(3, 2).forward(np.array([-1, 0])), ValueError, "Embedding: index -1 out of range [0, 3)"),
-    (lambda: mbp.Embedding(3, 2).forward(np.array([0.0, 1.0])), TypeError,
-     "Embedding: indices must be an integer numpy.ndarray, got float64"),
+    (
+        lambda: mbp.Embedding(3, 2).forward(np.array([0.0, 1.0])),
+        TypeError,
+        "Embedding: indices must be an integer numpy.ndarray, got float64",
+    ),
     (lambda: mbp.Dropout(1.0), ValueError, "Dropout: p must be in [0, 1), got 1.0"),
     (lambda: mbp.Dropout(-0.1), ValueError, "Dropout: p must be in [0, 1), got -0.1"),
     (lambda: mbp.Dropout(1.5), ValueError, "Dropout: p must be in [0, 1), got 1.5"),
-    (lambda: mbp.LayerNorm(4).forward(np.ones((2, 3))), ValueError,
-     "LayerNorm: expected input (..., 4), got shape (2, 3): the last axis must hold 4 features"),
-    (lambda: mbp.LayerNorm(4).forward(np.ones((2, 4), np.float32)), TypeError,
-     "LayerNorm: input dtype float32 does not match the parameters' dtype float64"),
-    (lambda: mbp.BatchNorm1d(4).forward(np.ones((2, 3))), ValueError,
-     "BatchNorm1d: expected input (N, 4), got shape (2, 3)"),
-    (lambda: mbp.BatchNorm1d(4).forward(np.ones((2, 3, 4))), ValueError,
-     "BatchNorm1d: expected input (N, 4), got shape (2, 3, 4); flatten other axes first"),
+    (
+        lambda: mbp.LayerNorm(4).forward(np.ones((2, 3))),
+        ValueError,
+        "LayerNorm: expected input (..., 4), got shape (2, 3): the last axis must hold 4 features",
+    ),
+    (
+        lambda: mbp.LayerNorm(4).forward(np.ones((2, 4), np.float32)),
+        TypeError,
+        "LayerNorm: input dtype float32 does not match the parameters' dtype float64",
+    ),
+    (
+        lambda: mbp.BatchNorm1d(4).forward(np.ones((2, 3))),
+        ValueError,
+        "BatchNorm1d: expected input (N, 4), got shape (2, 3)",
+    ),
+    (
+        lambda: mbp.BatchNorm1d(4).forward(np.ones((2, 3, 4))),
+        ValueError,
+        "BatchNorm1d: expected input (N, 4), got shape (2, 3, 4); flatten other axes first",
+    ),
     (lambda: mbp.BatchNorm1d(4, momentum=1.5), ValueError, "BatchNorm1d: momentum must be in [0, 1], got 1.5"),
     (lambda: mbp.Flatten().forward(np.ones(3)), ValueError, "Flatten: input must have at least 2 dimension(s)"),
-    (lambda: mbp.Sequential(mbp.Residual(mbp.Linear(3, 2, rng=0))).forward(np.ones((2, 3))), ValueError,
-     "Residual '0': the branch maps input (2, 3) float64 to (2, 2) float64"),
+    (
+        lambda: mbp.Sequential(mbp.Residual(mbp.Linear(3, 2, rng=0))).forward(np.ones((2, 3))),
+        ValueError,
+        "Residual '0': the branch maps input (2, 3) float64 to (2, 2) float64",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call", "exc", "message"), BAD,
-                         ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("call", "exc", "message"), BAD, ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(BAD)]
+)
 def test_bad_input(call: Callable[[], object], exc: type, message: str) -> None:
     with pytest.raises(exc, match=re.escape(message)):
         call()

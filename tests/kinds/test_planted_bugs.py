@@ -196,9 +196,7 @@ PLANTS = [
     Plant("linear dW wrong layout", layers, "linear_backward", linear_dW_layout, linear_case),
     Plant("linear dW transposed (M, D)", layers, "linear_backward", linear_dW_transposed, linear_case),
     Plant("linear db first row only", layers, "linear_backward", linear_db_first_row, linear_case),
-    Plant(
-        "linear dx = dout @ W", layers, "linear_backward", linear_dx_untransposed, lambda r: linear_case(r, 4, 4)
-    ),
+    Plant("linear dx = dout @ W", layers, "linear_backward", linear_dx_untransposed, lambda r: linear_case(r, 4, 4)),
     Plant("linear dW / N", layers, "linear_backward", linear_dW_averaged, linear_case),
     Plant("CE backward without 1/N", L, "softmax_cross_entropy_backward", ce_without_1_over_N, stack_ce_case),
     Plant(
@@ -252,9 +250,7 @@ PLANTS = [
         lambda r: act_case(r, mbp.LogSoftmax()),
     ),
     Plant("tanh 1 - t", mbp.Tanh, "_bwd", tanh_one_minus_t, lambda r: act_case(r, mbp.Tanh())),
-    Plant(
-        "SiLU without x s (1 - s)", mbp.SiLU, "_bwd", silu_no_product_term, lambda r: act_case(r, mbp.SiLU())
-    ),
+    Plant("SiLU without x s (1 - s)", mbp.SiLU, "_bwd", silu_no_product_term, lambda r: act_case(r, mbp.SiLU())),
     Plant(
         "ELU alpha taken as 1",
         mbp.ELU,

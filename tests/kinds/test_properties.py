@@ -19,9 +19,18 @@ from hypothesis import strategies as st
 import manual_bp as mbp
 
 ACTIVATIONS = [
-    lambda: mbp.Identity(), lambda: mbp.ReLU(), lambda: mbp.LeakyReLU(0.1), lambda: mbp.ELU(0.7),
-    lambda: mbp.Sigmoid(), lambda: mbp.Tanh(), lambda: mbp.SiLU(), lambda: mbp.Softplus(2.0, 3.0),
-    lambda: mbp.GELU("none"), lambda: mbp.GELU("tanh"), lambda: mbp.Softmax(), lambda: mbp.LogSoftmax(),
+    lambda: mbp.Identity(),
+    lambda: mbp.ReLU(),
+    lambda: mbp.LeakyReLU(0.1),
+    lambda: mbp.ELU(0.7),
+    lambda: mbp.Sigmoid(),
+    lambda: mbp.Tanh(),
+    lambda: mbp.SiLU(),
+    lambda: mbp.Softplus(2.0, 3.0),
+    lambda: mbp.GELU("none"),
+    lambda: mbp.GELU("tanh"),
+    lambda: mbp.Softmax(),
+    lambda: mbp.LogSoftmax(),
 ]
 SETTINGS = settings(deadline=None)  # max_examples from the profile (tests/conftest.py): 60, or 2000 "thorough"
 
@@ -65,8 +74,9 @@ def test_activation_properties(make, x, seed):
 
 
 @SETTINGS
-@given(x=arrays(min_dims=2, max_dims=3, scale=1.0), m=st.integers(1, 6), bias=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    x=arrays(min_dims=2, max_dims=3, scale=1.0), m=st.integers(1, 6), bias=st.booleans(), seed=st.integers(0, 2**32 - 1)
+)
 def test_linear_properties(x, m, bias, seed):
     d = x.shape[-1]
     layer = mbp.Linear(d, m, bias, rng=seed, dtype=x.dtype)
@@ -77,15 +87,21 @@ def test_linear_properties(x, m, bias, seed):
     assert out.shape == (*x.shape[:-1], m) and out.dtype == x.dtype
     assert dx.shape == x.shape and dx.dtype == x.dtype
     assert {k: (v.shape, v.dtype) for k, v in layer.grads.items()} == {
-        k: (v.shape, v.dtype) for k, v in layer.params.items()}
+        k: (v.shape, v.dtype) for k, v in layer.params.items()
+    }
     np.testing.assert_array_equal(layer.params["W"], W0)
     twin = mbp.Linear(d, m, bias, rng=seed, dtype=x.dtype)
     np.testing.assert_array_equal(twin.forward(x), out)  # same seed: bit-identical
 
 
 @SETTINGS
-@given(z=arrays(min_dims=2, max_dims=2), seed=st.integers(0, 2**32 - 1), smoothing=st.sampled_from([0.0, 0.1]),
-       reduction=st.sampled_from(["mean", "sum"]), form=st.sampled_from(["int", "prob"]))
+@given(
+    z=arrays(min_dims=2, max_dims=2),
+    seed=st.integers(0, 2**32 - 1),
+    smoothing=st.sampled_from([0.0, 0.1]),
+    reduction=st.sampled_from(["mean", "sum"]),
+    form=st.sampled_from(["int", "prob"]),
+)
 def test_cross_entropy_properties(z, seed, smoothing, reduction, form):
     rng = np.random.default_rng(seed)
     N, C = z.shape
@@ -191,6 +207,7 @@ def layer_cases(draw):
             bn = mbp.BatchNorm1d(D, momentum=0.3, affine=affine, dtype=dtype).train(training)
             bn.buffers["running_mean"][...], bn.buffers["running_var"][...] = stats
             return bn
+
         return kind, make_bn, (r.standard_normal((N, D)) * 3 + 1).astype(dtype)
     if kind == "dropout":
         p = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))
@@ -205,8 +222,11 @@ def layer_cases(draw):
         return kind, lambda: mbp.Flatten(), r.standard_normal(shape).astype(dtype)
     act = draw(st.sampled_from(ACTIVATIONS[:10]))  # shape-keeping elementwise activations
     if kind == "residual":
-        return kind, lambda: mbp.Residual(mbp.Linear(D, D, rng=seed, dtype=dtype), act()), \
-            r.standard_normal((N, D)).astype(dtype)
+        return (
+            kind,
+            lambda: mbp.Residual(mbp.Linear(D, D, rng=seed, dtype=dtype), act()),
+            r.standard_normal((N, D)).astype(dtype),
+        )
     widths = [D, *draw(st.lists(st.integers(1, 6), min_size=1, max_size=4))]
 
     def make_stack():
@@ -215,6 +235,7 @@ def layer_cases(draw):
         for a, b in pairwise(widths):
             layers += [mbp.Linear(a, b, rng=gen, dtype=dtype), act()]
         return mbp.Sequential(*layers)
+
     return kind, make_stack, r.standard_normal((N, D)).astype(dtype)
 
 
@@ -347,13 +368,26 @@ def invalid_targets(draw):
     C = draw(st.integers(2, 5))
     N = draw(st.integers(1, 5))
     z = np.zeros((N, C))
-    form = draw(st.sampled_from(["label range", "label count", "label dtype", "probs shape", "probs dtype",
-                                 "3-D", "not an array", "bce range", "mse shape"]))
+    form = draw(
+        st.sampled_from(
+            [
+                "label range",
+                "label count",
+                "label dtype",
+                "probs shape",
+                "probs dtype",
+                "3-D",
+                "not an array",
+                "bce range",
+                "mse shape",
+            ]
+        )
+    )
     r = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     y = r.integers(0, C, N)
     loss = mbp.SoftmaxCrossEntropy()
     if form == "label range":
-        y[draw(st.integers(0, N - 1))] = draw(st.sampled_from([-1, C, C + 7, -2**31]))
+        y[draw(st.integers(0, N - 1))] = draw(st.sampled_from([-1, C, C + 7, -(2**31)]))
     elif form == "label count":
         y = r.integers(0, C, N + draw(st.integers(1, 3)))
     elif form == "label dtype":

@@ -34,9 +34,7 @@ def test_elu_at_zero_gives_alpha(alpha: float) -> None:
     out, dx = fwd_bwd(mbp.ELU(alpha), EXACT_ONE_SIDE)
     expected = [alpha * math.expm1(-2.0), alpha * math.expm1(-0.5), 0.0, 0.5, 2.0]
     np.testing.assert_allclose(out[0], expected, rtol=1e-15)
-    np.testing.assert_allclose(
-        dx[0], [alpha * math.exp(-2.0), alpha * math.exp(-0.5), alpha, 1.0, 1.0], rtol=1e-15
-    )
+    np.testing.assert_allclose(dx[0], [alpha * math.exp(-2.0), alpha * math.exp(-0.5), alpha, 1.0, 1.0], rtol=1e-15)
     assert dx[0, 2] == alpha  # ELU'(0) = alpha exactly
 
 
@@ -88,9 +86,7 @@ def test_softmax_rows_sum_to_one_and_log_softmax_matches() -> None:
     assert np.all(p >= 0)
     logp = mbp.LogSoftmax().forward(x)
     np.testing.assert_allclose(np.exp(logp), p, rtol=1e-14, atol=1e-300)
-    expected = x - (
-        x.max(-1, keepdims=True) + np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
-    )
+    expected = x - (x.max(-1, keepdims=True) + np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)))
     np.testing.assert_allclose(logp, expected, rtol=1e-14)
 
 

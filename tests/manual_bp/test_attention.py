@@ -40,9 +40,18 @@ def test_gradcheck_transformer_block(seed: int) -> None:
     r = case_rng("attention/block", seed)
     heads = 1 + seed % 3
     D, T, N = heads * int(r.integers(1, 3)), int(r.integers(1, 5)), int(r.integers(1, 4))
-    blocks = [mbp.transformer_block(D, heads, int(r.integers(1, 6)), causal=i == 1 and seed % 2 == 1,
-                                    bias=seed % 4 != 3, approximate=("none", "tanh")[seed % 2], rng=r)
-              for i in range(2)]
+    blocks = [
+        mbp.transformer_block(
+            D,
+            heads,
+            int(r.integers(1, 6)),
+            causal=i == 1 and seed % 2 == 1,
+            bias=seed % 4 != 3,
+            approximate=("none", "tanh")[seed % 2],
+            rng=r,
+        )
+        for i in range(2)
+    ]
     model = _randomise(r, mbp.Sequential(*blocks, mbp.Flatten(), mbp.Linear(T * D, 3, rng=r)))
     if seed % 3:
         assert mbp.set_key_padding_mask(model, _padding(r, N, T, causal=seed % 2 == 1)) == 2
@@ -106,8 +115,9 @@ def test_masked_weights_are_exactly_zero(seed: int) -> None:
     kpm = _padding(r, N, T, causal)
     p = _randomise(r, mbp.MultiHeadSelfAttention(4, heads, rng=r)).params
     _, cache = attention.mha_forward(x, *(p[k] for k in attention.PARAMS), heads, causal, kpm)
-    hidden = np.broadcast_to(kpm[:, None, None, :] | (np.triu(np.ones((T, T)), 1) > 0 if causal else False),
-                             cache.P.shape)
+    hidden = np.broadcast_to(
+        kpm[:, None, None, :] | (np.triu(np.ones((T, T)), 1) > 0 if causal else False), cache.P.shape
+    )
     assert np.all(cache.P[hidden] == 0) and np.all(cache.P[~hidden] > 0), f"seed={seed}"
     np.testing.assert_allclose(cache.P.sum(axis=-1), 1.0, rtol=1e-15, atol=1e-15)
 
@@ -142,25 +152,29 @@ def test_causal_outputs_ignore_the_future(seed: int) -> None:
     out = layer.forward(x)
     t = int(r.integers(0, 5))
     x2 = x.copy()
-    x2[:, t + 1:] = r.standard_normal(x2[:, t + 1:].shape)
-    np.testing.assert_array_equal(layer.forward(x2)[:, :t + 1], out[:, :t + 1])
+    x2[:, t + 1 :] = r.standard_normal(x2[:, t + 1 :].shape)
+    np.testing.assert_array_equal(layer.forward(x2)[:, : t + 1], out[:, : t + 1])
     dout = np.zeros_like(out)
-    dout[:, :t + 1] = r.standard_normal(dout[:, :t + 1].shape)
+    dout[:, : t + 1] = r.standard_normal(dout[:, : t + 1].shape)
     layer.forward(x)
-    assert not np.any(layer.backward(dout)[:, t + 1:])  # the future gets no gradient from the past
+    assert not np.any(layer.backward(dout)[:, t + 1 :])  # the future gets no gradient from the past
 
 
 def test_query_without_a_visible_key_is_an_error() -> None:
     layer = mbp.MultiHeadSelfAttention(4, 2, rng=0)
     layer.name = "3"
     layer.key_padding_mask = np.array([[False, True, False], [True, True, True]])
-    with pytest.raises(ValueError, match=re.escape("MultiHeadSelfAttention '3': query 0 of sample 1 has no "
-                                                   "visible key")):
+    with pytest.raises(
+        ValueError, match=re.escape("MultiHeadSelfAttention '3': query 0 of sample 1 has no visible key")
+    ):
         layer.forward(np.ones((2, 3, 4)))
     causal = mbp.MultiHeadSelfAttention(4, 2, causal=True, rng=0)
     causal.key_padding_mask = np.array([[False, False, False], [True, False, False]])
-    with pytest.raises(ValueError, match=r"query 0 of sample 1 has no visible key: the key_padding_mask with "
-                                         r"causal=True .* \(with causal=True: key 0\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"query 0 of sample 1 has no visible key: the key_padding_mask with "
+        r"causal=True .* \(with causal=True: key 0\)",
+    ):
         causal.forward(np.ones((2, 3, 4)))
     model = mbp.Sequential(mbp.transformer_block(4, 2, 8, rng=0), mbp.transformer_block(4, 1, 8, causal=True, rng=1))
     mbp.set_key_padding_mask(model, np.array([[True, False, False]]))
@@ -198,23 +212,60 @@ def _err(exc: type, pattern: str) -> tuple[type, str]:
     return exc, re.escape(pattern)
 
 
-@pytest.mark.parametrize(("x", "mask", "expected"), [
-    (np.ones((2, 4)), None, _err(ValueError, "MultiHeadSelfAttention: input must be 3-D (N, T, 4), got shape (2, 4)")),
-    (np.ones((2, 3, 5)), None, _err(ValueError, "MultiHeadSelfAttention: expected input (N, T, 4), got shape "
-                                                "(2, 3, 5): the last axis must hold embed_dim=4")),
-    (np.ones((2, 3, 4), np.int64), None, _err(TypeError, "MultiHeadSelfAttention: input must have dtype float32 or "
-                                                         "float64, got int64")),
-    (np.ones((2, 3, 4), np.float32), None, _err(TypeError, "MultiHeadSelfAttention: input dtype float32 does not "
-                                                           "match the parameters' dtype float64")),
-    (np.ones((0, 3, 4)), None, _err(ValueError, "MultiHeadSelfAttention: input is empty (shape (0, 3, 4))")),
-    (np.ones((2, 3, 4)), np.zeros((2, 4), bool), _err(ValueError, "MultiHeadSelfAttention: key_padding_mask must "
-                                                                  "have shape (N, T) = (2, 3) for input (2, 3, 4), "
-                                                                  "got (2, 4)")),
-    (np.ones((2, 3, 4)), np.zeros((2, 3)), _err(TypeError, "MultiHeadSelfAttention: key_padding_mask must be a bool "
-                                                           "numpy.ndarray (True = padded key), got float64")),
-    (np.ones((2, 3, 4)), [[0, 0, 0]] * 2, _err(TypeError, "key_padding_mask must be a bool numpy.ndarray (True = "
-                                                          "padded key), got list")),
-])
+@pytest.mark.parametrize(
+    ("x", "mask", "expected"),
+    [
+        (
+            np.ones((2, 4)),
+            None,
+            _err(ValueError, "MultiHeadSelfAttention: input must be 3-D (N, T, 4), got shape (2, 4)"),
+        ),
+        (
+            np.ones((2, 3, 5)),
+            None,
+            _err(
+                ValueError,
+                "MultiHeadSelfAttention: expected input (N, T, 4), got shape "
+                "(2, 3, 5): the last axis must hold embed_dim=4",
+            ),
+        ),
+        (
+            np.ones((2, 3, 4), np.int64),
+            None,
+            _err(TypeError, "MultiHeadSelfAttention: input must have dtype float32 or float64, got int64"),
+        ),
+        (
+            np.ones((2, 3, 4), np.float32),
+            None,
+            _err(TypeError, "MultiHeadSelfAttention: input dtype float32 does not match the parameters' dtype float64"),
+        ),
+        (np.ones((0, 3, 4)), None, _err(ValueError, "MultiHeadSelfAttention: input is empty (shape (0, 3, 4))")),
+        (
+            np.ones((2, 3, 4)),
+            np.zeros((2, 4), bool),
+            _err(
+                ValueError,
+                "MultiHeadSelfAttention: key_padding_mask must "
+                "have shape (N, T) = (2, 3) for input (2, 3, 4), "
+                "got (2, 4)",
+            ),
+        ),
+        (
+            np.ones((2, 3, 4)),
+            np.zeros((2, 3)),
+            _err(
+                TypeError,
+                "MultiHeadSelfAttention: key_padding_mask must be a bool "
+                "numpy.ndarray (True = padded key), got float64",
+            ),
+        ),
+        (
+            np.ones((2, 3, 4)),
+            [[0, 0, 0]] * 2,
+            _err(TypeError, "key_padding_mask must be a bool numpy.ndarray (True = padded key), got list"),
+        ),
+    ],
+)
 def test_bad_input(x: np.ndarray, mask: object, expected: tuple[type, str]) -> None:
     layer = mbp.MultiHeadSelfAttention(4, 2, rng=0)
     layer.key_padding_mask = mask
@@ -222,12 +273,15 @@ def test_bad_input(x: np.ndarray, mask: object, expected: tuple[type, str]) -> N
         layer.forward(x)
 
 
-@pytest.mark.parametrize(("args", "pattern"), [
-    ((6, 4), "embed_dim=6 is not divisible by num_heads=4"),
-    ((4, 0), "num_heads must be a positive int, got 0"),
-    ((0, 1), "embed_dim must be a positive int, got 0"),
-    ((4.0, 2), "embed_dim must be a positive int, got 4.0"),
-])
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        ((6, 4), "embed_dim=6 is not divisible by num_heads=4"),
+        ((4, 0), "num_heads must be a positive int, got 0"),
+        ((0, 1), "embed_dim must be a positive int, got 0"),
+        ((4.0, 2), "embed_dim must be a positive int, got 4.0"),
+    ],
+)
 def test_bad_hyperparameters(args: tuple, pattern: str) -> None:
     with pytest.raises(ValueError, match=re.escape(f"MultiHeadSelfAttention: {pattern}")):
         mbp.MultiHeadSelfAttention(*args)
@@ -238,8 +292,9 @@ def test_backward_errors() -> None:
     with pytest.raises(mbp.StateError, match=re.escape("MultiHeadSelfAttention: backward() called before forward()")):
         layer.backward(np.ones((1, 2, 4)))
     layer.forward(np.ones((1, 2, 4)))
-    with pytest.raises(ValueError, match=re.escape("dout (same as the forward output) must have shape (1, 2, 4), "
-                                                   "got (1, 4)")):
+    with pytest.raises(
+        ValueError, match=re.escape("dout (same as the forward output) must have shape (1, 2, 4), got (1, 4)")
+    ):
         layer.backward(np.ones((1, 4)))
 
 

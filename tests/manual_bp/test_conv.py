@@ -142,9 +142,12 @@ def test_conv_init_like_torch() -> None:
 def test_save_load_and_build_round_trip(tmp_path) -> None:
     r = np.random.default_rng(2)
     model = mbp.Sequential(
-        mbp.Conv2d(3, 4, (3, 2), stride=(1, 2), padding=1, dilation=(2, 1), rng=r), mbp.ReLU(),
-        mbp.MaxPool2d(2, 1, 1, dilation=2), mbp.Conv2d(4, 4, 1, groups=4, bias=False, rng=r),
-        mbp.AvgPool2d((2, 1), padding=(1, 0), count_include_pad=False), mbp.Flatten(),
+        mbp.Conv2d(3, 4, (3, 2), stride=(1, 2), padding=1, dilation=(2, 1), rng=r),
+        mbp.ReLU(),
+        mbp.MaxPool2d(2, 1, 1, dilation=2),
+        mbp.Conv2d(4, 4, 1, groups=4, bias=False, rng=r),
+        mbp.AvgPool2d((2, 1), padding=(1, 0), count_include_pad=False),
+        mbp.Flatten(),
     )
     x = r.standard_normal((2, 3, 7, 8))
     features = model.forward(x).shape[1]
@@ -164,39 +167,73 @@ def test_save_load_and_build_round_trip(tmp_path) -> None:
 
 
 BAD = [
-    (lambda: mbp.Conv2d(3, 4, 3).forward(np.ones((3, 5, 5))), ValueError,
-     "Conv2d: input must be 4-D (N, 3, H, W), got shape (3, 5, 5) (3-D)"),
-    (lambda: mbp.Conv2d(3, 4, 3).forward(np.ones((2, 2, 5, 5))), ValueError,
-     "Conv2d: expected input (N, 3, H, W), got shape (2, 2, 5, 5): axis 1 must hold the 3 input channels"),
-    (lambda: mbp.Conv2d(3, 4, 3).forward(np.ones((2, 3, 5, 5), np.float32)), TypeError,
-     "Conv2d: input dtype float32 does not match the parameters' dtype float64"),
-    (lambda: mbp.Conv2d(3, 4, 3).forward(np.ones((2, 3, 5, 5), np.int64)), TypeError,
-     "Conv2d: input must have dtype float32 or float64, got int64"),
-    (lambda: mbp.Conv2d(1, 1, (3, 5), padding=(0, 1), dilation=(1, 2)).forward(np.ones((1, 1, 3, 4))), ValueError,
-     "Conv2d: the kernel (3, 5) with dilation (1, 2) spans (3, 9), larger than the padded input (3, 6) "
-     "(input shape (1, 1, 3, 4), padding (0, 1))"),
-    (lambda: mbp.Conv2d(4, 6, 3, groups=4), ValueError,
-     "Conv2d: groups=4 must divide in_channels=4 and out_channels=6"),
+    (
+        lambda: mbp.Conv2d(3, 4, 3).forward(np.ones((3, 5, 5))),
+        ValueError,
+        "Conv2d: input must be 4-D (N, 3, H, W), got shape (3, 5, 5) (3-D)",
+    ),
+    (
+        lambda: mbp.Conv2d(3, 4, 3).forward(np.ones((2, 2, 5, 5))),
+        ValueError,
+        "Conv2d: expected input (N, 3, H, W), got shape (2, 2, 5, 5): axis 1 must hold the 3 input channels",
+    ),
+    (
+        lambda: mbp.Conv2d(3, 4, 3).forward(np.ones((2, 3, 5, 5), np.float32)),
+        TypeError,
+        "Conv2d: input dtype float32 does not match the parameters' dtype float64",
+    ),
+    (
+        lambda: mbp.Conv2d(3, 4, 3).forward(np.ones((2, 3, 5, 5), np.int64)),
+        TypeError,
+        "Conv2d: input must have dtype float32 or float64, got int64",
+    ),
+    (
+        lambda: mbp.Conv2d(1, 1, (3, 5), padding=(0, 1), dilation=(1, 2)).forward(np.ones((1, 1, 3, 4))),
+        ValueError,
+        "Conv2d: the kernel (3, 5) with dilation (1, 2) spans (3, 9), larger than the padded input (3, 6) "
+        "(input shape (1, 1, 3, 4), padding (0, 1))",
+    ),
+    (
+        lambda: mbp.Conv2d(4, 6, 3, groups=4),
+        ValueError,
+        "Conv2d: groups=4 must divide in_channels=4 and out_channels=6",
+    ),
     (lambda: mbp.Conv2d(3, 4, 3, stride=0), ValueError, "Conv2d: stride must be an int >= 1 or a pair of them, got 0"),
     (lambda: mbp.Conv2d(3, 4, (1, 2, 3)), ValueError, "Conv2d: kernel_size must be an int >= 1 or a pair of them"),
     (lambda: mbp.Conv2d(3, 4, 3, padding=-1), ValueError, "Conv2d: padding must be an int >= 0 or a pair of them"),
     (lambda: mbp.Conv2d(0, 4, 3), ValueError, "Conv2d: in_channels must be a positive int, got 0"),
-    (lambda: mbp.MaxPool2d(2, padding=2), ValueError,
-     "MaxPool2d: padding (2, 2) must be at most half the kernel (2, 2)"),
-    (lambda: mbp.AvgPool2d((3, 1), padding=(1, 1)), ValueError,
-     "AvgPool2d: padding (1, 1) must be at most half the kernel (3, 1)"),
-    (lambda: mbp.MaxPool2d(3).forward(np.ones((1, 2, 2, 5))), ValueError,
-     "MaxPool2d: the kernel (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (2, 5)"),
-    (lambda: mbp.MaxPool2d(2, 1, 1, dilation=3).forward(np.ones((1, 1, 2, 2))), ValueError,
-     "MaxPool2d: window 0 along H lies entirely in the padding for input shape (1, 1, 2, 2)"),
-    (lambda: mbp.AvgPool2d(2).forward(np.ones((4, 4))), ValueError,
-     "AvgPool2d: input must be 4-D (N, C, H, W), got shape (4, 4) (2-D)"),
+    (
+        lambda: mbp.MaxPool2d(2, padding=2),
+        ValueError,
+        "MaxPool2d: padding (2, 2) must be at most half the kernel (2, 2)",
+    ),
+    (
+        lambda: mbp.AvgPool2d((3, 1), padding=(1, 1)),
+        ValueError,
+        "AvgPool2d: padding (1, 1) must be at most half the kernel (3, 1)",
+    ),
+    (
+        lambda: mbp.MaxPool2d(3).forward(np.ones((1, 2, 2, 5))),
+        ValueError,
+        "MaxPool2d: the kernel (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (2, 5)",
+    ),
+    (
+        lambda: mbp.MaxPool2d(2, 1, 1, dilation=3).forward(np.ones((1, 1, 2, 2))),
+        ValueError,
+        "MaxPool2d: window 0 along H lies entirely in the padding for input shape (1, 1, 2, 2)",
+    ),
+    (
+        lambda: mbp.AvgPool2d(2).forward(np.ones((4, 4))),
+        ValueError,
+        "AvgPool2d: input must be 4-D (N, C, H, W), got shape (4, 4) (2-D)",
+    ),
     (lambda: mbp.AvgPool2d(2).forward(np.ones((0, 1, 4, 4))), ValueError, "AvgPool2d: input is empty"),
 ]
 
 
-@pytest.mark.parametrize(("call", "exc", "message"), BAD,
-                         ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("call", "exc", "message"), BAD, ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(BAD)]
+)
 def test_bad_input(call: Callable[[], object], exc: type, message: str) -> None:
     with pytest.raises(exc, match=re.escape(message)):
         call()
@@ -261,7 +298,9 @@ def test_conv_transpose_scatters_at_the_stride_by_hand() -> None:
     np.testing.assert_array_equal(out[0, 0], [[1, 12, 20], [103, 1234, 2040], [300, 3400, 4000]])  # overlaps add
     out, _ = conv.conv_transpose2d_forward(x, W, None, stride=2, padding=1, output_padding=1)
     assert out.shape == (1, 1, 3, 3)  # (2 - 1) 2 - 2 + (2 - 1) + 1 + 1
-    np.testing.assert_array_equal(out[0, 0], expected[1:, 1:] - 0.5)  # no bias; the padding crops the first row and column
+    np.testing.assert_array_equal(
+        out[0, 0], expected[1:, 1:] - 0.5
+    )  # no bias; the padding crops the first row and column
     dx, dW, db = conv.conv_transpose2d_backward(np.ones((1, 1, 4, 4)), cache)
     np.testing.assert_array_equal(dx[0, 0], np.full((2, 2), 1111.0))  # each pixel reaches every kernel tap
     np.testing.assert_array_equal(dW[0, 0], np.full((2, 2), 10.0))  # each tap sees every pixel once
@@ -297,27 +336,49 @@ def test_new_convolutions_save_load_and_rebuild(tmp_path) -> None:
 
 
 CONV_BAD = [
-    (lambda: mbp.Conv1d(3, 4, 3).forward(np.ones((2, 3, 5, 5))), ValueError,
-     "Conv1d: input must be 3-D (N, 3, L), got shape (2, 3, 5, 5) (4-D)"),
-    (lambda: mbp.Conv1d(3, 4, 3).forward(np.ones((2, 2, 5))), ValueError,
-     "Conv1d: expected input (N, 3, L), got shape (2, 2, 5): axis 1 must hold the 3 input channels"),
-    (lambda: mbp.Conv1d(1, 1, 3, dilation=2).forward(np.ones((1, 1, 4))), ValueError,
-     "Conv1d: the kernel 3 with dilation 2 spans 5, longer than the padded input 4 (input shape (1, 1, 4), "
-     "padding 0)"),
+    (
+        lambda: mbp.Conv1d(3, 4, 3).forward(np.ones((2, 3, 5, 5))),
+        ValueError,
+        "Conv1d: input must be 3-D (N, 3, L), got shape (2, 3, 5, 5) (4-D)",
+    ),
+    (
+        lambda: mbp.Conv1d(3, 4, 3).forward(np.ones((2, 2, 5))),
+        ValueError,
+        "Conv1d: expected input (N, 3, L), got shape (2, 2, 5): axis 1 must hold the 3 input channels",
+    ),
+    (
+        lambda: mbp.Conv1d(1, 1, 3, dilation=2).forward(np.ones((1, 1, 4))),
+        ValueError,
+        "Conv1d: the kernel 3 with dilation 2 spans 5, longer than the padded input 4 (input shape (1, 1, 4), "
+        "padding 0)",
+    ),
     (lambda: mbp.Conv1d(3, 4, (2, 2)), ValueError, "Conv1d: kernel_size must be an int >= 1, got (2, 2)"),
-    (lambda: mbp.Conv1d(4, 6, 3, groups=4), ValueError, "Conv1d: groups=4 must divide in_channels=4 and "
-     "out_channels=6"),
-    (lambda: mbp.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2), ValueError,
-     "ConvTranspose2d: output_padding (2, 2) must be smaller than either the stride (2, 2) or the dilation (1, 1)"),
-    (lambda: mbp.ConvTranspose2d(2, 2, 1, padding=1).forward(np.ones((1, 2, 2, 2))), ValueError,
-     "ConvTranspose2d: the output would be (0, 0) for input shape (1, 2, 2, 2)"),
-    (lambda: mbp.ConvTranspose2d(2, 2, 3).forward(np.ones((1, 3, 2, 2))), ValueError,
-     "ConvTranspose2d: expected input (N, 2, H, W), got shape (1, 3, 2, 2): axis 1 must hold the 2 input channels"),
+    (
+        lambda: mbp.Conv1d(4, 6, 3, groups=4),
+        ValueError,
+        "Conv1d: groups=4 must divide in_channels=4 and out_channels=6",
+    ),
+    (
+        lambda: mbp.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2),
+        ValueError,
+        "ConvTranspose2d: output_padding (2, 2) must be smaller than either the stride (2, 2) or the dilation (1, 1)",
+    ),
+    (
+        lambda: mbp.ConvTranspose2d(2, 2, 1, padding=1).forward(np.ones((1, 2, 2, 2))),
+        ValueError,
+        "ConvTranspose2d: the output would be (0, 0) for input shape (1, 2, 2, 2)",
+    ),
+    (
+        lambda: mbp.ConvTranspose2d(2, 2, 3).forward(np.ones((1, 3, 2, 2))),
+        ValueError,
+        "ConvTranspose2d: expected input (N, 2, H, W), got shape (1, 3, 2, 2): axis 1 must hold the 2 input channels",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call", "exc", "message"), CONV_BAD,
-                         ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(CONV_BAD)])
+@pytest.mark.parametrize(
+    ("call", "exc", "message"), CONV_BAD, ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(CONV_BAD)]
+)
 def test_new_convolutions_bad_input(call: Callable[[], object], exc: type, message: str) -> None:
     with pytest.raises(exc, match=re.escape(message)):
         call()

@@ -95,21 +95,23 @@ def test_loss_functional_pairs_mutate_nothing() -> None:
     z = r.standard_normal((4, 3)) * 5
     y = r.integers(0, 3, 4)
     t = r.random((4, 3))
-    for i, (fwd, bwd, target) in enumerate([
-        (
-            lambda a, b: L.softmax_cross_entropy_forward(a, b, "mean", 0.1),
-            L.softmax_cross_entropy_backward,
-            y,
-        ),
-        (lambda a, b: L.softmax_cross_entropy_forward(a, b, "sum", 0.0), L.softmax_cross_entropy_backward, y),
-        (
-            lambda a, b: L.softmax_cross_entropy_forward(a, b, "mean", 0.2),
-            L.softmax_cross_entropy_backward,
-            t,
-        ),
-        (lambda a, b: L.mse_forward(a, b, "mean"), L.mse_backward, t),
-        (lambda a, b: L.bce_with_logits_forward(a, b, "sum"), L.bce_with_logits_backward, t),
-    ]):
+    for i, (fwd, bwd, target) in enumerate(
+        [
+            (
+                lambda a, b: L.softmax_cross_entropy_forward(a, b, "mean", 0.1),
+                L.softmax_cross_entropy_backward,
+                y,
+            ),
+            (lambda a, b: L.softmax_cross_entropy_forward(a, b, "sum", 0.0), L.softmax_cross_entropy_backward, y),
+            (
+                lambda a, b: L.softmax_cross_entropy_forward(a, b, "mean", 0.2),
+                L.softmax_cross_entropy_backward,
+                t,
+            ),
+            (lambda a, b: L.mse_forward(a, b, "mean"), L.mse_backward, t),
+            (lambda a, b: L.bce_with_logits_forward(a, b, "sum"), L.bce_with_logits_backward, t),
+        ]
+    ):
         z0, target0 = z.copy(), target.copy()
         _, cache = fwd(z, target)
         g1, g2 = bwd(2.0, cache), bwd(2.0, cache)

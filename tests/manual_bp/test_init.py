@@ -57,9 +57,7 @@ def test_initialiser_std(name: str, std: object) -> None:
 def test_linear_uses_the_named_initialiser() -> None:
     W = mbp.Linear(400, 300, rng=3, init="kaiming_normal").params["W"]
     assert W.std() == pytest.approx(math.sqrt(2 / 400), rel=0.02)
-    assert np.array_equal(
-        W, init.kaiming_normal(np.random.default_rng(3), (400, 300), 400, 300, np.dtype(np.float64))
-    )
+    assert np.array_equal(W, init.kaiming_normal(np.random.default_rng(3), (400, 300), 400, 300, np.dtype(np.float64)))
     zero = mbp.Linear(3, 2, rng=0, init="zeros").params["W"]
     assert np.array_equal(zero, np.zeros((3, 2)))
 
@@ -68,7 +66,5 @@ def test_as_generator() -> None:
     g = np.random.default_rng(0)
     assert init.as_generator(g, "x") is g
     assert init.as_generator(5, "x").random() == np.random.default_rng(5).random()
-    with pytest.raises(
-        TypeError, match=r"x: rng must be a numpy\.random\.Generator or an int seed, got bool"
-    ):
+    with pytest.raises(TypeError, match=r"x: rng must be a numpy\.random\.Generator or an int seed, got bool"):
         init.as_generator(True, "x")

@@ -131,9 +131,7 @@ def corrupt_cases(tmp_path: Path, good: Path) -> dict[str, tuple[Path, type, str
             r"unexpected keys \['9.W'\]",
         ),
         "wrong-shape": (
-            rewrite(
-                good, tmp_path / "shape.npz", **{"3.b": np.zeros(3)}
-            ),  # the last key: nothing before it may land
+            rewrite(good, tmp_path / "shape.npz", **{"3.b": np.zeros(3)}),  # the last key: nothing before it may land
             ValueError,
             r"'3.b' has shape \(3,\), the model expects \(2,\)",
         ),
@@ -218,13 +216,20 @@ def _crafted(tmp_path: Path, name: str, layer: dict) -> Path:
     return rewrite(good, tmp_path / name, __architecture__=np.array(json.dumps(meta)))
 
 
-@pytest.mark.parametrize("layer", [
-    {"kind": "linear", "config": {"in_features": 6000, "out_features": 6000, "bias": True, "dtype": "float64",
-                                  "init": "torch"}},
-    {"kind": "layer_norm", "config": {"normalized_shape": 5_000_000, "eps": 1e-5, "elementwise_affine": True,
-                                      "dtype": "float64"}},
-    {"kind": "embedding", "config": {"num_embeddings": 100_000, "embedding_dim": 100, "dtype": "float64"}},
-])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        {
+            "kind": "linear",
+            "config": {"in_features": 6000, "out_features": 6000, "bias": True, "dtype": "float64", "init": "torch"},
+        },
+        {
+            "kind": "layer_norm",
+            "config": {"normalized_shape": 5_000_000, "eps": 1e-5, "elementwise_affine": True, "dtype": "float64"},
+        },
+        {"kind": "embedding", "config": {"num_embeddings": 100_000, "embedding_dim": 100, "dtype": "float64"}},
+    ],
+)
 def test_a_crafted_architecture_fails_before_it_allocates(tmp_path: Path, layer: dict) -> None:
     """A 67-byte change to the architecture entry must not make ``load`` allocate and fill 80-290 MB:
     it is built within twice the file's own entries (plus 2^20), so it fails before allocating."""
@@ -243,8 +248,14 @@ def test_a_crafted_architecture_fails_before_it_allocates(tmp_path: Path, layer:
 
 def test_a_small_architecture_mismatch_still_names_the_keys(tmp_path: Path) -> None:
     """The budget's slack lets a file with a few entries too few build, so the key-by-key check names them."""
-    path = _crafted(tmp_path, "wider.npz", {"kind": "linear", "config": {
-        "in_features": 3, "out_features": 50, "bias": True, "dtype": "float64", "init": "torch"}})
+    path = _crafted(
+        tmp_path,
+        "wider.npz",
+        {
+            "kind": "linear",
+            "config": {"in_features": 3, "out_features": 50, "bias": True, "dtype": "float64", "init": "torch"},
+        },
+    )
     with pytest.raises(ValueError, match=r"'0.W' has shape \(3, 5\), the model expects \(3, 50\)"):
         mbp.load(path)
 

@@ -139,19 +139,30 @@ def _labels_with_ignored(r: np.random.Generator, shape: tuple[int, ...], C: int)
 
 NEW_LOSSES: list[tuple[str, Callable[[], mbp.Loss], str, tuple[int, ...]]] = [
     ("CE weighted ignore", lambda: mbp.SoftmaxCrossEntropy(weight=np.array([0.5, 2.0, 1.5])), "ignored", (5, 3)),
-    ("CE weighted smoothed sum", lambda: mbp.SoftmaxCrossEntropy("sum", 0.2, weight=np.array([0.5, 2.0, 1.5])),
-     "ignored", (5, 3)),
-    ("CE weighted probs", lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=np.array([0.5, 2.0, 1.5])),
-     "probs", (5, 3)),
-    ("CE (N, C, d1, d2)", lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=np.array([0.5, 2.0, 1.5])),
-     "ignored", (2, 3, 4, 2)),
+    (
+        "CE weighted smoothed sum",
+        lambda: mbp.SoftmaxCrossEntropy("sum", 0.2, weight=np.array([0.5, 2.0, 1.5])),
+        "ignored",
+        (5, 3),
+    ),
+    (
+        "CE weighted probs",
+        lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=np.array([0.5, 2.0, 1.5])),
+        "probs",
+        (5, 3),
+    ),
+    (
+        "CE (N, C, d1, d2)",
+        lambda: mbp.SoftmaxCrossEntropy(label_smoothing=0.1, weight=np.array([0.5, 2.0, 1.5])),
+        "ignored",
+        (2, 3, 4, 2),
+    ),
     ("CE probs (N, C, d1)", lambda: mbp.SoftmaxCrossEntropy(), "probs", (2, 3, 4)),
     ("NLL", lambda: mbp.NLLLoss(), "labels", (5, 3)),
     ("NLL weighted ignore sum", lambda: mbp.NLLLoss(np.array([0.5, 2.0, 1.5]), reduction="sum"), "ignored", (5, 3)),
     ("NLL (N, C, d1)", lambda: mbp.NLLLoss(np.array([0.5, 2.0, 1.5])), "ignored", (2, 3, 4)),
     ("hinge p=1", lambda: mbp.MultiMarginLoss(), "labels", (5, 3)),
-    ("hinge p=2 weighted sum", lambda: mbp.MultiMarginLoss(2, 0.7, np.array([0.5, 2.0, 1.5]), "sum"), "labels",
-     (5, 3)),
+    ("hinge p=2 weighted sum", lambda: mbp.MultiMarginLoss(2, 0.7, np.array([0.5, 2.0, 1.5]), "sum"), "labels", (5, 3)),
     ("L1", lambda: mbp.L1Loss(), "real", (5, 3)),
     ("Huber", lambda: mbp.HuberLoss(delta=0.5), "real", (5, 3)),
     ("Huber sum", lambda: mbp.HuberLoss("sum", 2.0), "real", (5, 3)),
@@ -235,8 +246,9 @@ def test_new_losses_batch_of_one_and_one_class(name: str, make: Callable, kind: 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("name", "make", "kind", "shape"), NEW_LOSSES, ids=[n for n, *_ in NEW_LOSSES])
-def test_new_losses_keep_dtype_and_mutate_nothing(name: str, make: Callable, kind: str, shape: tuple,
-                                                  dtype: type) -> None:
+def test_new_losses_keep_dtype_and_mutate_nothing(
+    name: str, make: Callable, kind: str, shape: tuple, dtype: type
+) -> None:
     r = np.random.default_rng(0)
     z = (r.standard_normal(shape) * 10).astype(dtype)
     t = make_new_target(r, kind, shape, dtype)
@@ -310,36 +322,61 @@ def test_old_constructor_still_works() -> None:
 
 
 BAD = [
-    (lambda: mbp.NLLLoss(np.ones(4)).forward(np.zeros((2, 3)), np.array([0, 1])), ValueError,
-     "NLLLoss: weight has 4 class weights, the predictions 3 classes"),
-    (lambda: mbp.NLLLoss().forward(np.zeros((2, 3)), np.array([0, 3])), ValueError,
-     "NLLLoss: labels must lie in [0, 3), got min 0, max 3 (labels equal to ignore_index=-100 are skipped)"),
-    (lambda: mbp.NLLLoss().forward(np.zeros((2, 3, 4)), np.zeros((2, 3), np.int64)), ValueError,
-     "NLLLoss: labels must have shape (2, 4), got (2, 3)"),
+    (
+        lambda: mbp.NLLLoss(np.ones(4)).forward(np.zeros((2, 3)), np.array([0, 1])),
+        ValueError,
+        "NLLLoss: weight has 4 class weights, the predictions 3 classes",
+    ),
+    (
+        lambda: mbp.NLLLoss().forward(np.zeros((2, 3)), np.array([0, 3])),
+        ValueError,
+        "NLLLoss: labels must lie in [0, 3), got min 0, max 3 (labels equal to ignore_index=-100 are skipped)",
+    ),
+    (
+        lambda: mbp.NLLLoss().forward(np.zeros((2, 3, 4)), np.zeros((2, 3), np.int64)),
+        ValueError,
+        "NLLLoss: labels must have shape (2, 4), got (2, 3)",
+    ),
     (lambda: mbp.NLLLoss().forward(np.zeros((2, 3)), [0, 1]), TypeError, "NLLLoss: target must be a numpy.ndarray"),
     (lambda: mbp.NLLLoss(weight=[1.0, 2.0]), TypeError, "NLLLoss: weight must be None or a 1-D numpy array"),
     (lambda: mbp.NLLLoss(weight=np.array([1.0, np.nan])), ValueError, "NLLLoss: weight must hold C >= 1 finite"),
     (lambda: mbp.NLLLoss(ignore_index=1.5), TypeError, "NLLLoss: ignore_index must be an int"),
-    (lambda: mbp.SoftmaxCrossEntropy().forward(np.zeros((2, 3, 4)), np.zeros((2, 1), np.int64)), ValueError,
-     "SoftmaxCrossEntropy: labels must have shape (2, 4), got (2, 1)"),
+    (
+        lambda: mbp.SoftmaxCrossEntropy().forward(np.zeros((2, 3, 4)), np.zeros((2, 1), np.int64)),
+        ValueError,
+        "SoftmaxCrossEntropy: labels must have shape (2, 4), got (2, 1)",
+    ),
     (lambda: mbp.MultiMarginLoss(p=3), ValueError, "MultiMarginLoss: only p == 1 and p == 2 are supported"),
     (lambda: mbp.MultiMarginLoss(margin=np.inf), ValueError, "MultiMarginLoss: margin must be a finite number"),
-    (lambda: mbp.MultiMarginLoss().forward(np.zeros((2, 3, 1)), np.zeros((2, 1), np.int64)), ValueError,
-     "MultiMarginLoss: predictions must be 2-D (N, C), got shape (2, 3, 1)"),
-    (lambda: mbp.MultiMarginLoss().forward(np.zeros((2, 3)), np.array([0, -100])), ValueError,
-     "MultiMarginLoss: labels must lie in [0, 3), got min -100, max 0"),
+    (
+        lambda: mbp.MultiMarginLoss().forward(np.zeros((2, 3, 1)), np.zeros((2, 1), np.int64)),
+        ValueError,
+        "MultiMarginLoss: predictions must be 2-D (N, C), got shape (2, 3, 1)",
+    ),
+    (
+        lambda: mbp.MultiMarginLoss().forward(np.zeros((2, 3)), np.array([0, -100])),
+        ValueError,
+        "MultiMarginLoss: labels must lie in [0, 3), got min -100, max 0",
+    ),
     (lambda: mbp.HuberLoss(delta=0.0), ValueError, "HuberLoss: delta must be a finite number > 0"),
     (lambda: mbp.SmoothL1Loss(beta=-1.0), ValueError, "SmoothL1Loss: beta must be >= 0"),
-    (lambda: mbp.L1Loss().forward(np.zeros((2, 3)), np.zeros((2, 2))), ValueError,
-     "L1Loss: target (same as the predictions) must have shape (2, 3), got (2, 2)"),
-    (lambda: mbp.HuberLoss().forward(np.zeros((2, 3)), np.zeros((2, 3), np.float32)), TypeError,
-     "HuberLoss: target dtype float32 does not match the predictions' dtype float64"),
+    (
+        lambda: mbp.L1Loss().forward(np.zeros((2, 3)), np.zeros((2, 2))),
+        ValueError,
+        "L1Loss: target (same as the predictions) must have shape (2, 3), got (2, 2)",
+    ),
+    (
+        lambda: mbp.HuberLoss().forward(np.zeros((2, 3)), np.zeros((2, 3), np.float32)),
+        TypeError,
+        "HuberLoss: target dtype float32 does not match the predictions' dtype float64",
+    ),
     (lambda: mbp.L1Loss(reduction="none"), ValueError, "L1Loss: reduction must be one of"),
 ]
 
 
-@pytest.mark.parametrize(("call", "exc", "message"), BAD, ids=[m.split(":")[0] + str(i) for i, (_, _, m) in
-                                                                 enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("call", "exc", "message"), BAD, ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(BAD)]
+)
 def test_new_losses_refuse_bad_input(call: Callable, exc: type, message: str) -> None:
     import re
 
@@ -360,10 +397,14 @@ def _kink_distance(loss: mbp.Loss, z: np.ndarray, t: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize(("name", "make", "kind", "shape"), [n for n in NEW_LOSSES if len(n[3]) == 2],
-                         ids=[n[0] for n in NEW_LOSSES if len(n[3]) == 2])
-def test_new_losses_inside_a_network_pass_gradcheck(name: str, make: Callable, kind: str, shape: tuple,
-                                                   seed: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "make", "kind", "shape"),
+    [n for n in NEW_LOSSES if len(n[3]) == 2],
+    ids=[n[0] for n in NEW_LOSSES if len(n[3]) == 2],
+)
+def test_new_losses_inside_a_network_pass_gradcheck(
+    name: str, make: Callable, kind: str, shape: tuple, seed: int
+) -> None:
     """manual_bp.gradcheck (central differences of the forward) through Linear -> Tanh -> Linear -> loss,
     drawn at least 1e-3 away from a kink (h = 1e-6 moves the logits by about 1e-6)."""
     from manual_bp.gradcheck import gradcheck

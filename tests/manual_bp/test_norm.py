@@ -117,26 +117,45 @@ def test_group_norm_groups_consecutive_channels() -> None:
 
 
 NORM_BAD = [
-    (lambda: mbp.BatchNorm2d(2).forward(np.ones((1, 2, 1, 1))), ValueError,
-     "BatchNorm2d: batch statistics need more than one value per channel, got input shape (1, 2, 1, 1)"),
-    (lambda: mbp.BatchNorm2d(2).forward(np.ones((3, 2, 4))), ValueError,
-     "BatchNorm2d: input must be 4-D (N, 2, H, W), got shape (3, 2, 4) (3-D)"),
-    (lambda: mbp.InstanceNorm2d(2).forward(np.ones((3, 2, 1, 1))), ValueError,
-     "InstanceNorm2d: instance statistics need more than one spatial element, got input shape (3, 2, 1, 1)"),
-    (lambda: mbp.GroupNorm(2, 4).forward(np.ones((1, 2))), ValueError,
-     "GroupNorm: expected input (N, 4, *), got shape (1, 2): axis 1 must hold the 4 channels"),
-    (lambda: mbp.GroupNorm(4, 4).forward(np.ones((1, 4))), ValueError,
-     "GroupNorm: expected more than one value per group over the batch, got input shape (1, 4) with 4 groups"),
+    (
+        lambda: mbp.BatchNorm2d(2).forward(np.ones((1, 2, 1, 1))),
+        ValueError,
+        "BatchNorm2d: batch statistics need more than one value per channel, got input shape (1, 2, 1, 1)",
+    ),
+    (
+        lambda: mbp.BatchNorm2d(2).forward(np.ones((3, 2, 4))),
+        ValueError,
+        "BatchNorm2d: input must be 4-D (N, 2, H, W), got shape (3, 2, 4) (3-D)",
+    ),
+    (
+        lambda: mbp.InstanceNorm2d(2).forward(np.ones((3, 2, 1, 1))),
+        ValueError,
+        "InstanceNorm2d: instance statistics need more than one spatial element, got input shape (3, 2, 1, 1)",
+    ),
+    (
+        lambda: mbp.GroupNorm(2, 4).forward(np.ones((1, 2))),
+        ValueError,
+        "GroupNorm: expected input (N, 4, *), got shape (1, 2): axis 1 must hold the 4 channels",
+    ),
+    (
+        lambda: mbp.GroupNorm(4, 4).forward(np.ones((1, 4))),
+        ValueError,
+        "GroupNorm: expected more than one value per group over the batch, got input shape (1, 4) with 4 groups",
+    ),
     (lambda: mbp.GroupNorm(3, 4), ValueError, "GroupNorm: num_channels=4 must be divisible by num_groups=3"),
     (lambda: mbp.RMSNorm(3).forward(np.ones((2, 4))), ValueError, "RMSNorm: expected input (..., 3), got shape (2, 4)"),
     (lambda: mbp.RMSNorm(3, eps=0.0), ValueError, "RMSNorm: eps must be a finite number > 0, got 0.0"),
-    (lambda: mbp.InstanceNorm2d(2, affine=True).forward(np.ones((2, 2, 3, 3), np.float32)), TypeError,
-     "InstanceNorm2d: input dtype float32 does not match the parameters' dtype float64"),
+    (
+        lambda: mbp.InstanceNorm2d(2, affine=True).forward(np.ones((2, 2, 3, 3), np.float32)),
+        TypeError,
+        "InstanceNorm2d: input dtype float32 does not match the parameters' dtype float64",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call", "exc", "message"), NORM_BAD,
-                         ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(NORM_BAD)])
+@pytest.mark.parametrize(
+    ("call", "exc", "message"), NORM_BAD, ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(NORM_BAD)]
+)
 def test_image_and_rms_norm_bad_input(call: Callable[[], object], exc: type, message: str) -> None:
     with pytest.raises(exc, match=re.escape(message)):
         call()

@@ -42,9 +42,7 @@ def run3(cls, p0: np.ndarray, grads: list[np.ndarray], **hp):
 
 def seed_model(dtype=np.float64) -> mbp.Sequential:
     gen = np.random.default_rng(0)
-    return mbp.Sequential(
-        mbp.Linear(2, 3, rng=gen, dtype=dtype), mbp.ReLU(), mbp.Linear(3, 2, rng=gen, dtype=dtype)
-    )
+    return mbp.Sequential(mbp.Linear(2, 3, rng=gen, dtype=dtype), mbp.ReLU(), mbp.Linear(3, 2, rng=gen, dtype=dtype))
 
 
 def backward_once(model: mbp.Sequential, dtype=np.float64) -> None:
@@ -264,8 +262,14 @@ def test_rmsprop(case, hp):
     p0, grads = case
     opt, _, after = run3(RMSprop, p0, grads, **hp)
     want, v, g_bar, b = rmsprop_by_hand(
-        p0, grads, hp["lr"], hp.get("alpha", 0.99), hp.get("eps", 1e-8), hp.get("weight_decay", 0.0),
-        hp.get("momentum", 0.0), hp.get("centered", False),
+        p0,
+        grads,
+        hp["lr"],
+        hp.get("alpha", 0.99),
+        hp.get("eps", 1e-8),
+        hp.get("weight_decay", 0.0),
+        hp.get("momentum", 0.0),
+        hp.get("centered", False),
     )
     for got, w in zip(after, want):
         np.testing.assert_allclose(got, w, rtol=RTOL, atol=ATOL)
@@ -472,10 +476,13 @@ def test_zero_grad_makes_a_stale_step_fail():
 
 
 BLOCKED = [
-    (SGD, {"lr": 0.1}), (SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01}),
+    (SGD, {"lr": 0.1}),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01}),
     (SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "maximize": True}),
-    (Adam, {"lr": 0.01, "weight_decay": 0.1}), (Adam, {"lr": 0.01, "amsgrad": True, "maximize": True}),
-    (AdamW, {"lr": 0.01}), (RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.1}),
+    (Adam, {"lr": 0.01, "weight_decay": 0.1}),
+    (Adam, {"lr": 0.01, "amsgrad": True, "maximize": True}),
+    (AdamW, {"lr": 0.01}),
+    (RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.1}),
     (RMSprop, {"lr": 0.01}),
 ]
 

@@ -53,12 +53,12 @@ def test_max_pool_non_finite_values_as_torch() -> None:
 def test_avg_pool_values_both_divisors() -> None:
     x = np.arange(9.0).reshape(1, 1, 3, 3)
     out, cache = pool.avg_pool2d_forward(x, 2, 1, 1, count_include_pad=True)
-    np.testing.assert_array_equal(out[0, 0], [[0, 0.25, 0.75, 0.5], [0.75, 2, 3, 1.75], [2.25, 5, 6, 3.25],
-                                              [1.5, 3.25, 3.75, 2]])
+    np.testing.assert_array_equal(
+        out[0, 0], [[0, 0.25, 0.75, 0.5], [0.75, 2, 3, 1.75], [2.25, 5, 6, 3.25], [1.5, 3.25, 3.75, 2]]
+    )
     np.testing.assert_array_equal(pool.avg_pool2d_backward(np.ones_like(out), cache)[0, 0], np.ones((3, 3)))
     out, cache = pool.avg_pool2d_forward(x, 2, 1, 1, count_include_pad=False)
-    np.testing.assert_array_equal(out[0, 0], [[0, 0.5, 1.5, 2], [1.5, 2, 3, 3.5], [4.5, 5, 6, 6.5],
-                                              [6, 6.5, 7.5, 8]])
+    np.testing.assert_array_equal(out[0, 0], [[0, 0.5, 1.5, 2], [1.5, 2, 3, 3.5], [4.5, 5, 6, 6.5], [6, 6.5, 7.5, 8]])
     dx = pool.avg_pool2d_backward(np.ones_like(out), cache)[0, 0]  # corner: 1 + 1/2 + 1/2 + 1/4
     np.testing.assert_array_equal(dx[0, 0], 2.25)
     out, cache = pool.avg_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)
@@ -89,7 +89,7 @@ def test_1d_pools_by_hand() -> None:
     np.testing.assert_array_equal(dx.ravel(), [0, 1 + 2, 3, 0, 4])  # the tie (5, 5) goes to the first
     out, cache = pool.avg_pool1d_forward(x, 2, 2, 1, count_include_pad=False)
     np.testing.assert_array_equal(out.ravel(), [1, 5, 4.5])
-    np.testing.assert_array_equal(pool.avg_pool1d_backward(np.ones((1, 1, 3)), cache).ravel(), [1, .5, .5, .5, .5])
+    np.testing.assert_array_equal(pool.avg_pool1d_backward(np.ones((1, 1, 3)), cache).ravel(), [1, 0.5, 0.5, 0.5, 0.5])
     out, _ = pool.avg_pool1d_forward(x, 2, 2, 1)  # count_include_pad: / 2 always
     np.testing.assert_array_equal(out.ravel(), [0.5, 5, 4.5])
     layer = mbp.MaxPool1d(3, 2, 1, dilation=2)
@@ -120,22 +120,35 @@ def test_adaptive_pool_keeps_nan_and_inf_in_their_windows() -> None:
 
 
 POOL_BAD = [
-    (lambda: mbp.MaxPool1d(2).forward(np.ones((2, 3))), ValueError,
-     "MaxPool1d: input must be 3-D (N, C, L), got shape (2, 3) (2-D)"),
-    (lambda: mbp.MaxPool1d(3).forward(np.ones((1, 1, 2))), ValueError,
-     "MaxPool1d: the kernel 3 with dilation 1 spans 3, longer than the padded input 2 (input shape (1, 1, 2)"),
-    (lambda: mbp.MaxPool1d(2, 1, 1, dilation=3).forward(np.ones((1, 1, 2))), ValueError,
-     "MaxPool1d: window 0 lies entirely in the padding for input shape (1, 1, 2)"),
+    (
+        lambda: mbp.MaxPool1d(2).forward(np.ones((2, 3))),
+        ValueError,
+        "MaxPool1d: input must be 3-D (N, C, L), got shape (2, 3) (2-D)",
+    ),
+    (
+        lambda: mbp.MaxPool1d(3).forward(np.ones((1, 1, 2))),
+        ValueError,
+        "MaxPool1d: the kernel 3 with dilation 1 spans 3, longer than the padded input 2 (input shape (1, 1, 2)",
+    ),
+    (
+        lambda: mbp.MaxPool1d(2, 1, 1, dilation=3).forward(np.ones((1, 1, 2))),
+        ValueError,
+        "MaxPool1d: window 0 lies entirely in the padding for input shape (1, 1, 2)",
+    ),
     (lambda: mbp.AvgPool1d(2, padding=2), ValueError, "AvgPool1d: padding 2 must be at most half the kernel 2"),
     (lambda: mbp.AvgPool1d(2, ceil_mode=True), ValueError, "AvgPool1d: ceil_mode=True is not supported"),
     (lambda: mbp.AdaptiveAvgPool2d(0), ValueError, "AdaptiveAvgPool2d: output_size must be an int >= 1, None or a"),
-    (lambda: mbp.AdaptiveAvgPool2d(2).forward(np.ones((2, 3, 4))), ValueError,
-     "AdaptiveAvgPool2d: input must be 4-D (N, C, H, W), got shape (2, 3, 4) (3-D)"),
+    (
+        lambda: mbp.AdaptiveAvgPool2d(2).forward(np.ones((2, 3, 4))),
+        ValueError,
+        "AdaptiveAvgPool2d: input must be 4-D (N, C, H, W), got shape (2, 3, 4) (3-D)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call", "exc", "message"), POOL_BAD,
-                         ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(POOL_BAD)])
+@pytest.mark.parametrize(
+    ("call", "exc", "message"), POOL_BAD, ids=[m.split(":")[0] + str(i) for i, (_, _, m) in enumerate(POOL_BAD)]
+)
 def test_1d_and_adaptive_pools_bad_input(call: Callable[[], object], exc: type, message: str) -> None:
     with pytest.raises(exc, match=re.escape(message)):
         call()

@@ -43,8 +43,11 @@ def _fd_check(layer: Any, x: np.ndarray, states: dict[str, str], seed: int) -> d
         return float(np.sum(dout * o)) + sum(float(np.sum(g * getattr(layer, s))) for s, g in upstream.items())
 
     J0 = J()
-    K = abs(J0) + float(np.sum(np.abs(dout * out))) + sum(
-        float(np.sum(np.abs(g * final[s]))) for s, g in upstream.items())
+    K = (
+        abs(J0)
+        + float(np.sum(np.abs(dout * out)))
+        + sum(float(np.sum(np.abs(g * final[s]))) for s, g in upstream.items())
+    )
     delta = ROUNDINGS * EPS64 * K / H_STEP
     dx = layer.backward(dout)
     analytic = {"input": dx, **{k: v.copy() for k, v in layer.grads.items()}}
@@ -94,8 +97,7 @@ def test_stack_gradients_match_finite_differences(case: tuple, seed: int) -> Non
     assert max(errors.values()) <= TOL, f"{case} seed {seed}: {errors}"
 
 
-CELLS = [(RNNCell, {}), (RNNCell, {"nonlinearity": "relu"}), (LSTMCell, {}), (GRUCell, {}),
-         (GRUCell, {"bias": False})]
+CELLS = [(RNNCell, {}), (RNNCell, {"nonlinearity": "relu"}), (LSTMCell, {}), (GRUCell, {}), (GRUCell, {"bias": False})]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -128,8 +130,11 @@ def _fd_check_cell(layer: Any, x: np.ndarray, states: dict[str, str], seed: int)
         o = layer.forward(x)
         return float(np.sum(dout * o)) + (float(np.sum(dc_next * layer.c_next)) if dc_next is not None else 0.0)
 
-    K = abs(J()) + float(np.sum(np.abs(dout * out))) + (
-        float(np.sum(np.abs(dc_next * layer.c_next))) if dc_next is not None else 0.0)
+    K = (
+        abs(J())
+        + float(np.sum(np.abs(dout * out)))
+        + (float(np.sum(np.abs(dc_next * layer.c_next))) if dc_next is not None else 0.0)
+    )
     delta = ROUNDINGS * EPS64 * K / H_STEP
     dx = layer.backward(dout)
     analytic = {"input": dx, **{k: v.copy() for k, v in layer.grads.items()}, "h": layer.dh, "c": layer.dc}
@@ -208,6 +213,7 @@ def test_build_from_architecture_and_init_bounds() -> None:
     rebuilt = mbp.build(mbp.architecture(m))
     assert rebuilt.config() == m.config()
     assert sorted(m.params) == sorted(
-        f"weight_{a}_l{k}{s}" for a in ("ih", "hh") for k in (0, 1) for s in ("", "_reverse"))
+        f"weight_{a}_l{k}{s}" for a in ("ih", "hh") for k in (0, 1) for s in ("", "_reverse")
+    )
     assert max(float(np.abs(v).max()) for v in m.params.values()) <= 1 / 4
     assert m.params["weight_ih_l1"].shape == (16, 32)

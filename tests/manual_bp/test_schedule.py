@@ -37,8 +37,10 @@ CLOSED: dict[str, tuple[Callable[[mbp.Optimizer], Any], Callable[[int], float]]]
     "step": (lambda o: S.StepLR(o, 3, 0.5), lambda t: 0.1 * 0.5 ** (t // 3)),
     "multi-step": (lambda o: S.MultiStepLR(o, [2, 5, 5], 0.1), lambda t: 0.1 * 0.1 ** ((t >= 2) + 2 * (t >= 5))),
     "exponential": (lambda o: S.ExponentialLR(o, 0.9), lambda t: 0.1 * 0.9**t),
-    "cosine": (lambda o: S.CosineAnnealingLR(o, 7, 0.01),
-               lambda t: 0.01 + (0.1 - 0.01) * (1 + math.cos(math.pi * t / 7)) / 2),
+    "cosine": (
+        lambda o: S.CosineAnnealingLR(o, 7, 0.01),
+        lambda t: 0.01 + (0.1 - 0.01) * (1 + math.cos(math.pi * t / 7)) / 2,
+    ),
     "linear": (lambda o: S.LinearLR(o, 0.25, 0.75, 6), lambda t: 0.1 * (0.25 + 0.5 * min(t, 6) / 6)),
 }
 
@@ -121,8 +123,11 @@ BAD = [
     (lambda: mbp.Adagrad({"w": np.zeros(2)}, lr_decay=-1.0), ValueError, "Adagrad: lr_decay must be a finite number"),
     (lambda: mbp.clip_grad_norm_({"w": np.ones(2)}, 1.0, norm_type=0), ValueError, "norm_type must be > 0 or inf"),
     (lambda: mbp.clip_grad_value_([np.ones(2)], 1.0), TypeError, "clip_grad_value_: expected a dict"),
-    (lambda: mbp.clip_grad_norm_({"w": np.full(2, np.inf)}, 1.0, error_if_nonfinite=True), ValueError,
-     "the total norm of order 2.0 of the gradients is inf"),
+    (
+        lambda: mbp.clip_grad_norm_({"w": np.full(2, np.inf)}, 1.0, error_if_nonfinite=True),
+        ValueError,
+        "the total norm of order 2.0 of the gradients is inf",
+    ),
 ]
 
 
@@ -192,21 +197,39 @@ def test_adagrad_keeps_float32() -> None:
 
 TORCH: dict[str, tuple[Callable[[mbp.Optimizer], Any], Callable[[Any, Any], Any], str, dict[str, Any]]] = {
     "step": (lambda o: S.StepLR(o, 3, 0.5), lambda T, o: T.StepLR(o, 3, 0.5), "SGD", {}),
-    "multi-step": (lambda o: S.MultiStepLR(o, [0, 3, 8, 8, 12], 0.5),
-                   lambda T, o: T.MultiStepLR(o, [0, 3, 8, 8, 12], 0.5), "SGD", {}),
+    "multi-step": (
+        lambda o: S.MultiStepLR(o, [0, 3, 8, 8, 12], 0.5),
+        lambda T, o: T.MultiStepLR(o, [0, 3, 8, 8, 12], 0.5),
+        "SGD",
+        {},
+    ),
     "exponential": (lambda o: S.ExponentialLR(o, 0.9), lambda T, o: T.ExponentialLR(o, 0.9), "SGD", {}),
     "cosine": (lambda o: S.CosineAnnealingLR(o, 7, 0.01), lambda T, o: T.CosineAnnealingLR(o, 7, 0.01), "SGD", {}),
     "linear": (lambda o: S.LinearLR(o, 0.1, 0.9, 8), lambda T, o: T.LinearLR(o, 0.1, 0.9, 8), "SGD", {}),
-    "one-cycle": (lambda o: S.OneCycleLR(o, 0.5, total_steps=40), lambda T, o: T.OneCycleLR(o, 0.5, total_steps=40),
-                  "SGD", {"momentum": 0.9}),
+    "one-cycle": (
+        lambda o: S.OneCycleLR(o, 0.5, total_steps=40),
+        lambda T, o: T.OneCycleLR(o, 0.5, total_steps=40),
+        "SGD",
+        {"momentum": 0.9},
+    ),
     "one-cycle-3phase-adam": (
         lambda o: S.OneCycleLR(o, 0.5, epochs=4, steps_per_epoch=10, three_phase=True, anneal_strategy="linear"),
         lambda T, o: T.OneCycleLR(o, 0.5, epochs=4, steps_per_epoch=10, three_phase=True, anneal_strategy="linear"),
-        "Adam", {}),
-    "plateau-max": (lambda o: S.ReduceLROnPlateau(o, "max", 0.5, 2, cooldown=1),
-                    lambda T, o: T.ReduceLROnPlateau(o, "max", 0.5, 2, cooldown=1), "SGD", {}),
-    "plateau-abs": (lambda o: S.ReduceLROnPlateau(o, patience=1, threshold=0.05, threshold_mode="abs"),
-                    lambda T, o: T.ReduceLROnPlateau(o, patience=1, threshold=0.05, threshold_mode="abs"), "SGD", {}),
+        "Adam",
+        {},
+    ),
+    "plateau-max": (
+        lambda o: S.ReduceLROnPlateau(o, "max", 0.5, 2, cooldown=1),
+        lambda T, o: T.ReduceLROnPlateau(o, "max", 0.5, 2, cooldown=1),
+        "SGD",
+        {},
+    ),
+    "plateau-abs": (
+        lambda o: S.ReduceLROnPlateau(o, patience=1, threshold=0.05, threshold_mode="abs"),
+        lambda T, o: T.ReduceLROnPlateau(o, patience=1, threshold=0.05, threshold_mode="abs"),
+        "SGD",
+        {},
+    ),
 }
 METRIC = [1.0, 0.9, 0.88, 0.87, 0.5, 0.49, 0.48, 0.3]
 

@@ -35,9 +35,7 @@ def by_hand(X: np.ndarray, y: np.ndarray, W1, b1, W2, b2) -> tuple[float, dict[s
     return float(loss), {"0.W": dW1, "0.b": db1, "2.W": dW2, "2.b": db2}, dX
 
 
-def run(
-    model: mbp.Sequential, X: np.ndarray, y: np.ndarray
-) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+def run(model: mbp.Sequential, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
     loss_fn = mbp.SoftmaxCrossEntropy()
     loss = float(loss_fn.forward(model.forward(X), y))
     dX = model.backward(loss_fn.backward())

@@ -222,8 +222,12 @@ def test_fit_works_with_every_optimizer():
 @pytest.mark.subprocess
 def test_python_m_manual_bp(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "manual_bp"], cwd=tmp_path, env=subprocess_env(),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "manual_bp"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     m = re.search(r"final training accuracy: ([0-9.]+)", proc.stdout)

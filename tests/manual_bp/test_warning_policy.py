@@ -11,8 +11,15 @@ def _warn_from_manual_bp(message: str) -> None:
     warnings.warn_explicit(message, RuntimeWarning, "manual_bp/activations.py", 1, module="manual_bp.activations")
 
 
-@pytest.mark.parametrize("message", ["overflow encountered in exp", "invalid value encountered in multiply",
-                                     "divide by zero encountered in log", "overflow encountered in matmul"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "overflow encountered in exp",
+        "invalid value encountered in multiply",
+        "divide by zero encountered in log",
+        "overflow encountered in matmul",
+    ],
+)
 def test_a_runtime_warning_raised_in_manual_bp_fails_the_test(message):
     with pytest.raises(RuntimeWarning, match=message):
         _warn_from_manual_bp(message)

@@ -1,7 +1,6 @@
 """A student's affine pair: db is dout itself, not summed over the batch."""
 
 
-
 def affine_forward(x, w, b):
     return x.reshape(x.shape[0], -1) @ w + b, (x, w)
 

@@ -1,7 +1,6 @@
 """A student's affine pair: dx left as (N, D) instead of x's own shape (N, d1, ..., dk)."""
 
 
-
 def affine_forward(x, w, b):
     return x.reshape(x.shape[0], -1) @ w + b, (x, w)
 

@@ -1,7 +1,6 @@
 """A student's affine pair: dw computed as dout^T x, the transpose of x^T dout."""
 
 
-
 def affine_forward(x, w, b):
     return x.reshape(x.shape[0], -1) @ w + b, (x, w)
 

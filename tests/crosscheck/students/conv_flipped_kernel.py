@@ -13,7 +13,7 @@ def conv_forward_naive(x, w, b, conv_param):
     out = np.zeros((N, F, Ho, Wo))
     for i in range(Ho):
         for j in range(Wo):
-            win = xp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW]
+            win = xp[:, :, i * stride : i * stride + HH, j * stride : j * stride + WW]
             out[:, :, i, j] = np.tensordot(win, wf, axes=([1, 2, 3], [1, 2, 3])) + b
     return out, (x, w, conv_param)
 
@@ -27,9 +27,10 @@ def conv_backward_naive(dout, cache):
     dxp, dwf = np.zeros_like(xp), np.zeros_like(w)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
-            win = xp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW]
+            win = xp[:, :, i * stride : i * stride + HH, j * stride : j * stride + WW]
             dwf += np.tensordot(dout[:, :, i, j], win, axes=([0], [0]))
-            dxp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW] += np.tensordot(
-                dout[:, :, i, j], wf, axes=([1], [0]))
-    dx = dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
+            dxp[:, :, i * stride : i * stride + HH, j * stride : j * stride + WW] += np.tensordot(
+                dout[:, :, i, j], wf, axes=([1], [0])
+            )
+    dx = dxp[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]]
     return dx, dwf[:, :, ::-1, ::-1], dout.sum(axis=(0, 2, 3))

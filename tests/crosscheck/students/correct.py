@@ -82,7 +82,7 @@ def conv_forward_naive(x, w, b, conv_param):
     out = np.zeros((N, F, Ho, Wo))
     for i in range(Ho):
         for j in range(Wo):
-            win = xp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW]
+            win = xp[:, :, i * stride : i * stride + HH, j * stride : j * stride + WW]
             out[:, :, i, j] = np.tensordot(win, w, axes=([1, 2, 3], [1, 2, 3])) + b
     return out, (x, w, conv_param)
 
@@ -95,11 +95,12 @@ def conv_backward_naive(dout, cache):
     dxp, dw = np.zeros_like(xp), np.zeros_like(w)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
-            win = xp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW]
+            win = xp[:, :, i * stride : i * stride + HH, j * stride : j * stride + WW]
             dw += np.tensordot(dout[:, :, i, j], win, axes=([0], [0]))
-            dxp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW] += np.tensordot(
-                dout[:, :, i, j], w, axes=([1], [0]))
-    dx = dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
+            dxp[:, :, i * stride : i * stride + HH, j * stride : j * stride + WW] += np.tensordot(
+                dout[:, :, i, j], w, axes=([1], [0])
+            )
+    dx = dxp[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]]
     return dx, dw, dout.sum(axis=(0, 2, 3))
 
 
@@ -110,7 +111,7 @@ def max_pool_forward_naive(x, pool_param):
     out = np.zeros((N, C, Ho, Wo))
     for i in range(Ho):
         for j in range(Wo):
-            out[:, :, i, j] = x[:, :, i * s:i * s + ph, j * s:j * s + pw].max(axis=(2, 3))
+            out[:, :, i, j] = x[:, :, i * s : i * s + ph, j * s : j * s + pw].max(axis=(2, 3))
     return out, (x, pool_param)
 
 
@@ -121,7 +122,7 @@ def max_pool_backward_naive(dout, cache):
     dx = np.zeros_like(x)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
-            win = x[:, :, i * s:i * s + ph, j * s:j * s + pw].reshape(N, C, -1)
+            win = x[:, :, i * s : i * s + ph, j * s : j * s + pw].reshape(N, C, -1)
             first = win.argmax(axis=2)  # the first maximum in row-major order
             r, c = np.unravel_index(first, (ph, pw))
             n_idx, c_idx = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")

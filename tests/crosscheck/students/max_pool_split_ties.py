@@ -10,7 +10,7 @@ def max_pool_forward_naive(x, pool_param):
     out = np.zeros((N, C, Ho, Wo))
     for i in range(Ho):
         for j in range(Wo):
-            out[:, :, i, j] = x[:, :, i * s:i * s + ph, j * s:j * s + pw].max(axis=(2, 3))
+            out[:, :, i, j] = x[:, :, i * s : i * s + ph, j * s : j * s + pw].max(axis=(2, 3))
     return out, (x, pool_param)
 
 
@@ -20,8 +20,8 @@ def max_pool_backward_naive(dout, cache):
     dx = np.zeros_like(x)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
-            win = x[:, :, i * s:i * s + ph, j * s:j * s + pw]
+            win = x[:, :, i * s : i * s + ph, j * s : j * s + pw]
             hit = win == win.max(axis=(2, 3), keepdims=True)
             share = hit / hit.sum(axis=(2, 3), keepdims=True)  # split among the ties
-            dx[:, :, i * s:i * s + ph, j * s:j * s + pw] += share * dout[:, :, i, j][:, :, None, None]
+            dx[:, :, i * s : i * s + ph, j * s : j * s + pw] += share * dout[:, :, i, j][:, :, None, None]
     return dx
