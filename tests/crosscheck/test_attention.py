@@ -13,6 +13,7 @@ import pytest
 
 import manual_bp as mbp
 from crosscheck.reference.read import read_spec
+from crosscheck.run.api import run_case
 from crosscheck.run.compare import compare_case
 from tests.helpers import case_rng
 from tests.helpers.attention import PLANTS, _mha_case, _plant, _planted_model, _randomise
@@ -113,18 +114,7 @@ def test_parity_random_transformer_cases(case_id: int, frameworks) -> None:
     from crosscheck.cases.transformer import attention_case
 
     c = attention_case(case_id)
-    result = compare_case(
-        c.model,
-        c.loss_fn,
-        c.x,
-        c.y,
-        dloss=c.dloss,
-        dout=c.dout,
-        frameworks=frameworks,
-        case_id=c.case_id,
-        description=c.description,
-        replay=c.replay,
-    )
+    result = run_case(c, frameworks)
     assert result.ok, result.summary()
     assert len(result.comparisons) == 6
     assert "multi_head_attention" in result.spec.kinds

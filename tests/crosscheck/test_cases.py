@@ -17,7 +17,7 @@ from crosscheck.cases import ACTIVATIONS, LOSSES, blueprints, build, case, famil
 from crosscheck.cases.hazards import hazards
 from crosscheck.cases.losses import LOSS_FAMILY
 from crosscheck.run import api, cli
-from crosscheck.run.api import run_tasks
+from crosscheck.run.api import run_case, run_tasks
 from crosscheck.run.compare import compare_case
 
 IDS = range(500)
@@ -109,18 +109,7 @@ def test_cases_found_by_random_search_agree(maker, case_id, frameworks):
     from crosscheck.cases.cnn import cnn_case
 
     c = {"case": case, "cnn_case": cnn_case}[maker](case_id)
-    result = compare_case(
-        c.model,
-        c.loss_fn,
-        c.x,
-        c.y,
-        dloss=c.dloss,
-        dout=c.dout,
-        frameworks=frameworks,
-        case_id=c.case_id,
-        description=c.description,
-        replay=c.replay,
-    )
+    result = run_case(c, frameworks)
     assert result.ok, f"{maker}({case_id}), {FOUND_BY_RANDOM_SEARCH[maker, case_id]}: {result.summary()}"
 
 
@@ -153,18 +142,7 @@ def test_logits_of_amplified_rounding_exceed_the_loss_gradient_scale(frameworks)
 @given(bp=blueprints())
 def test_hypothesis_blueprints_match(bp, frameworks):
     c = build(bp)
-    result = compare_case(
-        c.model,
-        c.loss_fn,
-        c.x,
-        c.y,
-        dloss=c.dloss,
-        dout=c.dout,
-        frameworks=frameworks,
-        case_id=c.case_id,
-        description=c.description,
-        replay=c.replay,
-    )
+    result = run_case(c, frameworks)
     assert result.ok, result.summary()
 
 
@@ -179,18 +157,7 @@ def test_hypothesis_cnn_and_transformer_cases_match(case_id, family, frameworks)
     make = cnn_case if family == "cnn" else attention_case
     c = make(case_id)  # not necessarily what `--case <id>` draws (crosscheck.cases.family decides that)
     c.replay = f"crosscheck.run.compare.compare_case on {make.__module__}.{make.__name__}({case_id})"
-    result = compare_case(
-        c.model,
-        c.loss_fn,
-        c.x,
-        c.y,
-        dloss=c.dloss,
-        dout=c.dout,
-        frameworks=frameworks,
-        case_id=c.case_id,
-        description=c.description,
-        replay=c.replay,
-    )
+    result = run_case(c, frameworks)
     assert result.ok, f"{family} case {case_id}: {result.summary()}"
 
 

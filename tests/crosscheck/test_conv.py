@@ -23,6 +23,7 @@ from crosscheck.cases.hazards import hazards
 from crosscheck.kinds.conv import conv_gains as _conv_gains
 from crosscheck.kinds.conv import pool_counts as _pool_counts
 from crosscheck.reference.read import read_spec
+from crosscheck.run.api import run_case
 from crosscheck.run.compare import compare_case
 from crosscheck.tolerance import reduction_length
 from manual_bp import conv, pool, windows
@@ -65,18 +66,7 @@ def test_fd_cases_cover_every_layer() -> None:
 
 
 def _compare(c, frameworks):
-    return compare_case(
-        c.model,
-        c.loss_fn,
-        c.x,
-        c.y,
-        dloss=c.dloss,
-        dout=c.dout,
-        frameworks=frameworks,
-        case_id=c.case_id,
-        description=c.description,
-        replay=c.replay,
-    )
+    return run_case(c, frameworks)
 
 
 @pytest.mark.parity

@@ -12,7 +12,7 @@ import manual_bp as mbp
 from crosscheck.cases import case, family
 from crosscheck.cases.conv1d import conv1d_case
 from crosscheck.cases.hazards import hazards
-from crosscheck.run.compare import compare_case
+from crosscheck.run.api import run_case
 from manual_bp import conv
 from tests.helpers import case_rng
 from tests.helpers.parity import network_case
@@ -42,18 +42,7 @@ def _drawing(kinds: set[str], n: int) -> list[int]:
 @pytest.mark.parametrize("case_id", _drawing(NEW_KINDS, 16))
 def test_sweep_cases_with_the_new_kinds(case_id: int, dtype: str, frameworks) -> None:
     c = case(case_id, dtype)
-    result = compare_case(
-        c.model,
-        c.loss_fn,
-        c.x,
-        c.y,
-        dloss=c.dloss,
-        dout=c.dout,
-        frameworks=frameworks,
-        case_id=c.case_id,
-        description=c.description,
-        replay=c.replay,
-    )
+    result = run_case(c, frameworks)
     assert result.ok, result.summary()
 
 

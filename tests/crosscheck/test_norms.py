@@ -10,6 +10,7 @@ import pytest
 
 import manual_bp as mbp
 from crosscheck.cases import case
+from crosscheck.run.api import run_case
 from manual_bp import norm, norm2d
 from tests.helpers import case_rng
 from tests.helpers.parity import network_case
@@ -44,21 +45,8 @@ def _drawing(kinds: set[str], n: int) -> list[int]:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case_id", _drawing(NORM_KINDS, 10))
 def test_sweep_cases_with_the_new_norms(case_id: int, dtype: str, frameworks) -> None:
-    from crosscheck.run.compare import compare_case
-
     c = case(case_id, dtype)
-    result = compare_case(
-        c.model,
-        c.loss_fn,
-        c.x,
-        c.y,
-        dloss=c.dloss,
-        dout=c.dout,
-        frameworks=frameworks,
-        case_id=c.case_id,
-        description=c.description,
-        replay=c.replay,
-    )
+    result = run_case(c, frameworks)
     assert result.ok, result.summary()
 
 

@@ -12,25 +12,14 @@ import os
 import pytest
 
 from crosscheck.cases import case, seed_case
-from crosscheck.run.compare import compare_case
+from crosscheck.run.api import run_case
 
 N_CASES = int(os.environ.get("CROSSCHECK_CASES", "500"))
 pytestmark = pytest.mark.parity
 
 
 def _compare(c, frameworks):
-    return compare_case(
-        c.model,
-        c.loss_fn,
-        c.x,
-        c.y,
-        dloss=c.dloss,
-        dout=c.dout,
-        frameworks=frameworks,
-        case_id=c.case_id,
-        description=c.description,
-        replay=c.replay,
-    )
+    return run_case(c, frameworks)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
