@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.students import STUDENTS
+
 ROOT = Path(__file__).parents[2]
-STUDENTS = Path(__file__).parent / "students"
 
 TEACHER = """
 import pytest
